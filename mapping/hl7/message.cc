@@ -1,0 +1,683 @@
+#include "mapping/hl7/message.h"
+
+#include <algorithm>
+#include <array>
+#include <cstring>
+#include <string>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "mapping/hl7/absl_compat.h"
+#include "mapping/hl7/error.h"
+
+namespace bridge::hl7 {
+namespace {
+
+// Byte classes for the scanner. A byte is 0 (data) unless it is one of the
+// message's delimiters or ends a segment.
+enum : std::uint8_t {
+  kField = 1,
+  kRepetition = 2,
+  kComponent = 4,
+  kSubcomponent = 8,
+  kEscape = 16,
+  kTerminator = 32,  // CR, LF, and NUL (the sentinel after the last byte)
+};
+
+using ClassTable = std::array<std::uint8_t, 256>;
+
+ClassTable MakeClassTable(const Delimiters& d) {
+  ClassTable table{};
+  table[static_cast<unsigned char>('\r')] = kTerminator;
+  table[static_cast<unsigned char>('\n')] = kTerminator;
+  table[0] = kTerminator;
+  table[static_cast<unsigned char>(d.field)] = kField;
+  table[static_cast<unsigned char>(d.repetition)] = kRepetition;
+  table[static_cast<unsigned char>(d.component)] = kComponent;
+  table[static_cast<unsigned char>(d.subcomponent)] = kSubcomponent;
+  table[static_cast<unsigned char>(d.escape)] = kEscape;
+  return table;
+}
+
+const ClassTable& DefaultClassTable() {
+  static const ClassTable table = MakeClassTable(Delimiters{});
+  return table;
+}
+
+bool IsSegmentIdChar(char c, bool first) {
+  return (c >= 'A' && c <= 'Z') || (!first && c >= '0' && c <= '9');
+}
+
+bool IsLegalDelimiter(char c) {
+  unsigned char u = static_cast<unsigned char>(c);
+  return u > 0x20 && u < 0x7F && !absl::ascii_isalnum(u);
+}
+
+absl::Status ParseError(ErrorCode code, std::string segment, int sequence, int field,
+                        long long offset, std::string_view message) {
+  return Hl7Error(absl::StatusCode::kInvalidArgument, code,
+                  {.segment = std::move(segment),
+                   .segment_sequence = sequence,
+                   .field = field,
+                   .byte_offset = offset},
+                  message);
+}
+
+// Offset of the first byte after a UTF-8 BOM and any blank lines or spaces.
+std::size_t SkipLeadingNoise(std::string_view bytes) {
+  std::size_t pos = 0;
+  if (bytes.substr(0, 3) == "\xEF\xBB\xBF") pos = 3;
+  while (pos < bytes.size() &&
+         (bytes[pos] == '\r' || bytes[pos] == '\n' || bytes[pos] == ' ' || bytes[pos] == '\t')) {
+    ++pos;
+  }
+  return pos;
+}
+
+// Reads MSH-1 and MSH-2 at `header` (which starts with "MSH").
+absl::Status ReadDelimiters(std::string_view header, Delimiters* d, std::size_t* encoding_end,
+                            std::vector<std::string>* warnings) {
+  if (header.size() < 4 || !IsLegalDelimiter(header[3])) {
+    return ParseError(ErrorCode::kDataTypeError, "MSH", 1, 1, 3,
+                      "MSH-1 (field separator) is missing or not a legal delimiter");
+  }
+  d->field = header[3];
+  std::size_t end = 4;
+  while (end < header.size() && header[end] != d->field && header[end] != '\r' &&
+         header[end] != '\n') {
+    ++end;
+  }
+  *encoding_end = end;
+  std::string_view chars = header.substr(4, end - 4);
+  if (chars.empty()) {
+    return ParseError(ErrorCode::kRequiredFieldMissing, "MSH", 1, 2, 4,
+                      "MSH-2 (encoding characters) is empty");
+  }
+  if (chars.size() > 5) {
+    return ParseError(ErrorCode::kDataTypeError, "MSH", 1, 2, 4,
+                      "MSH-2 (encoding characters) has more than 5 characters");
+  }
+  const Delimiters defaults;
+  char* slots[5] = {&d->component, &d->repetition, &d->escape, &d->subcomponent, &d->truncation};
+  const char default_for[5] = {defaults.component, defaults.repetition, defaults.escape,
+                               defaults.subcomponent, '\0'};
+  std::string taken(1, d->field);
+  for (int i = 0; i < 5; ++i) {
+    char c = i < static_cast<int>(chars.size()) ? chars[i] : default_for[i];
+    if (c == '\0') {
+      *slots[i] = '\0';
+      continue;
+    }
+    if (!IsLegalDelimiter(c)) {
+      return ParseError(ErrorCode::kDataTypeError, "MSH", 1, 2, 4 + i,
+                        "MSH-2 (encoding characters) holds a character that cannot be a "
+                        "delimiter");
+    }
+    if (taken.find(c) != std::string::npos) {
+      // Seen in real traffic: `^~\\&`, where the subcomponent separator
+      // repeats the escape character. Fall back to the standard character
+      // for this slot (MAPPING.md 1.2); a duplicate truncation character is
+      // simply dropped.
+      char fallback = default_for[i];
+      if (fallback == '\0' || taken.find(fallback) != std::string::npos) {
+        if (i == 4) {
+          *slots[i] = '\0';
+          warnings->push_back("MSH-2 repeats an encoding character; truncation character ignored");
+          continue;
+        }
+        return ParseError(ErrorCode::kDataTypeError, "MSH", 1, 2, 4 + i,
+                          "MSH-2 (encoding characters) repeats a delimiter");
+      }
+      warnings->push_back(absl::StrCat("MSH-2 repeats an encoding character at position ", i + 1,
+                                       "; the standard one is used instead"));
+      c = fallback;
+    }
+    *slots[i] = c;
+    taken.push_back(c);
+  }
+  return absl::OkStatus();
+}
+
+// MSH-18's first repetition's first component, read from the raw header
+// line before anything else (delimiters are always ASCII).
+std::string_view RawMsh18(std::string_view header, const Delimiters& d) {
+  std::size_t line_end = header.find_first_of("\r\n");
+  std::string_view line = header.substr(0, line_end);
+  // MSH-n is the (n-1)-th field separator's field, counting MSH-1 as the
+  // separator right after "MSH".
+  std::size_t pos = 3;
+  for (int field = 2; field < 18; ++field) {
+    pos = line.find(d.field, pos + 1);
+    if (pos == std::string_view::npos) return {};
+  }
+  std::string_view value = line.substr(pos + 1);
+  value = value.substr(0, value.find(d.field));
+  value = value.substr(0, value.find(d.repetition));
+  value = value.substr(0, value.find(d.component));
+  return value;
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------
+// Parser
+
+class Parser {
+ public:
+  Parser(Message* m, const ParseOptions& options) : m_(*m), options_(options) {}
+
+  absl::Status Run(std::string_view bytes) {
+    m_.raw_.assign(bytes.data(), bytes.size());
+    std::size_t start = SkipLeadingNoise(m_.raw_);
+    std::string_view header = std::string_view(m_.raw_).substr(start);
+    if (header.substr(0, 3) != "MSH") {
+      if (header.substr(0, 3) == "FHS" || header.substr(0, 3) == "BHS") {
+        return ParseError(ErrorCode::kSegmentSequenceError, std::string(header.substr(0, 3)), 1,
+                          0, static_cast<long long>(start),
+                          "input is a batch (FHS/BHS); split it into messages first");
+      }
+      return ParseError(ErrorCode::kSegmentSequenceError, "MSH", 1, 0,
+                        static_cast<long long>(start), "message does not start with MSH");
+    }
+    std::size_t encoding_end = 0;
+    absl::Status status = ReadDelimiters(header, &m_.delimiters_, &encoding_end, &m_.warnings_);
+    if (!status.ok()) return status;
+
+    m_.charset_ = CharsetFromMsh18(RawMsh18(header, m_.delimiters_));
+    std::string warning;
+    status = ToUtf8(header, &m_.charset_, &m_.utf8_, &m_.converted_, &warning);
+    if (!status.ok()) return status;
+    if (!warning.empty()) m_.warnings_.push_back(std::move(warning));
+    offset_base_ = m_.converted_ ? 0 : start;
+    if (m_.text().size() > 0xFFFFFFF0u) {
+      return ParseError(ErrorCode::kValueTooLong, "MSH", 1, 0, 0, "message exceeds 4 GiB");
+    }
+
+    table_ = m_.delimiters_ == Delimiters{} ? &DefaultClassTable() : &custom_table_;
+    if (table_ == &custom_table_) custom_table_ = MakeClassTable(m_.delimiters_);
+    return ScanSegments(encoding_end);
+  }
+
+ private:
+  using Node = Message::Node;
+
+  absl::Status ScanSegments(std::size_t encoding_end) {
+    const std::string_view text = m_.text();
+    const char* base = text.data();
+    const std::size_t n = text.size();
+    std::size_t pos = offset_base_;
+    while (pos < n) {
+      // Skip segment terminators and blank lines between segments.
+      while (pos < n && (base[pos] == '\r' || base[pos] == '\n')) ++pos;
+      if (pos >= n) break;
+      const int sequence = static_cast<int>(m_.segments_.size()) + 1;
+      // Segment id: three characters, then a field separator or the end.
+      std::size_t id_end = pos;
+      while (id_end < n && id_end - pos < 4 && base[id_end] != m_.delimiters_.field &&
+             base[id_end] != '\r' && base[id_end] != '\n') {
+        ++id_end;
+      }
+      std::string_view id = text.substr(pos, id_end - pos);
+      if (id.size() != 3 || !IsSegmentIdChar(id[0], true) || !IsSegmentIdChar(id[1], false) ||
+          !IsSegmentIdChar(id[2], false)) {
+        if (OnlyTrailingNoise(text.substr(pos))) break;
+        return ParseError(ErrorCode::kSegmentSequenceError, "", sequence, 0, Offset(pos),
+                          absl::StrCat("segment ", sequence,
+                                       " does not start with a segment id (3 capital letters "
+                                       "or digits followed by the field separator)"));
+      }
+      if (id == "MSH" && sequence > 1) {
+        if (options_.allow_trailing_messages) break;
+        return ParseError(ErrorCode::kSegmentSequenceError, "MSH", sequence, 0, Offset(pos),
+                          "a second MSH segment: the input holds more than one message");
+      }
+      Message::SegmentNode segment;
+      segment.begin = static_cast<std::uint32_t>(pos);
+      segment.first_field = static_cast<std::uint32_t>(fields().size());
+      std::size_t cursor = id_end;
+      if (sequence == 1) {
+        // MSH-1 is the separator itself and MSH-2 the encoding characters:
+        // both are leaves that are never split or unescaped.
+        fields().push_back(PlainLeaf(pos + 3, pos + 4));
+        // `encoding_end` counts from the start of the header, which is `pos`
+        // both in the input and in its UTF-8 conversion (the header is ASCII).
+        const std::size_t enc_end = pos + encoding_end;
+        fields().push_back(PlainLeaf(pos + 4, enc_end));
+        cursor = enc_end;
+      }
+      absl::Status status = ScanFields(cursor, sequence, &cursor);
+      if (!status.ok()) return status;
+      segment.end = static_cast<std::uint32_t>(cursor);
+      segment.field_count = static_cast<std::uint32_t>(fields().size()) - segment.first_field;
+      m_.segments_.push_back(segment);
+      pos = cursor;
+    }
+    return absl::OkStatus();
+  }
+
+  // True when what is left is only MLLP framing bytes, NULs or whitespace.
+  static bool OnlyTrailingNoise(std::string_view rest) {
+    return std::all_of(rest.begin(), rest.end(), [](char c) {
+      return c == '\x1c' || c == '\x0b' || c == '\0' || c == ' ' || c == '\t' || c == '\r' ||
+             c == '\n';
+    });
+  }
+
+  // Scans fields starting at `pos` (which is at a field separator or at the
+  // end of the segment) until the segment ends; `*end` gets the offset of
+  // the terminator.
+  absl::Status ScanFields(std::size_t pos, int sequence, std::size_t* end) {
+    const ClassTable& cls = *table_;
+    const char* base = m_.text().data();
+    const std::size_t n = m_.text().size();
+    while (pos < n && base[pos] == m_.delimiters_.field) {
+      std::size_t begin = ++pos;
+      std::uint8_t flags = 0;
+      // The string's own NUL after the last byte is the sentinel that ends
+      // the loop at the end of the text.
+      for (;;) {
+        std::uint8_t k = cls[static_cast<unsigned char>(base[pos])];
+        if (k == 0) {
+          ++pos;
+          continue;
+        }
+        if (k & (kField | kTerminator)) break;
+        flags |= k;
+        ++pos;
+      }
+      if (pos < n && base[pos] == '\0') {
+        return ParseError(ErrorCode::kDataTypeError, "", sequence,
+                          static_cast<int>(fields().size()), Offset(pos),
+                          "a NUL byte inside a segment");
+      }
+      if (flags & (kRepetition | kComponent | kSubcomponent)) {
+        fields().push_back(Split(Level::kField, begin, pos, flags));
+      } else {
+        fields().push_back(Leaf(begin, pos, flags & kEscape));
+      }
+    }
+    *end = pos;
+    return absl::OkStatus();
+  }
+
+  // Builds the node for [begin, end) at `level`, whose text holds the
+  // separator classes in `flags`; children are pushed into the next level.
+  Node Split(Level level, std::size_t begin, std::size_t end, std::uint8_t flags) {
+    const char* base = m_.text().data();
+    std::uint8_t below;
+    char separator;
+    switch (level) {
+      case Level::kField:
+        below = kRepetition | kComponent | kSubcomponent;
+        separator = m_.delimiters_.repetition;
+        break;
+      case Level::kRepetition:
+        below = kComponent | kSubcomponent;
+        separator = m_.delimiters_.component;
+        break;
+      case Level::kComponent:
+        below = kSubcomponent;
+        separator = m_.delimiters_.subcomponent;
+        break;
+      default:
+        below = 0;
+        separator = 0;
+        break;
+    }
+    if ((flags & below) == 0) return Leaf(begin, end, flags & kEscape);
+    const Level child_level = static_cast<Level>(static_cast<int>(level) + 1);
+    const ClassTable& cls = *table_;
+    // Children are built first (they push their own children), then pushed
+    // here in order, so each level's vector keeps siblings contiguous.
+    std::vector<Node> children;
+    std::size_t piece = begin;
+    std::uint8_t piece_flags = 0;
+    for (std::size_t p = begin; p <= end; ++p) {
+      if (p == end || base[p] == separator) {
+        children.push_back(Split(child_level, piece, p, piece_flags));
+        piece = p + 1;
+        piece_flags = 0;
+      } else {
+        piece_flags |= cls[static_cast<unsigned char>(base[p])];
+      }
+    }
+    std::vector<Node>& level_nodes = m_.levels_[static_cast<int>(child_level)];
+    Node node;
+    node.begin = static_cast<std::uint32_t>(begin);
+    node.end = static_cast<std::uint32_t>(end);
+    node.first_child = static_cast<std::uint32_t>(level_nodes.size());
+    node.child_count = static_cast<std::uint32_t>(children.size());
+    level_nodes.insert(level_nodes.end(), children.begin(), children.end());
+    return node;
+  }
+
+  Node Leaf(std::size_t begin, std::size_t end, bool has_escape) {
+    const char* base = m_.text().data();
+    Node node;
+    node.begin = static_cast<std::uint32_t>(begin);
+    node.end = static_cast<std::uint32_t>(end);
+    node.value_begin = node.begin;
+    node.value_end = node.end;
+    if (end - begin == 2 && base[begin] == '"' && base[begin + 1] == '"') {
+      node.flags = Message::kNull;
+      node.value_end = node.value_begin;
+    } else if (has_escape) {
+      node.flags = Message::kHasEscape | Message::kDecoded;
+      node.value_begin = static_cast<std::uint32_t>(m_.decoded_.size());
+      UnescapeTo(std::string_view(base + begin, end - begin), m_.delimiters_, options_.unescape,
+                 &m_.decoded_);
+      node.value_end = static_cast<std::uint32_t>(m_.decoded_.size());
+    }
+    return node;
+  }
+
+  static Node PlainLeaf(std::size_t begin, std::size_t end) {
+    Node node;
+    node.begin = node.value_begin = static_cast<std::uint32_t>(begin);
+    node.end = node.value_end = static_cast<std::uint32_t>(end);
+    return node;
+  }
+
+  long long Offset(std::size_t pos) const {
+    return m_.converted_ ? -1 : static_cast<long long>(pos);
+  }
+
+  std::vector<Node>& fields() { return m_.levels_[0]; }
+
+  Message& m_;
+  const ParseOptions& options_;
+  std::size_t offset_base_ = 0;
+  const ClassTable* table_ = nullptr;
+  ClassTable custom_table_{};
+};
+
+// ---------------------------------------------------------------------------
+// Message
+
+void Message::Clear() {
+  raw_.clear();
+  utf8_.clear();
+  converted_ = false;
+  decoded_.clear();
+  delimiters_ = Delimiters{};
+  charset_ = CharsetInfo{};
+  warnings_.clear();
+  segments_.clear();
+  for (auto& level : levels_) level.clear();
+}
+
+absl::Status Message::ParseInto(std::string_view bytes, const ParseOptions& options,
+                                Message* out) {
+  out->Clear();
+  Parser parser(out, options);
+  absl::Status status = parser.Run(bytes);
+  if (!status.ok()) out->Clear();
+  return status;
+}
+
+absl::StatusOr<Message> Message::Parse(std::string_view bytes, const ParseOptions& options) {
+  Message message;
+  absl::Status status = ParseInto(bytes, options, &message);
+  if (!status.ok()) return status;
+  return message;
+}
+
+std::string_view Message::LeafValue(const Node& node) const {
+  if (node.flags & kDecoded) {
+    return std::string_view(decoded_).substr(node.value_begin, node.value_end - node.value_begin);
+  }
+  return Span(node.value_begin, node.value_end);
+}
+
+std::optional<SegmentRef> Message::Segment(std::string_view name, int occurrence) const {
+  const std::string_view t = text();
+  for (std::uint32_t i = 0; i < segments_.size(); ++i) {
+    if (t.substr(segments_[i].begin, 3) == name && --occurrence == 0) {
+      return SegmentRef(this, i);
+    }
+  }
+  return std::nullopt;
+}
+
+Element Message::Get(const Path& path) const {
+  std::optional<SegmentRef> segment = Segment(path.segment, path.occurrence);
+  if (!segment.has_value() || path.field <= 0) return Element();
+  Element element = segment->Field(path.field);
+  if (path.repetition > 0) {
+    element = element.Rep(path.repetition);
+  }
+  if (path.component > 0) {
+    element = element.Comp(path.component);
+    if (path.subcomponent > 0) element = element.Sub(path.subcomponent);
+  }
+  return element;
+}
+
+Element Message::Get(std::string_view path) const {
+  absl::StatusOr<Path> parsed = Path::Parse(path);
+  if (!parsed.ok()) return Element();
+  return Get(*parsed);
+}
+
+std::string_view Message::control_id() const {
+  return segments_.empty() ? std::string_view() : segment(0).Field(10).encoded();
+}
+std::string_view Message::message_code() const {
+  return segments_.empty() ? std::string_view() : segment(0).Field(9).Comp(1).value();
+}
+std::string_view Message::trigger_event() const {
+  return segments_.empty() ? std::string_view() : segment(0).Field(9).Comp(2).value();
+}
+std::string_view Message::version() const {
+  return segments_.empty() ? std::string_view() : segment(0).Field(12).Comp(1).value();
+}
+
+bool operator==(const Message& a, const Message& b) {
+  if (!(a.delimiters_ == b.delimiters_) || a.segments_.size() != b.segments_.size()) {
+    return false;
+  }
+  // The tree is a function of the delimiters and each field's encoded text,
+  // so equal names and equal field texts mean equal trees and values.
+  for (int i = 0; i < a.segment_count(); ++i) {
+    SegmentRef sa = a.segment(i);
+    SegmentRef sb = b.segment(i);
+    if (sa.name() != sb.name() || sa.field_count() != sb.field_count()) return false;
+    for (int f = 1; f <= sa.field_count(); ++f) {
+      if (sa.Field(f).encoded() != sb.Field(f).encoded()) return false;
+    }
+  }
+  return true;
+}
+
+// ---------------------------------------------------------------------------
+// SegmentRef
+
+std::string_view SegmentRef::name() const {
+  return message_->text().substr(message_->segments_[index_].begin, 3);
+}
+
+int SegmentRef::field_count() const {
+  return static_cast<int>(message_->segments_[index_].field_count);
+}
+
+Element SegmentRef::Field(int n) const {
+  const Message::SegmentNode& segment = message_->segments_[index_];
+  if (n < 1 || static_cast<std::uint32_t>(n) > segment.field_count) return Element();
+  return Element(message_, Level::kField, segment.first_field + static_cast<std::uint32_t>(n) - 1,
+                 Level::kField);
+}
+
+std::string_view SegmentRef::encoded() const {
+  const Message::SegmentNode& segment = message_->segments_[index_];
+  return message_->Span(segment.begin, segment.end);
+}
+
+// ---------------------------------------------------------------------------
+// Element
+
+std::string_view Element::value() const {
+  if (message_ == nullptr) return {};
+  const Message::Node* node = &message_->nodes(node_level_)[node_];
+  int level = static_cast<int>(node_level_);
+  while (node->child_count > 0 && level < static_cast<int>(Level::kSubcomponent)) {
+    ++level;
+    node = &message_->nodes(static_cast<Level>(level))[node->first_child];
+  }
+  return message_->LeafValue(*node);
+}
+
+std::string_view Element::encoded() const {
+  if (message_ == nullptr) return {};
+  const Message::Node& node = message_->nodes(node_level_)[node_];
+  return message_->Span(node.begin, node.end);
+}
+
+bool Element::is_null() const {
+  if (message_ == nullptr) return false;
+  const Message::Node& node = message_->nodes(node_level_)[node_];
+  return node.child_count == 0 && (node.flags & Message::kNull) != 0;
+}
+
+bool Element::is_leaf() const {
+  if (message_ == nullptr) return false;
+  return level_ != node_level_ || message_->nodes(node_level_)[node_].child_count == 0;
+}
+
+int Element::size() const {
+  if (message_ == nullptr || level_ == Level::kSubcomponent) return 0;
+  if (level_ != node_level_) return 1;
+  const Message::Node& node = message_->nodes(node_level_)[node_];
+  return node.child_count == 0 ? 1 : static_cast<int>(node.child_count);
+}
+
+Element Element::Child(int n) const {
+  if (message_ == nullptr || level_ == Level::kSubcomponent || n < 1) return Element();
+  const Level child_level = static_cast<Level>(static_cast<int>(level_) + 1);
+  const Message::Node& node = message_->nodes(node_level_)[node_];
+  if (level_ != node_level_ || node.child_count == 0) {
+    // A leaf stands for its only child at every lower level.
+    return n == 1 ? Element(message_, node_level_, node_, child_level) : Element();
+  }
+  if (static_cast<std::uint32_t>(n) > node.child_count) return Element();
+  return Element(message_, child_level, node.first_child + static_cast<std::uint32_t>(n) - 1,
+                 child_level);
+}
+
+Element Element::Descend(Level target) const {
+  Element e = *this;
+  while (e.present() && e.level_ < target) e = e.Child(1);
+  if (e.present() && e.level_ > target) return Element();
+  return e;
+}
+
+Element Element::Rep(int n) const {
+  if (level_ == Level::kField) return Child(n);
+  return n == 1 ? *this : Element();
+}
+
+Element Element::Comp(int n) const { return Descend(Level::kRepetition).Child(n); }
+
+Element Element::Sub(int n) const { return Descend(Level::kComponent).Child(n); }
+
+std::vector<Element> Element::Reps() const {
+  std::vector<Element> reps;
+  if (!present()) return reps;
+  if (level_ != Level::kField) return {*this};
+  for (int i = 1; i <= size(); ++i) reps.push_back(Rep(i));
+  return reps;
+}
+
+// ---------------------------------------------------------------------------
+// Path
+
+absl::StatusOr<Path> Path::Parse(std::string_view text) {
+  Path path;
+  path.repetition = 0;
+  auto bad = [&](std::string_view why) {
+    return absl::InvalidArgumentError(absl::StrCat("invalid HL7 path \"", ToAbsl(text), "\": ", ToAbsl(why)));
+  };
+  if (text.size() < 3 || !IsSegmentIdChar(text[0], true) || !IsSegmentIdChar(text[1], false) ||
+      !IsSegmentIdChar(text[2], false)) {
+    return bad("expected a segment id such as PID");
+  }
+  path.segment = std::string(text.substr(0, 3));
+  std::size_t pos = 3;
+  auto read_number = [&](int* out) -> bool {
+    std::size_t start = pos;
+    while (pos < text.size() && text[pos] >= '0' && text[pos] <= '9') ++pos;
+    return pos > start && ParseInt(text.substr(start, pos - start), out) && *out > 0;
+  };
+  auto read_bracketed = [&](int* out) -> absl::Status {
+    if (pos < text.size() && (text[pos] == '(' || text[pos] == '[')) {
+      char close = text[pos] == '(' ? ')' : ']';
+      ++pos;
+      if (!read_number(out) || pos >= text.size() || text[pos] != close) {
+        return bad("expected a positive number in brackets");
+      }
+      ++pos;
+    }
+    return absl::OkStatus();
+  };
+  if (absl::Status s = read_bracketed(&path.occurrence); !s.ok()) return s;
+  int* parts[3] = {&path.field, &path.component, &path.subcomponent};
+  for (int i = 0; i < 3 && pos < text.size(); ++i) {
+    if (text[pos] != '-' && text[pos] != '.') return bad("expected '-' before a number");
+    ++pos;
+    if (!read_number(parts[i])) return bad("expected a positive number");
+    if (i == 0) {
+      if (absl::Status s = read_bracketed(&path.repetition); !s.ok()) return s;
+    }
+  }
+  if (pos != text.size()) return bad("unexpected characters at the end");
+  if (path.field == 0) return bad("a field number is required");
+  return path;
+}
+
+std::string Path::ToString() const {
+  std::string out = segment;
+  if (occurrence > 1) absl::StrAppend(&out, "(", occurrence, ")");
+  absl::StrAppend(&out, "-", field);
+  if (repetition > 0) absl::StrAppend(&out, "(", repetition, ")");
+  if (component > 0) absl::StrAppend(&out, "-", component);
+  if (subcomponent > 0) absl::StrAppend(&out, "-", subcomponent);
+  return out;
+}
+
+// ---------------------------------------------------------------------------
+
+std::optional<std::string> PeekHeaderField(std::string_view bytes, int field) {
+  std::size_t pos = SkipLeadingNoise(bytes);
+  // The header may follow FHS/BHS lines or junk; look for MSH at a line start.
+  while (pos < bytes.size() && bytes.substr(pos, 3) != "MSH") {
+    std::size_t next = bytes.find_first_of("\r\n", pos);
+    if (next == std::string_view::npos) return std::nullopt;
+    pos = next + 1;
+    while (pos < bytes.size() && (bytes[pos] == '\r' || bytes[pos] == '\n')) ++pos;
+  }
+  if (pos + 4 > bytes.size() || !IsLegalDelimiter(bytes[pos + 3]) || field < 1) {
+    return std::nullopt;
+  }
+  const char separator = bytes[pos + 3];
+  if (field == 1) return std::string(1, separator);
+  std::string_view line = bytes.substr(pos);
+  line = line.substr(0, line.find_first_of("\r\n"));
+  std::size_t field_start = 3;
+  // `field_start` is at the separator before field f + 1 (MSH-1 is the
+  // separator itself, so MSH-2 follows the one at offset 3).
+  for (int f = 2; f < field; ++f) {
+    field_start = line.find(separator, field_start + 1);
+    if (field_start == std::string_view::npos) return std::string();
+  }
+  std::string_view value = line.substr(field_start + 1);
+  value = value.substr(0, value.find(separator));
+  return std::string(StripWhitespace(value));
+}
+
+std::optional<std::string> PeekControlId(std::string_view bytes) {
+  std::optional<std::string> id = PeekHeaderField(bytes, 10);
+  if (!id.has_value() || id->empty()) return std::nullopt;
+  return id;
+}
+
+}  // namespace bridge::hl7

@@ -1,0 +1,239 @@
+// Message: one parsed HL7 v2 message in ER7 ("pipe") encoding.
+//
+// Parsing makes one pass over the bytes and records, for every segment,
+// field, repetition, component and subcomponent, where it is in the text; an
+// element with no separators inside is stored once, as a leaf, and answers
+// for all the levels below it. Values are unescaped while parsing (only the
+// few that hold escape sequences need a copy), so reading a value never
+// allocates. The exact input bytes are kept for the audit trail.
+//
+//   absl::StatusOr<Message> m = Message::Parse(bytes);
+//   if (!m.ok()) return m.status();            // an HL7 error (see error.h)
+//   std::string_view mrn = m->Get("PID-3-1").value();
+//   Field names = m->Segment("PID")->Field(5);   // PID-5, all repetitions
+//   std::string_view family = names.Rep(1).Comp(1).value();
+//
+// Paths use the usual notation, 1-based: `PID-3`, `PID-3(2)-1`, `OBX(3)-5`,
+// `PID-5-1-1`, `MSH-9-2`. A path that is absent gives an empty Element.
+//
+// Empty and null are different: `||` is empty (`is_null()` false) and `|""|`
+// is the explicit HL7 null (`is_null()` true, value "").
+//
+// A Message is immutable after parsing; Element and SegmentRef are cheap views
+// that must not outlive it. Distinct Messages may be used from different
+// threads; one Message may be read concurrently.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "mapping/hl7/charset.h"
+#include "mapping/hl7/delimiters.h"
+#include "mapping/hl7/escape.h"
+
+namespace bridge::hl7 {
+
+class Message;
+
+struct ParseOptions {
+  UnescapeOptions unescape;
+  // When false, a second MSH in the input is an error (use SplitMessages or
+  // MessageSplitter for batches and exports).
+  bool allow_trailing_messages = false;
+};
+
+// A parsed path such as `OBX(3)-5-1`. Occurrence and repetition default to 1;
+// component and subcomponent are 0 when the path stops above them.
+struct Path {
+  std::string segment;
+  int occurrence = 1;
+  int field = 0;
+  int repetition = 1;
+  int component = 0;
+  int subcomponent = 0;
+
+  // Returns InvalidArgument naming the problem for a malformed path.
+  static absl::StatusOr<Path> Parse(std::string_view text);
+  std::string ToString() const;
+};
+
+// Levels of the ER7 tree.
+enum class Level : std::uint8_t { kField = 0, kRepetition = 1, kComponent = 2, kSubcomponent = 3 };
+
+// A view of one field, repetition, component or subcomponent (or of nothing:
+// `present()` false). Reading through absent elements is allowed and yields
+// absent elements, so `m.Get("ZZZ-9-9").value()` is simply "".
+class Element {
+ public:
+  Element() = default;
+
+  bool present() const { return message_ != nullptr; }
+  Level level() const { return level_; }
+
+  // The decoded value of this element's first leaf (the first repetition's
+  // first component's first subcomponent): "Doe" for `Doe^Jane`. "" when
+  // absent or null.
+  std::string_view value() const;
+  // The text exactly as encoded in the message (with delimiters and escapes).
+  std::string_view encoded() const;
+  // True for the explicit HL7 null `""` (the whole element).
+  bool is_null() const;
+  // True when absent, or present with no text at all.
+  bool empty() const { return encoded().empty(); }
+  // True when nothing below this element is split (no separator inside it).
+  bool is_leaf() const;
+
+  // Number of children one level down: repetitions of a field, components
+  // of a repetition, subcomponents of a component (1 for a present leaf, 0
+  // when absent). A subcomponent has none.
+  int size() const;
+
+  // Children, 1-based. On a field, Comp(n) means the first repetition's
+  // component n and Sub(n) the first component's subcomponent n.
+  Element Rep(int n) const;
+  Element Comp(int n) const;
+  Element Sub(int n) const;
+
+  // All repetitions of a field (itself for lower levels).
+  std::vector<Element> Reps() const;
+
+ private:
+  friend class Message;
+  friend class SegmentRef;
+  Element(const Message* message, Level node_level, std::uint32_t node, Level level)
+      : message_(message), node_level_(node_level), level_(level), node_(node) {}
+  Element Child(int n) const;
+  Element Descend(Level target) const;
+
+  const Message* message_ = nullptr;
+  Level node_level_ = Level::kField;  // level of the stored node
+  Level level_ = Level::kField;       // level this view stands for (>= node_level_)
+  std::uint32_t node_ = 0;
+};
+
+// A view of one segment.
+class SegmentRef {
+ public:
+  std::string_view name() const;
+  // 1-based position in the message.
+  int sequence() const { return static_cast<int>(index_) + 1; }
+  // Number of fields present (MSH counts MSH-1 and MSH-2).
+  int field_count() const;
+  // Field n (1-based). For MSH, Field(1) is the field separator and Field(2)
+  // the encoding characters, both unsplit.
+  Element Field(int n) const;
+  // The segment's encoded text, without its terminator.
+  std::string_view encoded() const;
+
+ private:
+  friend class Message;
+  SegmentRef(const Message* message, std::uint32_t index) : message_(message), index_(index) {}
+  const Message* message_;
+  std::uint32_t index_;
+};
+
+class Message {
+ public:
+  Message() = default;
+  Message(const Message&) = default;
+  Message& operator=(const Message&) = default;
+  Message(Message&&) noexcept = default;
+  Message& operator=(Message&&) noexcept = default;
+
+  // Parses one message. Accepts CR, LF or CRLF segment terminators, a leading
+  // UTF-8 byte-order mark and blank lines. Fails with InvalidArgument (HL7
+  // codes 100/102 and a location) for input that is not ER7, or whose bytes
+  // are invalid in the declared character set, and with Unimplemented for a
+  // character set lab-bridge does not decode.
+  static absl::StatusOr<Message> Parse(std::string_view bytes, const ParseOptions& options = {});
+
+  // Same, reusing `*out`'s storage (the benchmark and the streaming checker
+  // parse millions of messages). On error `*out` is left empty.
+  static absl::Status ParseInto(std::string_view bytes, const ParseOptions& options, Message* out);
+
+  const Delimiters& delimiters() const { return delimiters_; }
+  const CharsetInfo& charset() const { return charset_; }
+  // The input exactly as received.
+  std::string_view raw() const { return raw_; }
+  // The text the tree points into: the input, or its UTF-8 conversion.
+  std::string_view text() const { return converted_ ? std::string_view(utf8_) : raw_; }
+  // Set when parsing had to guess (charset) or fix (duplicate encoding
+  // characters); never contains message content.
+  const std::vector<std::string>& warnings() const { return warnings_; }
+
+  int segment_count() const { return static_cast<int>(segments_.size()); }
+  SegmentRef segment(int index) const { return SegmentRef(this, static_cast<std::uint32_t>(index)); }
+  // The n-th (1-based) segment named `name`, or nullopt.
+  std::optional<SegmentRef> Segment(std::string_view name, int occurrence = 1) const;
+
+  // Element at `path`; absent when the path does not exist in this message.
+  Element Get(const Path& path) const;
+  // Convenience for literal paths; an invalid path yields an absent Element.
+  Element Get(std::string_view path) const;
+
+  // MSH fields used everywhere.
+  std::string_view control_id() const;      // MSH-10
+  std::string_view message_code() const;    // MSH-9-1, e.g. "ORU"
+  std::string_view trigger_event() const;   // MSH-9-2, e.g. "R01"
+  std::string_view version() const;         // MSH-12-1
+
+  // Structural equality: same delimiters, same segments, same tree, same
+  // encoded leaves (so the same decoded values).
+  friend bool operator==(const Message& a, const Message& b);
+
+ private:
+  friend class Element;
+  friend class SegmentRef;
+  friend class Parser;
+
+  enum : std::uint8_t { kHasEscape = 1, kNull = 2, kDecoded = 4 };
+
+  struct Node {
+    std::uint32_t begin = 0;  // encoded span in text()
+    std::uint32_t end = 0;
+    std::uint32_t value_begin = 0;  // decoded value: in text(), or in decoded_ if kDecoded
+    std::uint32_t value_end = 0;
+    std::uint32_t first_child = 0;  // index in the next level's vector
+    std::uint32_t child_count = 0;  // 0: a leaf for every level below
+    std::uint32_t flags = 0;
+  };
+  struct SegmentNode {
+    std::uint32_t begin = 0;
+    std::uint32_t end = 0;
+    std::uint32_t first_field = 0;
+    std::uint32_t field_count = 0;
+  };
+
+  const std::vector<Node>& nodes(Level level) const { return levels_[static_cast<int>(level)]; }
+  std::string_view Span(std::uint32_t begin, std::uint32_t end) const {
+    return text().substr(begin, end - begin);
+  }
+  std::string_view LeafValue(const Node& node) const;
+  void Clear();
+
+  std::string raw_;
+  std::string utf8_;
+  bool converted_ = false;
+  std::string decoded_;  // values that needed unescaping
+  Delimiters delimiters_;
+  CharsetInfo charset_;
+  std::vector<std::string> warnings_;
+  std::vector<SegmentNode> segments_;
+  std::vector<Node> levels_[4];
+};
+
+// The message control id (MSH-10) read from raw bytes without a full parse,
+// so even a message that fails to parse can be NAKed with its own id. nullopt
+// when no MSH header can be found or MSH-10 is empty.
+std::optional<std::string> PeekControlId(std::string_view bytes);
+
+// Field `field` of the first MSH line in `bytes`, as encoded (MSH-3 is the
+// first field after MSH-2), or nullopt when there is no readable MSH line.
+std::optional<std::string> PeekHeaderField(std::string_view bytes, int field);
+
+}  // namespace bridge::hl7

@@ -1,0 +1,222 @@
+#include "mapping/hl7/ack.h"
+
+#include <string>
+
+#include <gtest/gtest.h>
+
+#include "mapping/hl7/message.h"
+#include "tests/mapping/hl7/test_messages.h"
+
+namespace bridge::hl7 {
+namespace {
+
+const AckSpec kSpec{.application = "LAB_BRIDGE",
+                    .facility = "MPS_PMS",
+                    .control_id = "LB0001",
+                    .timestamp = "20260221120001+0000"};
+
+Message ParseOrDie(const std::string& bytes) {
+  absl::StatusOr<Message> m = Message::Parse(bytes);
+  EXPECT_TRUE(m.ok()) << m.status();
+  return m.ok() ? *std::move(m) : Message();
+}
+
+struct AckCase {
+  const char* name;
+  absl::Status status;
+  const char* code;
+  ErrorCode error;
+};
+
+void PrintTo(const AckCase& c, std::ostream* os) { *os << c.name; }
+
+class MakeAckTest : public ::testing::TestWithParam<AckCase> {};
+
+TEST_P(MakeAckTest, MapsStatusToAckCode) {
+  AckDecision d = MakeAck(GetParam().status);
+  EXPECT_EQ(d.code, GetParam().code);
+  EXPECT_EQ(d.error, GetParam().error);
+  AckDecision enhanced = MakeAck(GetParam().status, true);
+  EXPECT_EQ(enhanced.code[0], 'C');
+  EXPECT_EQ(enhanced.code[1], GetParam().code[1]);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Table, MakeAckTest,
+    ::testing::Values(
+        AckCase{"ok", absl::OkStatus(), "AA", ErrorCode::kNone},
+        AckCase{"duplicate", absl::AlreadyExistsError("seen"), "AA", ErrorCode::kNone},
+        AckCase{"bad_content",
+                Hl7Error(absl::StatusCode::kInvalidArgument, ErrorCode::kRequiredFieldMissing, {},
+                         "x"),
+                "AE", ErrorCode::kRequiredFieldMissing},
+        AckCase{"bad_content_no_code", absl::InvalidArgumentError("x"), "AE",
+                ErrorCode::kDataTypeError},
+        AckCase{"unsupported_version",
+                Hl7Error(absl::StatusCode::kUnimplemented, ErrorCode::kUnsupportedVersionId, {},
+                         "x"),
+                "AR", ErrorCode::kUnsupportedVersionId},
+        AckCase{"unsupported_no_code", absl::UnimplementedError("x"), "AR",
+                ErrorCode::kUnsupportedMessageType},
+        AckCase{"database_down", absl::UnavailableError("db"), "AR",
+                ErrorCode::kApplicationInternalError},
+        AckCase{"internal", absl::InternalError("bug"), "AE",
+                ErrorCode::kApplicationInternalError}),
+    [](const ::testing::TestParamInfo<AckCase>& info) { return info.param.name; });
+
+TEST(BuildAckTest, AcceptsTheGuideSample) {
+  Message original = ParseOrDie(testing::GuideSampleOru());
+  std::string ack = BuildAck(&original, original.raw(), absl::OkStatus(), kSpec);
+  EXPECT_EQ(ack,
+            "MSH|^~\\&|LAB_BRIDGE|MPS_PMS|LAB_LIS|REFERENCE_LAB|20260221120001+0000||"
+            "ACK^R01^ACK|LB0001|P|2.5.1\r"
+            "MSA|AA|MSG001\r");
+  Message parsed = ParseOrDie(ack);
+  std::optional<AckSummary> summary = ReadAck(parsed);
+  ASSERT_TRUE(summary.has_value());
+  EXPECT_EQ(summary->code, "AA");
+  EXPECT_EQ(summary->acknowledged_control_id, "MSG001");
+}
+
+TEST(BuildAckTest, OldVersionsGetAPlainAckType) {
+  Message original =
+      ParseOrDie("MSH|^~\\&|LIS|LAB|PMS|FAC|20260101||ORU^R01|C23|P|2.3\rPID|1||1\r");
+  Message ack = ParseOrDie(BuildAck(&original, original.raw(), absl::OkStatus(), kSpec));
+  EXPECT_EQ(ack.Get("MSH-9").encoded(), "ACK");
+  EXPECT_EQ(ack.Get("MSH-12").value(), "2.3");
+  Message v231 =
+      ParseOrDie("MSH|^~\\&|LIS|LAB|PMS|FAC|20260101||ORU^R01|C23|P|2.3.1\rPID|1||1\r");
+  EXPECT_EQ(ParseOrDie(BuildAck(&v231, v231.raw(), absl::OkStatus(), kSpec)).Get("MSH-9").encoded(),
+            "ACK^R01^ACK");
+}
+
+TEST(BuildAckTest, ErrorSegmentFollowsTheVersion) {
+  const absl::Status missing =
+      Hl7Error(absl::StatusCode::kInvalidArgument, ErrorCode::kRequiredFieldMissing,
+               {.segment = "PID", .segment_sequence = 2, .field = 3}, "PID-3 is empty");
+  Message v251 = ParseOrDie(testing::GuideSampleOru());
+  Message ack = ParseOrDie(BuildAck(&v251, v251.raw(), missing, kSpec));
+  EXPECT_EQ(ack.Get("MSA-1").value(), "AE");
+  EXPECT_EQ(ack.Get("MSA-2").value(), "MSG001");
+  EXPECT_EQ(ack.Get("ERR-2").encoded(), "PID^2^3");
+  EXPECT_EQ(ack.Get("ERR-3").encoded(), "101^Required field missing^HL70357");
+  EXPECT_EQ(ack.Get("ERR-4").value(), "E");
+  EXPECT_EQ(ack.Get("ERR-8").value(), "PID-3 is empty");
+  EXPECT_TRUE(ack.Get("ERR-1").empty());
+
+  Message v24 = ParseOrDie("MSH|^~\\&|LIS|LAB|PMS|FAC|20260101||ORU^R01|OLD7|P|2.4\rPID|1\r");
+  Message old = ParseOrDie(BuildAck(&v24, v24.raw(), missing, kSpec));
+  EXPECT_EQ(old.Get("ERR-1").encoded(), "PID^2^3^101&Required field missing&HL70357");
+  EXPECT_EQ(old.Get("MSA-3").value(), "PID-3 is empty");
+  EXPECT_TRUE(old.Get("ERR-3").empty());
+}
+
+TEST(BuildAckTest, NakForAnUnreadableMessageIsWellFormedAndEchoesTheControlId) {
+  const std::string raw = "MSH|^~\\&|LIS|LAB|PMS|FAC|20260101||ORU^R01|BROKEN-9|P|2.5.1\r"
+                          "PID|1||7\rthis line lost its CR\r";
+  absl::StatusOr<Message> failed = Message::Parse(raw);
+  ASSERT_FALSE(failed.ok());
+  Message ack = ParseOrDie(BuildAck(nullptr, raw, failed.status(), kSpec));
+  EXPECT_EQ(ack.Get("MSA-1").value(), "AE");
+  EXPECT_EQ(ack.Get("MSA-2").value(), "BROKEN-9");
+  EXPECT_EQ(ack.Get("MSH-5").value(), "LIS");
+  EXPECT_EQ(ack.Get("MSH-9").encoded(), "ACK^R01^ACK");
+  EXPECT_EQ(ack.Get("ERR-3-1").value(), "100");
+
+  // Nothing readable at all: still a valid ACK, with no invented control id.
+  Message blind = ParseOrDie(BuildAck(nullptr, "\x01\x02 not hl7", absl::InvalidArgumentError("x"),
+                                      kSpec));
+  EXPECT_EQ(blind.Get("MSA-1").value(), "AE");
+  EXPECT_TRUE(blind.Get("MSA-2").empty());
+  EXPECT_EQ(blind.Get("MSH-12").value(), "2.5.1");
+}
+
+TEST(BuildAckTest, EnhancedModeAnswersWithCommitCodes) {
+  Message original = ParseOrDie(testing::SyntheticFullOru());  // MSH-15 AL, MSH-16 NE
+  ASSERT_TRUE(IsEnhancedMode(original));
+  Message ack = ParseOrDie(BuildAck(&original, original.raw(), absl::OkStatus(), kSpec));
+  EXPECT_EQ(ack.Get("MSA-1").value(), "CA");
+  EXPECT_EQ(ack.Get("MSA-2").value(), "SYN-0002");
+  EXPECT_TRUE(ShouldSendAcceptAck(original, MakeAck(absl::OkStatus(), true)));
+}
+
+TEST(BuildAckTest, HonoursAcceptAckType) {
+  auto with_msh15 = [](const std::string& mode) {
+    return ParseOrDie("MSH|^~\\&|A|B|C|D|1||ORU^R01|1|P|2.5.1|||" + mode + "|AL\rPID|1\r");
+  };
+  AckDecision ok = MakeAck(absl::OkStatus(), true);
+  AckDecision error = MakeAck(absl::InvalidArgumentError("x"), true);
+  EXPECT_FALSE(ShouldSendAcceptAck(with_msh15("NE"), ok));
+  EXPECT_FALSE(ShouldSendAcceptAck(with_msh15("ER"), ok));
+  EXPECT_TRUE(ShouldSendAcceptAck(with_msh15("ER"), error));
+  EXPECT_TRUE(ShouldSendAcceptAck(with_msh15("SU"), ok));
+  EXPECT_FALSE(ShouldSendAcceptAck(with_msh15("SU"), error));
+  EXPECT_TRUE(ShouldSendAcceptAck(with_msh15("AL"), error));
+}
+
+TEST(BuildAckTest, ErrorTextNeverQuotesMessageContent) {
+  // A storage error may quote data; the ACK must use the table text instead.
+  Message original = ParseOrDie(testing::GuideSampleOru());
+  std::string ack = BuildAck(&original, original.raw(),
+                             absl::UnavailableError("duplicate key (mrn)=(12345) Doe"), kSpec);
+  EXPECT_EQ(ack.find("12345"), std::string::npos);
+  EXPECT_EQ(ack.find("Doe"), std::string::npos);
+  Message parsed = ParseOrDie(ack);
+  EXPECT_EQ(parsed.Get("MSA-1").value(), "AR");
+  EXPECT_EQ(parsed.Get("ERR-3-1").value(), "207");
+}
+
+struct HeaderCase {
+  const char* name;
+  std::string msh;
+  absl::StatusCode status;
+  ErrorCode code;
+};
+
+void PrintTo(const HeaderCase& c, std::ostream* os) { *os << c.name; }
+
+class ValidateHeaderTest : public ::testing::TestWithParam<HeaderCase> {};
+
+TEST_P(ValidateHeaderTest, DecidesBetweenAeAndAr) {
+  Message m = ParseOrDie(GetParam().msh + "\rPID|1\r");
+  absl::Status s = ValidateHeader(m, {});
+  EXPECT_EQ(s.code(), GetParam().status) << s;
+  std::optional<Hl7ErrorDetail> detail = GetHl7Error(s);
+  if (GetParam().code == ErrorCode::kNone) {
+    EXPECT_FALSE(detail.has_value());
+  } else {
+    ASSERT_TRUE(detail.has_value());
+    EXPECT_EQ(detail->code, GetParam().code);
+    EXPECT_EQ(detail->location.segment, "MSH");
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Table, ValidateHeaderTest,
+    ::testing::Values(
+        HeaderCase{"valid", "MSH|^~\\&|A|B|C|D|1||ORU^R01|1|P|2.5.1", absl::StatusCode::kOk,
+                   ErrorCode::kNone},
+        HeaderCase{"ack_without_event", "MSH|^~\\&|A|B|C|D|1||ACK|1|P|2.3", absl::StatusCode::kOk,
+                   ErrorCode::kNone},
+        HeaderCase{"no_type", "MSH|^~\\&|A|B|C|D|1|||1|P|2.5.1",
+                   absl::StatusCode::kInvalidArgument, ErrorCode::kRequiredFieldMissing},
+        HeaderCase{"no_event", "MSH|^~\\&|A|B|C|D|1||ORU|1|P|2.5.1",
+                   absl::StatusCode::kInvalidArgument, ErrorCode::kRequiredFieldMissing},
+        HeaderCase{"no_control_id", "MSH|^~\\&|A|B|C|D|1||ORU^R01||P|2.5.1",
+                   absl::StatusCode::kInvalidArgument, ErrorCode::kRequiredFieldMissing},
+        HeaderCase{"no_processing_id", "MSH|^~\\&|A|B|C|D|1||ORU^R01|1||2.5.1",
+                   absl::StatusCode::kInvalidArgument, ErrorCode::kRequiredFieldMissing},
+        HeaderCase{"no_version", "MSH|^~\\&|A|B|C|D|1||ORU^R01|1|P",
+                   absl::StatusCode::kInvalidArgument, ErrorCode::kRequiredFieldMissing},
+        HeaderCase{"unknown_type", "MSH|^~\\&|A|B|C|D|1||ADT^A01|1|P|2.5.1",
+                   absl::StatusCode::kUnimplemented, ErrorCode::kUnsupportedMessageType},
+        HeaderCase{"unknown_event", "MSH|^~\\&|A|B|C|D|1||ORU^R30|1|P|2.5.1",
+                   absl::StatusCode::kUnimplemented, ErrorCode::kUnsupportedEventCode},
+        HeaderCase{"unknown_processing", "MSH|^~\\&|A|B|C|D|1||ORU^R01|1|X|2.5.1",
+                   absl::StatusCode::kUnimplemented, ErrorCode::kUnsupportedProcessingId},
+        HeaderCase{"unknown_version", "MSH|^~\\&|A|B|C|D|1||ORU^R01|1|P|3.0",
+                   absl::StatusCode::kUnimplemented, ErrorCode::kUnsupportedVersionId}),
+    [](const ::testing::TestParamInfo<HeaderCase>& info) { return info.param.name; });
+
+}  // namespace
+}  // namespace bridge::hl7
