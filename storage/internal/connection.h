@@ -1,0 +1,62 @@
+// storage/internal/connection.h (private to storage/)
+//
+// The narrow SQL seam between the shared store logic (sql_store.cc) and the
+// two backends. SQL text uses $1..$N placeholders on both backends. A
+// Connection is NOT thread-safe: SqlStore serialises access with its mutex.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+
+namespace bridge::storage::internal {
+
+enum class Dialect { kSqlite, kPostgres };
+
+// A bound parameter value.
+struct Param {
+  enum class Kind { kNull, kInt, kText, kBlob };
+  Kind kind = Kind::kNull;
+  int64_t int_value = 0;
+  std::string text;  // kText and kBlob
+
+  static Param Null() { return Param{}; }
+  static Param Int(int64_t v) { return Param{Kind::kInt, v, {}}; }
+  // Empty text is stored as NULL (see store.h).
+  static Param Text(std::string v) {
+    return v.empty() ? Param{} : Param{Kind::kText, 0, std::move(v)};
+  }
+  static Param Blob(std::string v) { return Param{Kind::kBlob, 0, std::move(v)}; }
+  static Param OptInt(const std::optional<int64_t>& v) { return v ? Int(*v) : Null(); }
+};
+
+// One result row; a column is nullopt for SQL NULL. Integers come back as
+// decimal text, blobs as their raw bytes.
+using Row = std::vector<std::optional<std::string>>;
+
+class Connection {
+ public:
+  virtual ~Connection() = default;
+
+  virtual Dialect dialect() const = 0;
+
+  // Runs one statement with parameters and returns its rows (possibly none).
+  virtual absl::StatusOr<std::vector<Row>> Query(const std::string& sql,
+                                                 const std::vector<Param>& params) = 0;
+
+  // Runs a script of statements without parameters (migrations).
+  virtual absl::Status ExecScript(const std::string& sql) = 0;
+
+  // Write transactions: SQLite takes the write lock at Begin (IMMEDIATE).
+  // After any error inside a transaction the caller must Rollback().
+  virtual absl::Status Begin() = 0;
+  virtual absl::Status Commit() = 0;
+  virtual void Rollback() = 0;
+};
+
+}  // namespace bridge::storage::internal

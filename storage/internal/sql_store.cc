@@ -1,0 +1,1469 @@
+#include "storage/internal/sql_store.h"
+
+#include <charconv>
+#include <condition_variable>
+#include <deque>
+#include <map>
+#include <mutex>
+#include <set>
+#include <thread>
+#include <utility>
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "storage/internal/audit_chain.h"
+#include "storage/internal/migrations.h"
+
+namespace bridge::storage::internal {
+namespace {
+
+// ----- small conversions -----
+
+// Debian's abseil has its own string_view, distinct from std::string_view.
+absl::string_view Sv(std::string_view s) { return absl::string_view(s.data(), s.size()); }
+
+int64_t ToMicros(absl::Time t) { return absl::ToUnixMicros(t); }
+absl::Time FromMicros(int64_t us) { return absl::FromUnixMicros(us); }
+
+std::string Str(const std::optional<std::string>& v) { return v ? *v : std::string(); }
+
+int64_t Int(const std::optional<std::string>& v) {
+  int64_t out = 0;
+  if (v) {
+    std::from_chars(v->data(), v->data() + v->size(), out);
+  }
+  return out;
+}
+
+std::optional<int64_t> OptInt(const std::optional<std::string>& v) {
+  if (!v) {
+    return std::nullopt;
+  }
+  return Int(v);
+}
+
+std::optional<absl::Time> OptTime(const std::optional<std::string>& v) {
+  if (!v) {
+    return std::nullopt;
+  }
+  return FromMicros(Int(v));
+}
+
+std::optional<std::string> OptText(const std::string& s) {
+  return s.empty() ? std::nullopt : std::optional<std::string>(s);
+}
+
+Param OptTimeParam(const std::optional<absl::Time>& t) {
+  return t ? Param::Int(ToMicros(*t)) : Param::Null();
+}
+
+// Key columns are stored as '' rather than NULL so that equality finds them.
+Param KeyText(const std::string& s) { return Param{Param::Kind::kText, 0, s}; }
+
+// Cursors are opaque to callers: "c" + hex of the last key.
+std::string EncodeCursor(std::string_view key) {
+  return absl::StrCat("c", absl::BytesToHexString(Sv(key)));
+}
+
+absl::StatusOr<std::string> DecodeCursor(std::string_view cursor) {
+  if (cursor.size() < 1 || cursor[0] != 'c' || (cursor.size() % 2) != 1) {
+    return absl::InvalidArgumentError("storage: malformed cursor");
+  }
+  for (char c : cursor.substr(1)) {
+    if (!absl::ascii_isxdigit(static_cast<unsigned char>(c))) {
+      return absl::InvalidArgumentError("storage: malformed cursor");
+    }
+  }
+  return absl::HexStringToBytes(Sv(cursor.substr(1)));
+}
+
+absl::StatusOr<int64_t> DecodeIdCursor(std::string_view cursor) {
+  absl::StatusOr<std::string> key = DecodeCursor(cursor);
+  if (!key.ok()) {
+    return key.status();
+  }
+  int64_t id = 0;
+  auto [ptr, ec] = std::from_chars(key->data(), key->data() + key->size(), id);
+  if (ec != std::errc() || ptr != key->data() + key->size()) {
+    return absl::InvalidArgumentError("storage: malformed cursor");
+  }
+  return id;
+}
+
+int ClampLimit(int limit) { return limit <= 0 ? 100 : (limit > 1000 ? 1000 : limit); }
+
+// test_codes is a JSON array of strings, as in the guide.
+std::string ToJsonArray(const std::vector<std::string>& values) {
+  std::string out = "[";
+  for (size_t i = 0; i < values.size(); ++i) {
+    if (i > 0) {
+      out += ",";
+    }
+    out += '"';
+    for (unsigned char c : values[i]) {
+      if (c == '"' || c == '\\') {
+        out += '\\';
+        out += static_cast<char>(c);
+      } else if (c < 0x20) {
+        char buf[8];
+        std::snprintf(buf, sizeof(buf), "\\u%04x", c);
+        out += buf;
+      } else {
+        out += static_cast<char>(c);
+      }
+    }
+    out += '"';
+  }
+  out += "]";
+  return out;
+}
+
+// Reads back exactly what ToJsonArray writes.
+std::vector<std::string> FromJsonArray(std::string_view json) {
+  std::vector<std::string> out;
+  size_t i = 0;
+  while (i < json.size()) {
+    if (json[i] != '"') {
+      ++i;
+      continue;
+    }
+    std::string value;
+    ++i;
+    while (i < json.size() && json[i] != '"') {
+      if (json[i] == '\\' && i + 1 < json.size()) {
+        if (json[i + 1] == 'u' && i + 5 < json.size()) {
+          value += static_cast<char>(std::stoi(std::string(json.substr(i + 2, 4)), nullptr, 16));
+          i += 6;
+          continue;
+        }
+        value += json[i + 1];
+        i += 2;
+        continue;
+      }
+      value += json[i++];
+    }
+    ++i;
+    out.push_back(std::move(value));
+  }
+  return out;
+}
+
+constexpr char kMessageColumns[] =
+    "id, direction, message_type, trigger_event, message_control_id, sending_application, "
+    "sending_facility, receiving_application, receiving_facility, version, raw_message, "
+    "message_hash, ack_status, ack_message, source_ip, peer_certificate_subject, processed_at, "
+    "error_detail, duplicate_of, control_id_reused, chain_hash";
+
+StoredMessage MessageFromRow(const Row& r) {
+  StoredMessage m;
+  m.id = Int(r[0]);
+  m.direction = Str(r[1]);
+  m.message.message_type = Str(r[2]);
+  m.message.trigger_event = Str(r[3]);
+  m.message.message_control_id = Str(r[4]);
+  m.message.sending_application = Str(r[5]);
+  m.message.sending_facility = Str(r[6]);
+  m.message.receiving_application = Str(r[7]);
+  m.message.receiving_facility = Str(r[8]);
+  m.message.version = Str(r[9]);
+  m.message.raw_message = Str(r[10]);
+  m.message_hash = Str(r[11]);
+  m.message.ack_status = Str(r[12]);
+  m.message.ack_message = Str(r[13]);
+  m.message.source_ip = Str(r[14]);
+  m.message.peer_certificate_subject = Str(r[15]);
+  m.message.processed_at = FromMicros(Int(r[16]));
+  m.message.error_detail = Str(r[17]);
+  m.duplicate_of = OptInt(r[18]);
+  m.control_id_reused = Int(r[19]) != 0;
+  m.chain_hash = Str(r[20]);
+  return m;
+}
+
+ChainRow ChainRowFromRow(const Row& r) {
+  ChainRow c;
+  c.id = Int(r[0]);
+  c.direction = Str(r[1]);
+  c.message_type = r[2];
+  c.trigger_event = r[3];
+  c.message_control_id = r[4];
+  c.sending_application = r[5];
+  c.sending_facility = r[6];
+  c.receiving_application = r[7];
+  c.receiving_facility = r[8];
+  c.version = r[9];
+  c.message_hash = Str(r[11]);
+  c.ack_status = r[12];
+  c.ack_message = r[13];
+  c.source_ip = r[14];
+  c.peer_certificate_subject = r[15];
+  c.processed_at = Int(r[16]);
+  c.error_detail = r[17];
+  c.duplicate_of = OptInt(r[18]);
+  c.control_id_reused = Int(r[19]) != 0;
+  return c;
+}
+
+constexpr char kResultColumns[] =
+    "id, patient_id, lab_order_id, hl7_message_id, test_code, test_name, value, value_type, "
+    "units, reference_range, abnormal_flag, result_status, observation_sub_id, "
+    "sending_facility, filler_order_number, placer_order_number, observation_date, critical, "
+    "received_at, acknowledged_by, acknowledged_at, acknowledgement_note";
+
+StoredResult ResultFromRow(const Row& r) {
+  StoredResult s;
+  s.id = Int(r[0]);
+  s.patient_id = Int(r[1]);
+  s.lab_order_id = OptInt(r[2]);
+  s.hl7_message_id = Int(r[3]);
+  s.result.test_code = Str(r[4]);
+  s.result.test_name = Str(r[5]);
+  s.result.value = Str(r[6]);
+  s.result.value_type = Str(r[7]);
+  s.result.units = Str(r[8]);
+  s.result.reference_range = Str(r[9]);
+  s.result.abnormal_flag = Str(r[10]);
+  s.result.result_status = Str(r[11]);
+  s.result.observation_sub_id = Str(r[12]);
+  s.result.sending_facility = Str(r[13]);
+  s.result.filler_order_number = Str(r[14]);
+  s.result.placer_order_number = Str(r[15]);
+  s.result.observation_date = OptTime(r[16]);
+  s.result.critical = Int(r[17]) != 0;
+  s.received_at = FromMicros(Int(r[18]));
+  s.acknowledged_by = Str(r[19]);
+  s.acknowledged_at = OptTime(r[20]);
+  s.acknowledgement_note = Str(r[21]);
+  return s;
+}
+
+constexpr char kOrderColumns[] =
+    "id, patient_id, encounter_id, test_codes, ordering_provider, priority, status, "
+    "placer_order_number, hl7_message_id, created_at, sent_at, acknowledged_at, lis_endpoint, "
+    "attempts, last_error";
+
+StoredOrder OrderFromRow(const Row& r) {
+  StoredOrder o;
+  o.id = Int(r[0]);
+  o.patient_id = Int(r[1]);
+  o.encounter_id = OptInt(r[2]);
+  o.test_codes = FromJsonArray(Str(r[3]));
+  o.ordering_provider = Str(r[4]);
+  o.priority = Str(r[5]);
+  o.status = Str(r[6]);
+  o.placer_order_number = Str(r[7]);
+  o.hl7_message_id = OptInt(r[8]);
+  o.created_at = FromMicros(Int(r[9]));
+  o.sent_at = OptTime(r[10]);
+  o.acknowledged_at = OptTime(r[11]);
+  o.lis_endpoint = Str(r[12]);
+  o.attempts = static_cast<int>(Int(r[13]));
+  o.last_error = Str(r[14]);
+  return o;
+}
+
+constexpr char kPatientColumns[] =
+    "id, pms_patient_id, other_identifiers, family_name, given_name, birth_date, sex, "
+    "updated_at";
+
+StoredPatient PatientFromRow(const Row& r) {
+  StoredPatient p;
+  p.id = Int(r[0]);
+  p.patient.pms_patient_id = Str(r[1]);
+  p.patient.other_identifiers = Str(r[2]);
+  p.patient.family_name = Str(r[3]);
+  p.patient.given_name = Str(r[4]);
+  p.patient.birth_date = Str(r[5]);
+  p.patient.sex = Str(r[6]);
+  p.updated_at = FromMicros(Int(r[7]));
+  return p;
+}
+
+constexpr char kFhirColumns[] =
+    "resource_type, id, json, patient_reference, code, date, status, category, version, "
+    "last_updated";
+
+StoredFhirResource FhirFromRow(const Row& r) {
+  StoredFhirResource f;
+  f.resource.resource_type = Str(r[0]);
+  f.resource.id = Str(r[1]);
+  f.resource.json = Str(r[2]);
+  f.resource.patient_reference = Str(r[3]);
+  f.resource.code = Str(r[4]);
+  f.resource.date = Str(r[5]);
+  f.resource.status = Str(r[6]);
+  f.resource.category = Str(r[7]);
+  f.version = Int(r[8]);
+  f.last_updated = FromMicros(Int(r[9]));
+  return f;
+}
+
+constexpr char kOutboxColumns[] =
+    "id, order_id, endpoint, payload, attempts, next_attempt_at, claimed_by, claimed_until";
+
+OutboxItem OutboxFromRow(const Row& r) {
+  OutboxItem o;
+  o.id = Int(r[0]);
+  o.order_id = Int(r[1]);
+  o.endpoint = Str(r[2]);
+  o.payload = Str(r[3]);
+  o.attempts = static_cast<int>(Int(r[4]));
+  o.next_attempt_at = FromMicros(Int(r[5]));
+  o.claimed_by = Str(r[6]);
+  o.claimed_until = FromMicros(Int(r[7]));
+  return o;
+}
+
+absl::Status ValidateRecord(const IngestRecord& record) {
+  for (const ResultRecord& r : record.results) {
+    if (r.test_code.empty()) {
+      return absl::InvalidArgumentError("storage: result without test_code (OBX-3)");
+    }
+  }
+  for (const FhirResourceRecord& f : record.fhir_resources) {
+    if (f.resource_type.empty() || f.id.empty() || f.json.empty()) {
+      return absl::InvalidArgumentError("storage: FHIR resource without type, id or JSON");
+    }
+  }
+  if (record.patient && record.patient->pms_patient_id.empty() &&
+      record.patient->other_identifiers.empty()) {
+    return absl::InvalidArgumentError("storage: patient without any identifier (PID-3)");
+  }
+  return absl::OkStatus();
+}
+
+struct ChainHead {
+  int64_t id = 0;
+  std::string hash;
+};
+
+// ----- the store -----
+
+class SqlStore final : public Store {
+ public:
+  SqlStore(std::unique_ptr<Connection> connection, StoreOptions options)
+      : options_(std::move(options)), conn_(std::move(connection)) {}
+
+  ~SqlStore() override {
+    {
+      std::lock_guard<std::mutex> lock(queue_mu_);
+      stopping_ = true;
+    }
+    queue_cv_.notify_all();
+    if (committer_.joinable()) {
+      committer_.join();
+    }
+  }
+
+  SqlStore(const SqlStore&) = delete;
+  SqlStore& operator=(const SqlStore&) = delete;
+
+  absl::Status Start() {
+    if (options_.migrate_on_open) {
+      absl::StatusOr<int> applied = Migrate();
+      if (!applied.ok()) {
+        return applied.status();
+      }
+    } else {
+      std::lock_guard<std::mutex> lock(db_mu_);
+      absl::StatusOr<std::vector<Row>> rows =
+          conn_->Query("SELECT COALESCE(MAX(version), 0) FROM schema_migrations", {});
+      const int latest = Migrations(conn_->dialect()).back().version;
+      if (!rows.ok() || rows->empty() || Int((*rows)[0][0]) < latest) {
+        return absl::FailedPreconditionError(
+            "storage: schema is not current; run `lab-bridge migrate`");
+      }
+    }
+    committer_ = std::thread([this] { CommitterLoop(); });
+    return absl::OkStatus();
+  }
+
+  absl::StatusOr<int> Migrate() override {
+    std::lock_guard<std::mutex> lock(db_mu_);
+    if (absl::Status s = conn_->Begin(); !s.ok()) {
+      return s;
+    }
+    absl::StatusOr<int> applied = MigrateLocked();
+    if (!applied.ok()) {
+      conn_->Rollback();
+      return applied;
+    }
+    if (absl::Status s = conn_->Commit(); !s.ok()) {
+      conn_->Rollback();
+      return s;
+    }
+    return applied;
+  }
+
+  absl::StatusOr<IngestOutcome> Ingest(const IngestRecord& record) override {
+    if (absl::Status s = ValidateRecord(record); !s.ok()) {
+      return s;
+    }
+    Pending pending;
+    pending.record = &record;
+    {
+      std::unique_lock<std::mutex> lock(queue_mu_);
+      if (stopping_) {
+        return absl::UnavailableError("storage: store is closing");
+      }
+      queue_.push_back(&pending);
+      queue_cv_.notify_all();
+      done_cv_.wait(lock, [&] { return pending.done; });
+    }
+    return std::move(pending.outcome);
+  }
+
+  absl::StatusOr<int64_t> RecordOutbound(const InboundMessage& message,
+                                         std::optional<int64_t> order_id) override {
+    return InTransaction<int64_t>([&]() -> absl::StatusOr<int64_t> {
+      absl::StatusOr<ChainHead> head = ReadHeadForUpdate();
+      if (!head.ok()) {
+        return head.status();
+      }
+      ChainHead h = *head;
+      absl::StatusOr<int64_t> id = InsertMessage("outbound", message, std::nullopt, false, h);
+      if (!id.ok()) {
+        return id;
+      }
+      if (absl::Status s = WriteHead(h); !s.ok()) {
+        return s;
+      }
+      if (order_id) {
+        absl::StatusOr<std::vector<Row>> rows =
+            conn_->Query("UPDATE lab_orders SET hl7_message_id = $1 WHERE id = $2",
+                         {Param::Int(*id), Param::Int(*order_id)});
+        if (!rows.ok()) {
+          return rows.status();
+        }
+      }
+      return id;
+    });
+  }
+
+  absl::StatusOr<StoredMessage> GetMessage(int64_t id) override {
+    absl::StatusOr<std::vector<Row>> rows =
+        Read(absl::StrCat("SELECT ", kMessageColumns, " FROM hl7_messages WHERE id = $1"),
+             {Param::Int(id)});
+    if (!rows.ok()) {
+      return rows.status();
+    }
+    if (rows->empty()) {
+      return absl::NotFoundError(absl::StrCat("storage: no hl7_messages row ", id));
+    }
+    return MessageFromRow((*rows)[0]);
+  }
+
+  absl::StatusOr<std::vector<StoredMessage>> FindMessagesByControlId(
+      std::string_view sending_application, std::string_view sending_facility,
+      std::string_view message_control_id) override {
+    absl::StatusOr<std::vector<Row>> rows = Read(
+        absl::StrCat("SELECT ", kMessageColumns,
+                     " FROM hl7_messages WHERE sending_application = $1 AND "
+                     "sending_facility = $2 AND message_control_id = $3 ORDER BY id"),
+        {KeyText(std::string(sending_application)), KeyText(std::string(sending_facility)),
+         KeyText(std::string(message_control_id))});
+    if (!rows.ok()) {
+      return rows.status();
+    }
+    std::vector<StoredMessage> out;
+    for (const Row& r : *rows) {
+      out.push_back(MessageFromRow(r));
+    }
+    return out;
+  }
+
+  absl::StatusOr<MessagePage> ListMessages(const MessageQuery& query) override {
+    std::string sql = absl::StrCat("SELECT ", kMessageColumns, " FROM hl7_messages WHERE 1 = 1");
+    std::vector<Param> params;
+    if (query.processed_from) {
+      params.push_back(Param::Int(ToMicros(*query.processed_from)));
+      absl::StrAppend(&sql, " AND processed_at >= $", params.size());
+    }
+    if (query.processed_to) {
+      params.push_back(Param::Int(ToMicros(*query.processed_to)));
+      absl::StrAppend(&sql, " AND processed_at < $", params.size());
+    }
+    if (!query.cursor.empty()) {
+      absl::StatusOr<int64_t> after = DecodeIdCursor(query.cursor);
+      if (!after.ok()) {
+        return after.status();
+      }
+      params.push_back(Param::Int(*after));
+      absl::StrAppend(&sql, " AND id > $", params.size());
+    }
+    const int limit = ClampLimit(query.limit);
+    params.push_back(Param::Int(limit + 1));
+    absl::StrAppend(&sql, " ORDER BY id LIMIT $", params.size());
+    absl::StatusOr<std::vector<Row>> rows = Read(sql, params);
+    if (!rows.ok()) {
+      return rows.status();
+    }
+    MessagePage page;
+    for (const Row& r : *rows) {
+      if (static_cast<int>(page.messages.size()) == limit) {
+        page.next_cursor = EncodeCursor(std::to_string(page.messages.back().id));
+        break;
+      }
+      page.messages.push_back(MessageFromRow(r));
+    }
+    return page;
+  }
+
+  absl::StatusOr<StoredPatient> GetPatient(int64_t id) override {
+    return OnePatient("id = $1", Param::Int(id));
+  }
+
+  absl::StatusOr<StoredPatient> FindPatientByPmsId(std::string_view pms_patient_id) override {
+    return OnePatient("pms_patient_id = $1", Param::Text(std::string(pms_patient_id)));
+  }
+
+  absl::StatusOr<ResultPage> ListResults(const ResultQuery& query) override {
+    std::optional<int64_t> patient_id = query.patient_id;
+    if (!patient_id && !query.pms_patient_id.empty()) {
+      absl::StatusOr<StoredPatient> patient = FindPatientByPmsId(query.pms_patient_id);
+      if (!patient.ok()) {
+        return patient.status();
+      }
+      patient_id = patient->id;
+    }
+    std::string sql = absl::StrCat("SELECT ", kResultColumns, " FROM lab_results WHERE 1 = 1");
+    std::vector<Param> params;
+    auto add = [&](absl::string_view condition, Param p) {
+      params.push_back(std::move(p));
+      absl::StrAppend(&sql, " AND ", condition, " $", params.size());
+    };
+    if (patient_id) {
+      add("patient_id =", Param::Int(*patient_id));
+    }
+    if (query.abnormal_only) {
+      absl::StrAppend(&sql, " AND abnormal_flag IS NOT NULL AND abnormal_flag <> 'N'");
+    }
+    if (query.critical) {
+      add("critical =", Param::Int(*query.critical ? 1 : 0));
+    }
+    if (query.acknowledged) {
+      absl::StrAppend(&sql, *query.acknowledged ? " AND acknowledged_at IS NOT NULL"
+                                                : " AND acknowledged_at IS NULL");
+    }
+    if (query.observed_from) {
+      add("observation_date >=", Param::Int(ToMicros(*query.observed_from)));
+    }
+    if (query.observed_to) {
+      add("observation_date <", Param::Int(ToMicros(*query.observed_to)));
+    }
+    if (!query.test_code.empty()) {
+      add("test_code =", Param::Text(query.test_code));
+    }
+    if (!query.cursor.empty()) {
+      absl::StatusOr<int64_t> before = DecodeIdCursor(query.cursor);
+      if (!before.ok()) {
+        return before.status();
+      }
+      add("id <", Param::Int(*before));
+    }
+    const int limit = ClampLimit(query.limit);
+    params.push_back(Param::Int(limit + 1));
+    absl::StrAppend(&sql, " ORDER BY id DESC LIMIT $", params.size());
+    absl::StatusOr<std::vector<Row>> rows = Read(sql, params);
+    if (!rows.ok()) {
+      return rows.status();
+    }
+    ResultPage page;
+    for (const Row& r : *rows) {
+      if (static_cast<int>(page.results.size()) == limit) {
+        page.next_cursor = EncodeCursor(std::to_string(page.results.back().id));
+        break;
+      }
+      page.results.push_back(ResultFromRow(r));
+    }
+    return page;
+  }
+
+  absl::Status AcknowledgeResult(int64_t result_id, std::string_view who, absl::Time when,
+                                 std::string_view note) override {
+    absl::StatusOr<bool> done = InTransaction<bool>([&]() -> absl::StatusOr<bool> {
+      absl::StatusOr<std::vector<Row>> rows = conn_->Query(
+          "UPDATE lab_results SET acknowledged_by = $1, acknowledged_at = $2, "
+          "acknowledgement_note = $3 WHERE id = $4 AND acknowledged_at IS NULL RETURNING id",
+          {Param::Text(std::string(who)), Param::Int(ToMicros(when)),
+           Param::Text(std::string(note)), Param::Int(result_id)});
+      if (!rows.ok()) {
+        return rows.status();
+      }
+      if (!rows->empty()) {
+        return true;
+      }
+      absl::StatusOr<std::vector<Row>> exists =
+          conn_->Query("SELECT id FROM lab_results WHERE id = $1", {Param::Int(result_id)});
+      if (!exists.ok()) {
+        return exists.status();
+      }
+      if (exists->empty()) {
+        return absl::NotFoundError(absl::StrCat("storage: no lab_results row ", result_id));
+      }
+      return absl::AlreadyExistsError(
+          absl::StrCat("storage: lab_results row ", result_id, " already acknowledged"));
+    });
+    return done.status();
+  }
+
+  absl::StatusOr<CreatedOrder> CreateOrder(const NewOrder& order) override {
+    if (order.test_codes.empty() || order.placer_order_number.empty() ||
+        order.lis_endpoint.empty()) {
+      return absl::InvalidArgumentError(
+          "storage: order needs test codes, a placer order number and an LIS endpoint");
+    }
+    if (!order.patient && order.patient_id <= 0) {
+      return absl::InvalidArgumentError("storage: order without a patient");
+    }
+    if (order.patient && order.patient->pms_patient_id.empty() &&
+        order.patient->other_identifiers.empty()) {
+      return absl::InvalidArgumentError("storage: patient without any identifier (PID-3)");
+    }
+    return InTransaction<CreatedOrder>([&]() -> absl::StatusOr<CreatedOrder> {
+      const int64_t now = ToMicros(options_.clock());
+      CreatedOrder created;
+      if (order.patient) {
+        absl::StatusOr<int64_t> patient_id = UpsertPatient(*order.patient, now);
+        if (!patient_id.ok()) {
+          return patient_id.status();
+        }
+        created.patient_id = *patient_id;
+      } else {
+        created.patient_id = order.patient_id;
+      }
+      absl::StatusOr<std::vector<Row>> rows = conn_->Query(
+          "INSERT INTO lab_orders (patient_id, encounter_id, test_codes, ordering_provider, "
+          "priority, status, placer_order_number, created_at, lis_endpoint, attempts) "
+          "VALUES ($1, $2, $3, $4, $5, 'pending', $6, $7, $8, 0) RETURNING id",
+          {Param::Int(created.patient_id), Param::OptInt(order.encounter_id),
+           Param::Text(ToJsonArray(order.test_codes)), Param::Text(order.ordering_provider),
+           Param::Text(order.priority.empty() ? "R" : order.priority),
+           Param::Text(order.placer_order_number), Param::Int(now),
+           Param::Text(order.lis_endpoint)});
+      if (!rows.ok()) {
+        if (absl::IsAlreadyExists(rows.status())) {
+          return absl::AlreadyExistsError(absl::StrCat(
+              "storage: placer order number ", order.placer_order_number, " already exists"));
+        }
+        return rows.status();
+      }
+      created.order_id = Int((*rows)[0][0]);
+      rows = conn_->Query(
+          "INSERT INTO outbox (order_id, endpoint, payload, state, attempts, next_attempt_at, "
+          "created_at, updated_at) VALUES ($1, $2, $3, 'pending', 0, $4, $4, $4) RETURNING id",
+          {Param::Int(created.order_id), Param::Text(order.lis_endpoint),
+           Param::Blob(order.outbox_payload), Param::Int(now)});
+      if (!rows.ok()) {
+        return rows.status();
+      }
+      created.outbox_id = Int((*rows)[0][0]);
+      return created;
+    });
+  }
+
+  absl::StatusOr<StoredOrder> GetOrder(int64_t id) override {
+    return OneOrder("id = $1", Param::Int(id));
+  }
+
+  absl::StatusOr<StoredOrder> FindOrderByPlacerNumber(std::string_view placer) override {
+    return OneOrder("placer_order_number = $1", Param::Text(std::string(placer)));
+  }
+
+  absl::StatusOr<OrderPage> ListOrders(const OrderQuery& query) override {
+    std::string sql = absl::StrCat("SELECT ", kOrderColumns, " FROM lab_orders WHERE 1 = 1");
+    std::vector<Param> params;
+    auto add = [&](absl::string_view condition, Param p) {
+      params.push_back(std::move(p));
+      absl::StrAppend(&sql, " AND ", condition, " $", params.size());
+    };
+    if (query.patient_id) {
+      add("patient_id =", Param::Int(*query.patient_id));
+    }
+    if (!query.status.empty()) {
+      add("status =", Param::Text(query.status));
+    }
+    if (!query.cursor.empty()) {
+      absl::StatusOr<int64_t> before = DecodeIdCursor(query.cursor);
+      if (!before.ok()) {
+        return before.status();
+      }
+      add("id <", Param::Int(*before));
+    }
+    const int limit = ClampLimit(query.limit);
+    params.push_back(Param::Int(limit + 1));
+    absl::StrAppend(&sql, " ORDER BY id DESC LIMIT $", params.size());
+    absl::StatusOr<std::vector<Row>> rows = Read(sql, params);
+    if (!rows.ok()) {
+      return rows.status();
+    }
+    OrderPage page;
+    for (const Row& r : *rows) {
+      if (static_cast<int>(page.orders.size()) == limit) {
+        page.next_cursor = EncodeCursor(std::to_string(page.orders.back().id));
+        break;
+      }
+      page.orders.push_back(OrderFromRow(r));
+    }
+    return page;
+  }
+
+  absl::Status UpdateOrderStatus(int64_t order_id, std::string_view status,
+                                 absl::Time when) override {
+    static const std::set<std::string, std::less<>> kStatuses = {
+        "pending", "sent", "acknowledged", "resulted", "failed", "rejected", "cancelled"};
+    if (kStatuses.find(status) == kStatuses.end()) {
+      return absl::InvalidArgumentError(absl::StrCat("storage: unknown order status ", Sv(status)));
+    }
+    std::string sql = "UPDATE lab_orders SET status = $1";
+    if (status == "sent") {
+      sql += ", sent_at = $2";
+    } else if (status == "acknowledged") {
+      sql += ", acknowledged_at = $2";
+    }
+    sql += " WHERE id = $3 RETURNING id";
+    absl::StatusOr<bool> done = InTransaction<bool>([&]() -> absl::StatusOr<bool> {
+      absl::StatusOr<std::vector<Row>> rows =
+          conn_->Query(sql, {Param::Text(std::string(status)), Param::Int(ToMicros(when)),
+                             Param::Int(order_id)});
+      if (!rows.ok()) {
+        return rows.status();
+      }
+      if (rows->empty()) {
+        return absl::NotFoundError(absl::StrCat("storage: no lab_orders row ", order_id));
+      }
+      return true;
+    });
+    return done.status();
+  }
+
+  absl::StatusOr<std::vector<OutboxItem>> ClaimOutbox(std::string_view claimer,
+                                                      absl::Duration lease,
+                                                      int max_rows) override {
+    if (claimer.empty() || max_rows <= 0) {
+      return absl::InvalidArgumentError("storage: claim needs a claimer and max_rows > 0");
+    }
+    const bool postgres = conn_->dialect() == Dialect::kPostgres;
+    // PostgreSQL: rows another transaction is claiming are skipped, not
+    // waited for. SQLite: Begin() already holds the database's write lock.
+    const std::string sql = absl::StrCat(
+        "UPDATE outbox SET claimed_by = $1, claimed_until = $2, updated_at = $3 "
+        "WHERE id IN (SELECT id FROM outbox WHERE state = 'pending' AND next_attempt_at <= $3 "
+        "AND (claimed_until IS NULL OR claimed_until < $3) ORDER BY next_attempt_at, id "
+        "LIMIT $4",
+        postgres ? " FOR UPDATE SKIP LOCKED" : "", ") RETURNING ", kOutboxColumns);
+    return InTransaction<std::vector<OutboxItem>>(
+        [&]() -> absl::StatusOr<std::vector<OutboxItem>> {
+          const absl::Time now = options_.clock();
+          absl::StatusOr<std::vector<Row>> rows = conn_->Query(
+              sql, {Param::Text(std::string(claimer)), Param::Int(ToMicros(now + lease)),
+                    Param::Int(ToMicros(now)), Param::Int(max_rows)});
+          if (!rows.ok()) {
+            return rows.status();
+          }
+          std::vector<OutboxItem> items;
+          for (const Row& r : *rows) {
+            items.push_back(OutboxFromRow(r));
+          }
+          std::sort(items.begin(), items.end(),
+                    [](const OutboxItem& a, const OutboxItem& b) { return a.id < b.id; });
+          return items;
+        });
+  }
+
+  absl::Status CompleteOutbox(int64_t outbox_id, std::string_view claimer) override {
+    return EndClaim(outbox_id, claimer,
+                    "UPDATE outbox SET state = 'done', attempts = attempts + 1, "
+                    "claimed_by = NULL, claimed_until = NULL, updated_at = $3 "
+                    "WHERE id = $1 AND claimed_by = $2 AND state = 'pending' RETURNING order_id",
+                    {}, std::nullopt);
+  }
+
+  absl::Status RetryOutbox(int64_t outbox_id, std::string_view claimer,
+                           absl::Time next_attempt_at, std::string_view error) override {
+    return EndClaim(outbox_id, claimer,
+                    "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = $4, "
+                    "last_error = $5, claimed_by = NULL, claimed_until = NULL, updated_at = $3 "
+                    "WHERE id = $1 AND claimed_by = $2 AND state = 'pending' RETURNING order_id",
+                    {Param::Int(ToMicros(next_attempt_at)), Param::Text(std::string(error))},
+                    std::string(error));
+  }
+
+  absl::Status FailOutbox(int64_t outbox_id, std::string_view claimer,
+                          std::string_view error) override {
+    return EndClaim(outbox_id, claimer,
+                    "UPDATE outbox SET state = 'failed', attempts = attempts + 1, "
+                    "last_error = $4, claimed_by = NULL, claimed_until = NULL, updated_at = $3 "
+                    "WHERE id = $1 AND claimed_by = $2 AND state = 'pending' RETURNING order_id",
+                    {Param::Text(std::string(error))}, std::string(error));
+  }
+
+  absl::StatusOr<StoredFhirResource> GetFhirResource(std::string_view resource_type,
+                                                     std::string_view id) override {
+    absl::StatusOr<std::vector<Row>> rows = Read(
+        absl::StrCat("SELECT ", kFhirColumns,
+                     " FROM fhir_resources WHERE resource_type = $1 AND id = $2"),
+        {Param::Text(std::string(resource_type)), Param::Text(std::string(id))});
+    if (!rows.ok()) {
+      return rows.status();
+    }
+    if (rows->empty()) {
+      return absl::NotFoundError(absl::StrCat("storage: no ", Sv(resource_type), "/", Sv(id)));
+    }
+    return FhirFromRow((*rows)[0]);
+  }
+
+  absl::StatusOr<FhirPage> SearchFhirResources(const FhirQuery& query) override {
+    if (query.resource_type.empty()) {
+      return absl::InvalidArgumentError("storage: FHIR search needs a resource type");
+    }
+    std::string sql =
+        absl::StrCat("SELECT ", kFhirColumns, " FROM fhir_resources WHERE resource_type = $1");
+    std::vector<Param> params = {Param::Text(query.resource_type)};
+    auto add = [&](absl::string_view condition, const std::string& value) {
+      if (value.empty()) {
+        return;
+      }
+      params.push_back(Param::Text(value));
+      absl::StrAppend(&sql, " AND ", condition, " $", params.size());
+    };
+    add("patient_reference =", query.patient_reference);
+    add("code =", query.code);
+    add("status =", query.status);
+    add("category =", query.category);
+    add("date >=", query.date_from);
+    add("date <", query.date_to);
+    if (!query.cursor.empty()) {
+      absl::StatusOr<std::string> after = DecodeCursor(query.cursor);
+      if (!after.ok()) {
+        return after.status();
+      }
+      add("id >", *after);
+    }
+    const int limit = ClampLimit(query.limit);
+    params.push_back(Param::Int(limit + 1));
+    absl::StrAppend(&sql, " ORDER BY id LIMIT $", params.size());
+    absl::StatusOr<std::vector<Row>> rows = Read(sql, params);
+    if (!rows.ok()) {
+      return rows.status();
+    }
+    FhirPage page;
+    for (const Row& r : *rows) {
+      if (static_cast<int>(page.resources.size()) == limit) {
+        page.next_cursor = EncodeCursor(page.resources.back().resource.id);
+        break;
+      }
+      page.resources.push_back(FhirFromRow(r));
+    }
+    return page;
+  }
+
+  absl::StatusOr<int64_t> VerifyAuditChain() override {
+    absl::StatusOr<std::vector<Row>> chain = Read(
+        "SELECT head_id, head_hash, anchor_id, anchor_hash FROM audit_chain WHERE id = 1", {});
+    if (!chain.ok()) {
+      return chain.status();
+    }
+    if (chain->empty()) {
+      return absl::DataLossError("audit chain: the audit_chain row is missing");
+    }
+    const int64_t head_id = Int((*chain)[0][0]);
+    const std::string head_hash = Str((*chain)[0][1]);
+    int64_t expected_id = Int((*chain)[0][2]) + 1;
+    std::string previous = Str((*chain)[0][3]);
+    int64_t verified = 0;
+    constexpr int kPage = 500;
+    for (;;) {
+      // One page per lock so writers are not held up by a long walk.
+      absl::StatusOr<std::vector<Row>> rows =
+          Read(absl::StrCat("SELECT ", kMessageColumns,
+                            " FROM hl7_messages WHERE id >= $1 ORDER BY id LIMIT $2"),
+               {Param::Int(expected_id), Param::Int(kPage)});
+      if (!rows.ok()) {
+        return rows.status();
+      }
+      for (const Row& r : *rows) {
+        const ChainRow row = ChainRowFromRow(r);
+        if (row.id > head_id) {
+          break;  // written after the walk started
+        }
+        if (row.id != expected_id) {
+          return absl::DataLossError(absl::StrCat(
+              "audit chain broken: hl7_messages row ", expected_id,
+              " is missing (deleted); the chain continues at row ", row.id));
+        }
+        if (Sha256Hex(Str(r[10])) != row.message_hash) {
+          return absl::DataLossError(absl::StrCat("audit chain broken: hl7_messages row ", row.id,
+                                                  " does not verify (raw_message altered)"));
+        }
+        const std::string hash = NextChainHash(previous, row);
+        if (hash != Str(r[20])) {
+          return absl::DataLossError(absl::StrCat("audit chain broken: hl7_messages row ", row.id,
+                                                  " does not verify (row altered)"));
+        }
+        previous = hash;
+        ++expected_id;
+        ++verified;
+      }
+      if (static_cast<int>(rows->size()) < kPage || expected_id > head_id) {
+        break;
+      }
+    }
+    if (expected_id <= head_id) {
+      return absl::DataLossError(absl::StrCat("audit chain broken: hl7_messages row ",
+                                              expected_id, " is missing (deleted)"));
+    }
+    if (previous != head_hash) {
+      return absl::DataLossError(absl::StrCat("audit chain broken: hl7_messages row ", head_id,
+                                              " does not match the recorded chain head"));
+    }
+    return verified;
+  }
+
+  absl::StatusOr<int64_t> PurgeAuditOlderThan(absl::Time cutoff) override {
+    return InTransaction<int64_t>([&]() -> absl::StatusOr<int64_t> {
+      absl::StatusOr<ChainHead> head = ReadHeadForUpdate();
+      if (!head.ok()) {
+        return head.status();
+      }
+      absl::StatusOr<std::vector<Row>> rows =
+          conn_->Query("SELECT anchor_id FROM audit_chain WHERE id = 1", {});
+      if (!rows.ok()) {
+        return rows.status();
+      }
+      const int64_t anchor_id = Int((*rows)[0][0]);
+      rows = conn_->Query("SELECT MIN(id) FROM hl7_messages WHERE processed_at >= $1",
+                          {Param::Int(ToMicros(cutoff))});
+      if (!rows.ok()) {
+        return rows.status();
+      }
+      // Only a contiguous oldest prefix goes, so the chain stays one piece.
+      const std::optional<int64_t> first_kept = OptInt((*rows)[0][0]);
+      const int64_t last_purged = first_kept ? *first_kept - 1 : head->id;
+      absl::StatusOr<std::vector<Row>> outbox = conn_->Query(
+          "DELETE FROM outbox WHERE state IN ('done', 'failed') AND updated_at < $1",
+          {Param::Int(ToMicros(cutoff))});
+      if (!outbox.ok()) {
+        return outbox.status();
+      }
+      if (last_purged <= anchor_id) {
+        return int64_t{0};
+      }
+      rows = conn_->Query("SELECT chain_hash FROM hl7_messages WHERE id = $1",
+                          {Param::Int(last_purged)});
+      if (!rows.ok()) {
+        return rows.status();
+      }
+      if (rows->empty()) {
+        return absl::DataLossError(absl::StrCat(
+            "audit chain broken: hl7_messages row ", last_purged, " is missing (deleted)"));
+      }
+      const std::string anchor_hash = Str((*rows)[0][0]);
+      rows = conn_->Query("DELETE FROM hl7_messages WHERE id <= $1 RETURNING id",
+                          {Param::Int(last_purged)});
+      if (!rows.ok()) {
+        return rows.status();
+      }
+      const int64_t purged = static_cast<int64_t>(rows->size());
+      absl::StatusOr<std::vector<Row>> update = conn_->Query(
+          "UPDATE audit_chain SET anchor_id = $1, anchor_hash = $2, "
+          "purged_rows = purged_rows + $3 WHERE id = 1",
+          {Param::Int(last_purged), Param::Text(anchor_hash), Param::Int(purged)});
+      if (!update.ok()) {
+        return update.status();
+      }
+      return purged;
+    });
+  }
+
+ private:
+  struct Pending {
+    const IngestRecord* record = nullptr;
+    absl::StatusOr<IngestOutcome> outcome = absl::InternalError("not run");
+    bool done = false;
+  };
+
+  // ----- group commit -----
+
+  void CommitterLoop() {
+    for (;;) {
+      std::vector<Pending*> batch;
+      {
+        std::unique_lock<std::mutex> lock(queue_mu_);
+        queue_cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+        if (queue_.empty() && stopping_) {
+          return;
+        }
+        const size_t max = options_.group_commit
+                               ? static_cast<size_t>(std::max(1, options_.max_batch_records))
+                               : 1;
+        while (!queue_.empty() && batch.size() < max) {
+          batch.push_back(queue_.front());
+          queue_.pop_front();
+        }
+      }
+      {
+        std::lock_guard<std::mutex> lock(db_mu_);
+        RunBatch(batch);
+      }
+      {
+        std::lock_guard<std::mutex> lock(queue_mu_);
+        for (Pending* p : batch) {
+          p->done = true;
+        }
+      }
+      done_cv_.notify_all();
+    }
+  }
+
+  // One transaction for the whole batch; each record inside its own
+  // savepoint, so a record that fails is rolled back alone.
+  void RunBatch(const std::vector<Pending*>& batch) {
+    auto fail_all = [&](const absl::Status& status) {
+      for (Pending* p : batch) {
+        p->outcome = status;
+      }
+    };
+    if (absl::Status s = conn_->Begin(); !s.ok()) {
+      conn_->Rollback();
+      fail_all(s);
+      return;
+    }
+    absl::StatusOr<ChainHead> head = ReadHeadForUpdate();
+    if (!head.ok()) {
+      conn_->Rollback();
+      fail_all(head.status());
+      return;
+    }
+    ChainHead h = *head;
+    for (Pending* p : batch) {
+      if (absl::Status s = Exec("SAVEPOINT record"); !s.ok()) {
+        conn_->Rollback();
+        fail_all(s);
+        return;
+      }
+      ChainHead local = h;
+      absl::StatusOr<IngestOutcome> outcome = WriteRecord(*p->record, local);
+      if (outcome.ok()) {
+        if (absl::Status s = Exec("RELEASE SAVEPOINT record"); !s.ok()) {
+          conn_->Rollback();
+          fail_all(s);
+          return;
+        }
+        h = local;
+      } else {
+        absl::Status undo = Exec("ROLLBACK TO SAVEPOINT record");
+        if (undo.ok()) {
+          undo = Exec("RELEASE SAVEPOINT record");
+        }
+        if (!undo.ok()) {
+          // The transaction itself is gone (connection lost, disk full):
+          // nothing in this batch is committed.
+          conn_->Rollback();
+          fail_all(outcome.status());
+          return;
+        }
+      }
+      p->outcome = std::move(outcome);
+    }
+    if (h.id != head->id) {
+      if (absl::Status s = WriteHead(h); !s.ok()) {
+        conn_->Rollback();
+        fail_all(s);
+        return;
+      }
+    }
+    if (absl::Status s = conn_->Commit(); !s.ok()) {
+      conn_->Rollback();
+      fail_all(s);
+    }
+  }
+
+  absl::Status Hook(std::string_view step) {
+    if (options_.ingest_fault_hook_for_test) {
+      return options_.ingest_fault_hook_for_test(step);
+    }
+    return absl::OkStatus();
+  }
+
+  absl::StatusOr<IngestOutcome> WriteRecord(const IngestRecord& record, ChainHead& head) {
+    const InboundMessage& m = record.message;
+    const int64_t now = ToMicros(options_.clock());
+    IngestOutcome outcome;
+    if (absl::Status s = Hook("message"); !s.ok()) {
+      return s;
+    }
+    if (!m.message_control_id.empty()) {
+      absl::StatusOr<std::vector<Row>> rows = conn_->Query(
+          "SELECT id, message_hash, ack_status, ack_message FROM hl7_messages "
+          "WHERE sending_application = $1 AND sending_facility = $2 AND "
+          "message_control_id = $3 AND direction = 'inbound' AND duplicate_of IS NULL "
+          "ORDER BY CASE WHEN message_hash = $4 THEN 0 ELSE 1 END, id LIMIT 1",
+          {KeyText(m.sending_application), KeyText(m.sending_facility),
+           KeyText(m.message_control_id), Param::Text(Sha256Hex(m.raw_message))});
+      if (!rows.ok()) {
+        return rows.status();
+      }
+      if (!rows->empty()) {
+        const Row& original = (*rows)[0];
+        if (Str(original[1]) == Sha256Hex(m.raw_message)) {
+          // A resend: a receipt row, the original ACK, nothing else.
+          InboundMessage receipt = m;
+          receipt.ack_status = Str(original[2]);
+          receipt.ack_message = Str(original[3]);
+          const int64_t original_id = Int(original[0]);
+          absl::StatusOr<int64_t> id =
+              InsertMessage("inbound", receipt, original_id, false, head);
+          if (!id.ok()) {
+            return id.status();
+          }
+          outcome.message_id = *id;
+          outcome.duplicate_of = original_id;
+          outcome.ack_status = receipt.ack_status;
+          outcome.ack_message = receipt.ack_message;
+          return outcome;
+        }
+        outcome.control_id_reused = true;
+      }
+    }
+    absl::StatusOr<int64_t> message_id =
+        InsertMessage("inbound", m, std::nullopt, outcome.control_id_reused, head);
+    if (!message_id.ok()) {
+      return message_id.status();
+    }
+    outcome.message_id = *message_id;
+    outcome.ack_status = m.ack_status;
+    outcome.ack_message = m.ack_message;
+
+    if (absl::Status s = Hook("patient"); !s.ok()) {
+      return s;
+    }
+    if (record.patient) {
+      absl::StatusOr<int64_t> patient_id = UpsertPatient(*record.patient, now);
+      if (!patient_id.ok()) {
+        return patient_id.status();
+      }
+      outcome.patient_id = *patient_id;
+    }
+
+    if (absl::Status s = Hook("orders"); !s.ok()) {
+      return s;
+    }
+    std::map<std::string, int64_t> order_ids;  // placer number -> lab_orders.id
+    for (const std::string& placer : record.resulted_placer_order_numbers) {
+      absl::StatusOr<std::vector<Row>> rows = conn_->Query(
+          "UPDATE lab_orders SET status = 'resulted' WHERE placer_order_number = $1 "
+          "AND status <> 'cancelled' RETURNING id, patient_id",
+          {Param::Text(placer)});
+      if (!rows.ok()) {
+        return rows.status();
+      }
+      if (!rows->empty()) {
+        order_ids[placer] = Int((*rows)[0][0]);
+        if (!outcome.patient_id) {
+          outcome.patient_id = Int((*rows)[0][1]);
+        }
+      }
+    }
+
+    if (absl::Status s = Hook("results"); !s.ok()) {
+      return s;
+    }
+    if (!record.results.empty() && !outcome.patient_id) {
+      return absl::InvalidArgumentError("storage: results without a patient (PID-3)");
+    }
+    for (const ResultRecord& r : record.results) {
+      std::optional<int64_t> order_id;
+      if (auto it = order_ids.find(r.placer_order_number); it != order_ids.end()) {
+        order_id = it->second;
+      }
+      absl::StatusOr<std::vector<Row>> rows = conn_->Query(
+          "INSERT INTO lab_results (patient_id, lab_order_id, test_code, test_name, value, "
+          "units, reference_range, abnormal_flag, result_status, sending_facility, "
+          "filler_order_number, observation_date, received_at, hl7_message_id, value_type, "
+          "observation_sub_id, placer_order_number, critical) VALUES ($1, $2, $3, $4, $5, $6, "
+          "$7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18) RETURNING id",
+          {Param::Int(*outcome.patient_id), Param::OptInt(order_id), Param::Text(r.test_code),
+           Param::Text(r.test_name), Param::Text(r.value), Param::Text(r.units),
+           Param::Text(r.reference_range), Param::Text(r.abnormal_flag),
+           Param::Text(r.result_status), Param::Text(r.sending_facility),
+           Param::Text(r.filler_order_number), OptTimeParam(r.observation_date),
+           Param::Int(now), Param::Int(outcome.message_id), Param::Text(r.value_type),
+           Param::Text(r.observation_sub_id), Param::Text(r.placer_order_number),
+           Param::Int(r.critical ? 1 : 0)});
+      if (!rows.ok()) {
+        return rows.status();
+      }
+      outcome.result_ids.push_back(Int((*rows)[0][0]));
+    }
+
+    if (absl::Status s = Hook("fhir"); !s.ok()) {
+      return s;
+    }
+    for (const FhirResourceRecord& f : record.fhir_resources) {
+      // A resource seen before (a corrected result, OBX-11 = C) gets a new version.
+      absl::StatusOr<std::vector<Row>> rows = conn_->Query(
+          "INSERT INTO fhir_resources (resource_type, id, version, last_updated, "
+          "patient_reference, code, date, status, category, hl7_message_id, json) "
+          "VALUES ($1, $2, 1, $3, $4, $5, $6, $7, $8, $9, $10) "
+          "ON CONFLICT (resource_type, id) DO UPDATE SET version = fhir_resources.version + 1, "
+          "last_updated = excluded.last_updated, patient_reference = excluded.patient_reference, "
+          "code = excluded.code, date = excluded.date, status = excluded.status, "
+          "category = excluded.category, hl7_message_id = excluded.hl7_message_id, "
+          "json = excluded.json",
+          {Param::Text(f.resource_type), Param::Text(f.id), Param::Int(now),
+           Param::Text(f.patient_reference), Param::Text(f.code), Param::Text(f.date),
+           Param::Text(f.status), Param::Text(f.category), Param::Int(outcome.message_id),
+           Param::Text(f.json)});
+      if (!rows.ok()) {
+        return rows.status();
+      }
+    }
+    return outcome;
+  }
+
+  // ----- helpers; REQUIRES: db_mu_ held -----
+
+  absl::Status Exec(const std::string& sql) { return conn_->Query(sql, {}).status(); }
+
+  absl::StatusOr<int> MigrateLocked() {
+    if (conn_->dialect() == Dialect::kPostgres) {
+      // Two replicas starting together must not both migrate.
+      if (absl::Status s = Exec("SELECT pg_advisory_xact_lock(7412001)"); !s.ok()) {
+        return s;
+      }
+    }
+    if (absl::Status s = conn_->ExecScript(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, "
+            "name TEXT NOT NULL, applied_at BIGINT NOT NULL)");
+        !s.ok()) {
+      return s;
+    }
+    absl::StatusOr<std::vector<Row>> rows =
+        conn_->Query("SELECT version FROM schema_migrations", {});
+    if (!rows.ok()) {
+      return rows.status();
+    }
+    std::set<int64_t> applied;
+    for (const Row& r : *rows) {
+      applied.insert(Int(r[0]));
+    }
+    int count = 0;
+    for (const Migration& m : Migrations(conn_->dialect())) {
+      if (applied.count(m.version) > 0) {
+        continue;
+      }
+      if (absl::Status s = conn_->ExecScript(m.sql); !s.ok()) {
+        return absl::Status(s.code(), absl::StrCat("migration ", m.name, ": ", s.message()));
+      }
+      absl::StatusOr<std::vector<Row>> insert = conn_->Query(
+          "INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
+          {Param::Int(m.version), Param::Text(m.name), Param::Int(ToMicros(options_.clock()))});
+      if (!insert.ok()) {
+        return insert.status();
+      }
+      ++count;
+    }
+    return count;
+  }
+
+  // Locks the chain head for this transaction (PostgreSQL row lock; SQLite
+  // already holds the write lock), so ids and hashes are assigned serially
+  // even with several processes writing.
+  absl::StatusOr<ChainHead> ReadHeadForUpdate() {
+    const std::string sql = absl::StrCat(
+        "SELECT head_id, head_hash FROM audit_chain WHERE id = 1",
+        conn_->dialect() == Dialect::kPostgres ? " FOR UPDATE" : "");
+    absl::StatusOr<std::vector<Row>> rows = conn_->Query(sql, {});
+    if (!rows.ok()) {
+      return rows.status();
+    }
+    if (rows->empty()) {
+      return absl::DataLossError("audit chain: the audit_chain row is missing");
+    }
+    return ChainHead{Int((*rows)[0][0]), Str((*rows)[0][1])};
+  }
+
+  absl::Status WriteHead(const ChainHead& head) {
+    return conn_
+        ->Query("UPDATE audit_chain SET head_id = $1, head_hash = $2 WHERE id = 1",
+                {Param::Int(head.id), Param::Text(head.hash)})
+        .status();
+  }
+
+  // Appends one audit row at head.id + 1 and advances `head`.
+  absl::StatusOr<int64_t> InsertMessage(std::string_view direction, const InboundMessage& m,
+                                        std::optional<int64_t> duplicate_of, bool reused,
+                                        ChainHead& head) {
+    ChainRow row;
+    row.id = head.id + 1;
+    row.direction = std::string(direction);
+    row.message_type = OptText(m.message_type);
+    row.trigger_event = OptText(m.trigger_event);
+    row.message_control_id = m.message_control_id;
+    row.sending_application = m.sending_application;
+    row.sending_facility = m.sending_facility;
+    row.receiving_application = OptText(m.receiving_application);
+    row.receiving_facility = OptText(m.receiving_facility);
+    row.version = OptText(m.version);
+    row.message_hash = Sha256Hex(m.raw_message);
+    row.ack_status = OptText(m.ack_status);
+    row.ack_message = OptText(m.ack_message);
+    row.source_ip = OptText(m.source_ip);
+    row.peer_certificate_subject = OptText(m.peer_certificate_subject);
+    row.processed_at = ToMicros(m.processed_at ? *m.processed_at : options_.clock());
+    row.error_detail = OptText(m.error_detail);
+    row.duplicate_of = duplicate_of;
+    row.control_id_reused = reused;
+    const std::string chain_hash = NextChainHash(head.hash, row);
+    absl::StatusOr<std::vector<Row>> rows = conn_->Query(
+        "INSERT INTO hl7_messages (id, direction, message_type, trigger_event, "
+        "message_control_id, sending_application, sending_facility, receiving_application, "
+        "receiving_facility, version, raw_message, message_hash, ack_status, ack_message, "
+        "source_ip, peer_certificate_subject, processed_at, error_detail, duplicate_of, "
+        "control_id_reused, chain_hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, "
+        "$12, $13, $14, $15, $16, $17, $18, $19, $20, $21)",
+        {Param::Int(row.id), Param::Text(row.direction), Param::Text(m.message_type),
+         Param::Text(m.trigger_event), KeyText(m.message_control_id),
+         KeyText(m.sending_application), KeyText(m.sending_facility),
+         Param::Text(m.receiving_application), Param::Text(m.receiving_facility),
+         Param::Text(m.version), Param::Blob(m.raw_message), Param::Text(row.message_hash),
+         Param::Text(m.ack_status),
+         m.ack_message.empty() ? Param::Null() : Param::Blob(m.ack_message),
+         Param::Text(m.source_ip), Param::Text(m.peer_certificate_subject),
+         Param::Int(row.processed_at), Param::Text(m.error_detail),
+         Param::OptInt(duplicate_of), Param::Int(reused ? 1 : 0), Param::Text(chain_hash)});
+    if (!rows.ok()) {
+      return rows.status();
+    }
+    head.id = row.id;
+    head.hash = chain_hash;
+    return row.id;
+  }
+
+  absl::StatusOr<int64_t> UpsertPatient(const PatientRecord& p, int64_t now) {
+    const std::string key = !p.pms_patient_id.empty() ? absl::StrCat("pms:", p.pms_patient_id)
+                                                      : absl::StrCat("ids:", p.other_identifiers);
+    absl::StatusOr<std::vector<Row>> rows = conn_->Query(
+        "INSERT INTO patients (patient_key, pms_patient_id, other_identifiers, family_name, "
+        "given_name, birth_date, sex, created_at, updated_at) "
+        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) ON CONFLICT (patient_key) DO UPDATE SET "
+        "other_identifiers = COALESCE(excluded.other_identifiers, patients.other_identifiers), "
+        "family_name = COALESCE(excluded.family_name, patients.family_name), "
+        "given_name = COALESCE(excluded.given_name, patients.given_name), "
+        "birth_date = COALESCE(excluded.birth_date, patients.birth_date), "
+        "sex = COALESCE(excluded.sex, patients.sex), updated_at = excluded.updated_at "
+        "RETURNING id",
+        {Param::Text(key), Param::Text(p.pms_patient_id), Param::Text(p.other_identifiers),
+         Param::Text(p.family_name), Param::Text(p.given_name), Param::Text(p.birth_date),
+         Param::Text(p.sex), Param::Int(now)});
+    if (!rows.ok()) {
+      return rows.status();
+    }
+    return Int((*rows)[0][0]);
+  }
+
+  absl::Status EndClaim(int64_t outbox_id, std::string_view claimer, const std::string& sql,
+                        std::vector<Param> extra, std::optional<std::string> error) {
+    absl::StatusOr<bool> done = InTransaction<bool>([&]() -> absl::StatusOr<bool> {
+      std::vector<Param> params = {Param::Int(outbox_id), Param::Text(std::string(claimer)),
+                                   Param::Int(ToMicros(options_.clock()))};
+      for (Param& p : extra) {
+        params.push_back(p);
+      }
+      absl::StatusOr<std::vector<Row>> rows = conn_->Query(sql, params);
+      if (!rows.ok()) {
+        return rows.status();
+      }
+      if (rows->empty()) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            "storage: outbox row ", outbox_id, " is not held by ", Sv(claimer)));
+      }
+      // Mirror the attempt count and last error on the order for the APIs.
+      absl::StatusOr<std::vector<Row>> order = conn_->Query(
+          "UPDATE lab_orders SET attempts = attempts + 1, "
+          "last_error = COALESCE($2, last_error) WHERE id = $1",
+          {Param::Int(Int((*rows)[0][0])),
+           error ? Param::Text(*error) : Param::Null()});
+      if (!order.ok()) {
+        return order.status();
+      }
+      return true;
+    });
+    return done.status();
+  }
+
+  absl::StatusOr<StoredPatient> OnePatient(const std::string& where, Param param) {
+    absl::StatusOr<std::vector<Row>> rows =
+        Read(absl::StrCat("SELECT ", kPatientColumns, " FROM patients WHERE ", where), {param});
+    if (!rows.ok()) {
+      return rows.status();
+    }
+    if (rows->empty()) {
+      return absl::NotFoundError("storage: no such patient");
+    }
+    return PatientFromRow((*rows)[0]);
+  }
+
+  absl::StatusOr<StoredOrder> OneOrder(const std::string& where, Param param) {
+    absl::StatusOr<std::vector<Row>> rows =
+        Read(absl::StrCat("SELECT ", kOrderColumns, " FROM lab_orders WHERE ", where), {param});
+    if (!rows.ok()) {
+      return rows.status();
+    }
+    if (rows->empty()) {
+      return absl::NotFoundError("storage: no such order");
+    }
+    return OrderFromRow((*rows)[0]);
+  }
+
+  absl::StatusOr<std::vector<Row>> Read(const std::string& sql, const std::vector<Param>& params) {
+    std::lock_guard<std::mutex> lock(db_mu_);
+    return conn_->Query(sql, params);
+  }
+
+  template <typename T>
+  absl::StatusOr<T> InTransaction(const std::function<absl::StatusOr<T>()>& body) {
+    std::lock_guard<std::mutex> lock(db_mu_);
+    if (absl::Status s = conn_->Begin(); !s.ok()) {
+      conn_->Rollback();
+      return s;
+    }
+    absl::StatusOr<T> result = body();
+    if (!result.ok()) {
+      conn_->Rollback();
+      return result;
+    }
+    if (absl::Status s = conn_->Commit(); !s.ok()) {
+      conn_->Rollback();
+      return s;
+    }
+    return result;
+  }
+
+  const StoreOptions options_;
+
+  std::mutex db_mu_;  // guards conn_: a connection is not thread-safe
+  std::unique_ptr<Connection> conn_;
+
+  std::mutex queue_mu_;
+  std::condition_variable queue_cv_;
+  std::condition_variable done_cv_;
+  std::deque<Pending*> queue_;
+  bool stopping_ = false;
+  std::thread committer_;
+};
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Store>> MakeSqlStore(std::unique_ptr<Connection> connection,
+                                                    const StoreOptions& options) {
+  auto store = std::make_unique<SqlStore>(std::move(connection), options);
+  if (absl::Status s = store->Start(); !s.ok()) {
+    return s;
+  }
+  return store;
+}
+
+}  // namespace bridge::storage::internal

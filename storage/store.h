@@ -1,0 +1,392 @@
+// storage/store.h
+//
+// The Store is the one place lab-bridge keeps state: the HL7 v2 audit trail
+// (hl7_messages, hash-chained so that an edit or deletion of a past row is
+// detectable), patients, lab orders and their outbox, lab results and the
+// stored FHIR resources. Two backends implement it, chosen by DATABASE_URL:
+// SQLite (embedded default, WAL + synchronous=FULL) and PostgreSQL (libpqxx,
+// synchronous_commit=on). Neither backend's headers are visible from here.
+//
+// Usage:
+//   StoreOptions options;
+//   options.database_url = "sqlite://./var/lab-bridge.db";
+//   absl::StatusOr<std::unique_ptr<Store>> store = OpenStore(options);
+//   if (!store.ok()) { /* print store.status(), exit */ }
+//   absl::StatusOr<IngestOutcome> outcome = (*store)->Ingest(record);
+//   // ACK the sender only when outcome.ok(): the record is durable by then.
+//
+// Error codes (every method): kUnavailable means the database could not be
+// reached or could not write right now (connection lost, disk full, lock
+// timeout) and the same call may succeed later; kInvalidArgument means the
+// input can never be stored as given; kNotFound / kAlreadyExists /
+// kFailedPrecondition as documented per method; kDataLoss only from
+// VerifyAuditChain; kInternal for anything else.
+//
+// Text fields: an empty string is stored as NULL and read back as "".
+// Times are stored as microseconds since the Unix epoch (UTC).
+//
+// Thread safety: a Store is safe for concurrent use from any number of
+// threads. Every method blocks (disk and network I/O): call it from a worker
+// pool, never from an I/O thread.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+
+namespace bridge::storage {
+
+inline constexpr char kDefaultDatabaseUrl[] = "sqlite://./var/lab-bridge.db";
+
+struct StoreOptions {
+  // sqlite:///abs/path.db, sqlite://./relative.db (relative to the working
+  // directory; the folder is created) or postgresql://user:pass@host:port/db
+  // (any libpq URI, query parameters included).
+  std::string database_url = kDefaultDatabaseUrl;
+
+  // Apply pending migrations when the store opens. When false, Open fails
+  // with kFailedPrecondition if the schema is not current.
+  bool migrate_on_open = true;
+
+  // Concurrent Ingest() calls share one transaction (one fsync) when true.
+  // When false every Ingest() commits on its own (for benchmarks).
+  bool group_commit = true;
+
+  // Upper bound on records committed in one group-commit transaction.
+  int max_batch_records = 128;
+
+  // How long a writer waits for a database lock before kUnavailable.
+  absl::Duration lock_timeout = absl::Seconds(5);
+
+  // Source of "now" for processed_at / received_at / leases. Tests inject one.
+  std::function<absl::Time()> clock = [] { return absl::Now(); };
+
+  // Test hook: called between the writes of one Ingest() with the name of the
+  // step about to run ("message", "patient", "orders", "results", "fhir").
+  // A non-OK return aborts that record exactly as a database error would.
+  std::function<absl::Status(std::string_view step)> ingest_fault_hook_for_test;
+};
+
+// ----- what callers write -----
+
+// One HL7 v2 message as received (or sent), with its audit fields. The ACK
+// fields are the answer the caller will send once the record is committed.
+struct InboundMessage {
+  std::string message_type;           // MSH-9.1, e.g. "ORU"; "" when unparseable
+  std::string trigger_event;          // MSH-9.2, e.g. "R01"
+  std::string message_control_id;     // MSH-10
+  std::string sending_application;    // MSH-3
+  std::string sending_facility;       // MSH-4
+  std::string receiving_application;  // MSH-5
+  std::string receiving_facility;     // MSH-6
+  std::string version;                // MSH-12
+  std::string raw_message;            // bytes exactly as received
+  std::string ack_status;             // AA/AE/AR/CA/CE/CR, "" while pending
+  std::string ack_message;            // the ACK bytes we answer with
+  std::string source_ip;
+  std::string peer_certificate_subject;
+  std::string error_detail;           // no PHI
+  std::optional<absl::Time> processed_at;  // default: the store's clock
+};
+
+// A patient upserted from PID. Keyed by pms_patient_id (PID-3 with our
+// assigning authority) or, when that is empty, by other_identifiers.
+struct PatientRecord {
+  std::string pms_patient_id;
+  std::string other_identifiers;  // e.g. "A123^^^LAB^MR~..." as received
+  std::string family_name;
+  std::string given_name;
+  std::string birth_date;  // YYYY[MM[DD]] as in PID-7
+  std::string sex;         // PID-8
+};
+
+// One OBX (lab_results row).
+struct ResultRecord {
+  std::string test_code;  // OBX-3.1, required
+  std::string test_name;
+  std::string value;
+  std::string value_type;  // OBX-2
+  std::string units;
+  std::string reference_range;
+  std::string abnormal_flag;  // OBX-8
+  std::string result_status;  // OBX-11
+  std::string observation_sub_id;  // OBX-4
+  std::string sending_facility;
+  std::string filler_order_number;  // OBR-3
+  std::string placer_order_number;  // OBR-2: links the result to lab_orders
+  std::optional<absl::Time> observation_date;
+  bool critical = false;
+};
+
+// A FHIR resource to store (insert, or new version when it exists).
+struct FhirResourceRecord {
+  std::string resource_type;  // "Observation"
+  std::string id;
+  std::string json;
+  std::string patient_reference;  // "Patient/123"
+  std::string code;
+  std::string date;  // FHIR date/dateTime text; compared lexically
+  std::string status;
+  std::string category;
+};
+
+// Everything one inbound message produces, written in ONE transaction.
+struct IngestRecord {
+  InboundMessage message;
+  std::optional<PatientRecord> patient;
+  std::vector<ResultRecord> results;
+  // OBR-2 placer numbers whose orders move to "resulted".
+  std::vector<std::string> resulted_placer_order_numbers;
+  std::vector<FhirResourceRecord> fhir_resources;
+};
+
+struct IngestOutcome {
+  int64_t message_id = 0;               // this receipt's hl7_messages.id
+  std::optional<int64_t> duplicate_of;  // set when this was a resend
+  bool control_id_reused = false;       // same key, different content
+  std::string ack_status;               // original ACK when a duplicate
+  std::string ack_message;
+  std::optional<int64_t> patient_id;
+  std::vector<int64_t> result_ids;
+};
+
+// ----- what callers read -----
+
+struct StoredMessage {
+  int64_t id = 0;
+  std::string direction;  // "inbound" / "outbound"
+  InboundMessage message;  // processed_at always set
+  std::string message_hash;
+  std::optional<int64_t> duplicate_of;
+  bool control_id_reused = false;
+  std::string chain_hash;
+};
+
+struct StoredPatient {
+  int64_t id = 0;
+  PatientRecord patient;
+  absl::Time updated_at;
+};
+
+struct StoredResult {
+  int64_t id = 0;
+  int64_t patient_id = 0;
+  std::optional<int64_t> lab_order_id;
+  int64_t hl7_message_id = 0;
+  ResultRecord result;
+  absl::Time received_at;
+  std::string acknowledged_by;
+  std::optional<absl::Time> acknowledged_at;
+  std::string acknowledgement_note;
+};
+
+struct NewOrder {
+  // The patient: upserted from `patient` when given, else `patient_id`.
+  std::optional<PatientRecord> patient;
+  int64_t patient_id = 0;
+  std::optional<int64_t> encounter_id;
+  std::vector<std::string> test_codes;  // required, non-empty
+  std::string ordering_provider;
+  std::string priority = "R";
+  std::string placer_order_number;  // required, unique
+  std::string lis_endpoint;          // required: outbox destination
+  std::string outbox_payload;        // bytes for the dispatcher
+};
+
+struct StoredOrder {
+  int64_t id = 0;
+  int64_t patient_id = 0;
+  std::optional<int64_t> encounter_id;
+  std::vector<std::string> test_codes;
+  std::string ordering_provider;
+  std::string priority;
+  std::string status;  // pending/sent/acknowledged/resulted/failed/rejected/cancelled
+  std::string placer_order_number;
+  std::optional<int64_t> hl7_message_id;
+  absl::Time created_at;
+  std::optional<absl::Time> sent_at;
+  std::optional<absl::Time> acknowledged_at;
+  std::string lis_endpoint;
+  int attempts = 0;
+  std::string last_error;
+};
+
+struct CreatedOrder {
+  int64_t order_id = 0;
+  int64_t outbox_id = 0;
+  int64_t patient_id = 0;
+};
+
+struct OutboxItem {
+  int64_t id = 0;
+  int64_t order_id = 0;
+  std::string endpoint;
+  std::string payload;
+  int attempts = 0;
+  absl::Time next_attempt_at;
+  std::string claimed_by;
+  absl::Time claimed_until;
+};
+
+struct StoredFhirResource {
+  FhirResourceRecord resource;
+  int64_t version = 0;
+  absl::Time last_updated;
+};
+
+// Results: newest first (by id). `cursor` is the opaque next_cursor of the
+// previous page; pages are stable under concurrent inserts.
+struct ResultQuery {
+  std::optional<int64_t> patient_id;  // internal id, or:
+  std::string pms_patient_id;         // PID-3 with our assigning authority
+  bool abnormal_only = false;         // abnormal_flag set and not "N"
+  std::optional<bool> critical;
+  std::optional<bool> acknowledged;
+  std::optional<absl::Time> observed_from;  // inclusive
+  std::optional<absl::Time> observed_to;    // exclusive
+  std::string test_code;
+  int limit = 100;
+  std::string cursor;
+};
+
+struct ResultPage {
+  std::vector<StoredResult> results;
+  std::string next_cursor;  // "" when there are no more rows
+};
+
+struct OrderQuery {
+  std::optional<int64_t> patient_id;
+  std::string status;
+  int limit = 100;
+  std::string cursor;
+};
+
+struct OrderPage {
+  std::vector<StoredOrder> orders;
+  std::string next_cursor;
+};
+
+struct MessageQuery {
+  std::optional<absl::Time> processed_from;  // inclusive
+  std::optional<absl::Time> processed_to;    // exclusive
+  int limit = 100;
+  std::string cursor;  // oldest first
+};
+
+struct MessagePage {
+  std::vector<StoredMessage> messages;
+  std::string next_cursor;
+};
+
+struct FhirQuery {
+  std::string resource_type;  // required
+  std::string patient_reference;
+  std::string code;
+  std::string status;
+  std::string category;
+  std::string date_from;  // inclusive, lexical
+  std::string date_to;    // exclusive, lexical
+  int limit = 100;
+  std::string cursor;
+};
+
+struct FhirPage {
+  std::vector<StoredFhirResource> resources;
+  std::string next_cursor;
+};
+
+class Store {
+ public:
+  virtual ~Store() = default;
+
+  // Applies pending numbered migrations; returns how many were applied.
+  virtual absl::StatusOr<int> Migrate() = 0;
+
+  // Records an inbound message and everything derived from it in ONE
+  // transaction, committed before return. Idempotent on (sending
+  // application, sending facility, MSH-10): a resend with the same bytes
+  // hash is stored as a receipt row (duplicate_of = the original), nothing
+  // else changes, and the outcome carries the ORIGINAL ack. The same key with
+  // different bytes is stored as a new message flagged control_id_reused.
+  // kInvalidArgument: results without a patient, a result without test_code,
+  // a FHIR resource without type/id. Concurrent calls share commits.
+  virtual absl::StatusOr<IngestOutcome> Ingest(const IngestRecord& record) = 0;
+
+  // Appends an outbound message (e.g. an ORM we sent) to the audit trail.
+  virtual absl::StatusOr<int64_t> RecordOutbound(const InboundMessage& message,
+                                                 std::optional<int64_t> order_id) = 0;
+
+  virtual absl::StatusOr<StoredMessage> GetMessage(int64_t id) = 0;
+  // All rows with that key, oldest first (original, receipts, reuses).
+  virtual absl::StatusOr<std::vector<StoredMessage>> FindMessagesByControlId(
+      std::string_view sending_application, std::string_view sending_facility,
+      std::string_view message_control_id) = 0;
+  virtual absl::StatusOr<MessagePage> ListMessages(const MessageQuery& query) = 0;
+
+  virtual absl::StatusOr<StoredPatient> GetPatient(int64_t id) = 0;
+  virtual absl::StatusOr<StoredPatient> FindPatientByPmsId(std::string_view pms_patient_id) = 0;
+
+  // kNotFound when a pms_patient_id is given and no such patient exists.
+  virtual absl::StatusOr<ResultPage> ListResults(const ResultQuery& query) = 0;
+  // Marks a result acknowledged. kNotFound: no such result;
+  // kAlreadyExists: already acknowledged (the first acknowledgement stays).
+  virtual absl::Status AcknowledgeResult(int64_t result_id, std::string_view who,
+                                         absl::Time when, std::string_view note) = 0;
+
+  // Creates the order (status pending) and its outbox row in one transaction.
+  // kAlreadyExists: placer_order_number taken; kInvalidArgument: missing fields.
+  virtual absl::StatusOr<CreatedOrder> CreateOrder(const NewOrder& order) = 0;
+  virtual absl::StatusOr<StoredOrder> GetOrder(int64_t id) = 0;
+  virtual absl::StatusOr<StoredOrder> FindOrderByPlacerNumber(std::string_view placer) = 0;
+  virtual absl::StatusOr<OrderPage> ListOrders(const OrderQuery& query) = 0;
+  // Sets status (and sent_at / acknowledged_at for "sent" / "acknowledged").
+  virtual absl::Status UpdateOrderStatus(int64_t order_id, std::string_view status,
+                                         absl::Time when) = 0;
+
+  // Claims up to `max_rows` pending outbox rows that are due and not leased
+  // (or whose lease has expired), leasing them to `claimer` until
+  // now + lease. Two claimers, in any processes, never hold the same row.
+  virtual absl::StatusOr<std::vector<OutboxItem>> ClaimOutbox(std::string_view claimer,
+                                                              absl::Duration lease,
+                                                              int max_rows) = 0;
+  // The three ends of a claim. kFailedPrecondition when `claimer` no longer
+  // holds the lease (it expired and another claimer took the row).
+  virtual absl::Status CompleteOutbox(int64_t outbox_id, std::string_view claimer) = 0;
+  virtual absl::Status RetryOutbox(int64_t outbox_id, std::string_view claimer,
+                                   absl::Time next_attempt_at, std::string_view error) = 0;
+  virtual absl::Status FailOutbox(int64_t outbox_id, std::string_view claimer,
+                                  std::string_view error) = 0;
+
+  virtual absl::StatusOr<StoredFhirResource> GetFhirResource(std::string_view resource_type,
+                                                             std::string_view id) = 0;
+  virtual absl::StatusOr<FhirPage> SearchFhirResources(const FhirQuery& query) = 0;
+
+  // Walks the audit chain from the retention anchor to the head. Returns the
+  // number of rows verified, or kDataLoss naming the first row that does not
+  // verify (edited, or missing because it was deleted).
+  virtual absl::StatusOr<int64_t> VerifyAuditChain() = 0;
+
+  // Deletes audit rows processed before `cutoff` (a contiguous oldest prefix)
+  // and moves the chain anchor so the first kept row still verifies. Also
+  // deletes finished outbox rows older than `cutoff`. Returns rows purged.
+  virtual absl::StatusOr<int64_t> PurgeAuditOlderThan(absl::Time cutoff) = 0;
+};
+
+// Opens (and by default migrates) the store named by options.database_url.
+// kInvalidArgument: the URL is malformed or names an unknown scheme;
+// kUnavailable: the database cannot be reached or opened. The message is one
+// line and never contains the password.
+absl::StatusOr<std::unique_ptr<Store>> OpenStore(const StoreOptions& options);
+
+// The URL with any password replaced by "***", for logs and errors.
+std::string MaskDatabaseUrl(std::string_view url);
+
+}  // namespace bridge::storage

@@ -1,0 +1,63 @@
+// tests/storage/store_fixture.h
+//
+// The shared vocabulary of the storage tests: a fresh database per test on
+// either backend (a SQLite file in a TempDir, or a new schema in the
+// PostgreSQL named by BRIDGE_TEST_PG_DSN), raw SQL "by hand" through the
+// backend's own CLI (sqlite3 / psql), and sample records.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "storage/store.h"
+#include "tests/support/test_paths.h"
+
+namespace bridge::storage::testing {
+
+enum class Backend { kSqlite, kPostgres };
+
+std::string BackendName(Backend backend);
+
+// True when PostgreSQL tests must fail rather than skip without a server
+// (the CI or BRIDGE_REQUIRE_PG environment variable is set).
+bool PostgresRequired();
+
+// The PostgreSQL DSN for tests, or nullopt when BRIDGE_TEST_PG_DSN is unset.
+std::optional<std::string> PostgresDsn();
+
+// One isolated database for one test; dropped by the destructor.
+class TestDatabase {
+ public:
+  // REQUIRES: for kPostgres, PostgresDsn() is set.
+  explicit TestDatabase(Backend backend);
+  ~TestDatabase();
+  TestDatabase(const TestDatabase&) = delete;
+  TestDatabase& operator=(const TestDatabase&) = delete;
+
+  Backend backend() const { return backend_; }
+  const std::string& url() const { return url_; }
+  const std::string& sqlite_path() const { return sqlite_path_; }
+
+  // Runs `sql` outside the Store (sqlite3 or psql CLI) and returns its
+  // trimmed stdout; fails the test on a non-zero exit.
+  std::string RunSql(const std::string& sql) const;
+
+ private:
+  Backend backend_;
+  bridge::testing::TempDir dir_;
+  std::string schema_;
+  std::string url_;
+  std::string sqlite_path_;
+};
+
+// Runs a shell command, returns its stdout; *exit_code gets the exit status.
+std::string RunCommand(const std::string& command, int* exit_code);
+
+// A synthetic ORU^R01 ingest record: one patient (PID-3 `pms_id`),
+// `results` OBX rows (the first flagged HH and critical), one Observation
+// per result and a DiagnosticReport. No real PHI.
+IngestRecord MakeOru(const std::string& control_id, const std::string& pms_id, int results,
+                     const std::string& placer_order_number = "");
+
+}  // namespace bridge::storage::testing

@@ -1,0 +1,562 @@
+// The one Store suite, run against BOTH backends: a real SQLite file and a
+// real PostgreSQL server (BRIDGE_TEST_PG_DSN; a fresh schema per test).
+#include "storage/store.h"
+
+#include <atomic>
+#include <set>
+#include <thread>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "absl/strings/str_cat.h"
+#include "tests/storage/store_fixture.h"
+
+namespace bridge::storage {
+namespace {
+
+using testing::Backend;
+using testing::MakeOru;
+using testing::TestDatabase;
+using ::testing::HasSubstr;
+
+class StoreTest : public ::testing::TestWithParam<Backend> {
+ protected:
+  void SetUp() override {
+    if (GetParam() == Backend::kPostgres && !testing::PostgresDsn()) {
+      if (testing::PostgresRequired()) {
+        FAIL() << "BRIDGE_TEST_PG_DSN is unset but CI/BRIDGE_REQUIRE_PG requires PostgreSQL";
+      }
+      GTEST_SKIP() << "BRIDGE_TEST_PG_DSN unset (start one with tests/support/pg_throwaway.sh)";
+    }
+    db_ = std::make_unique<TestDatabase>(GetParam());
+    Open();
+  }
+
+  void Open(StoreOptions options = {}) {
+    store_.reset();
+    options.database_url = db_->url();
+    options.clock = [this] { return now_; };
+    absl::StatusOr<std::unique_ptr<Store>> store = OpenStore(options);
+    ASSERT_TRUE(store.ok()) << store.status();
+    store_ = *std::move(store);
+  }
+
+  IngestOutcome IngestOk(const IngestRecord& record) {
+    absl::StatusOr<IngestOutcome> outcome = store_->Ingest(record);
+    EXPECT_TRUE(outcome.ok()) << outcome.status();
+    return outcome.ok() ? *outcome : IngestOutcome{};
+  }
+
+  int64_t Count(const std::string& table) {
+    return std::stoll(db_->RunSql(absl::StrCat("SELECT COUNT(*) FROM ", table)));
+  }
+
+  int64_t VerifiedRows() {
+    absl::StatusOr<int64_t> verified = store_->VerifyAuditChain();
+    EXPECT_TRUE(verified.ok()) << verified.status();
+    return verified.ok() ? *verified : -1;
+  }
+
+  absl::Time now_ = absl::FromUnixSeconds(1767268800);  // 2026-01-01T12:00:00Z
+  std::unique_ptr<TestDatabase> db_;
+  std::unique_ptr<Store> store_;
+};
+
+TEST_P(StoreTest, MigrateIsIdempotent) {
+  absl::StatusOr<int> applied = store_->Migrate();
+  ASSERT_TRUE(applied.ok()) << applied.status();
+  EXPECT_EQ(*applied, 0);
+  EXPECT_EQ(db_->RunSql("SELECT name FROM schema_migrations ORDER BY version"), "0001_initial");
+  Open();  // reopening an up-to-date database applies nothing
+  EXPECT_EQ(Count("schema_migrations"), 1);
+}
+
+TEST_P(StoreTest, OpenWithoutMigrateRefusesAnOldSchema) {
+  store_.reset();
+  db_->RunSql("DELETE FROM schema_migrations");
+  StoreOptions options;
+  options.database_url = db_->url();
+  options.migrate_on_open = false;
+  absl::StatusOr<std::unique_ptr<Store>> store = OpenStore(options);
+  EXPECT_EQ(store.status().code(), absl::StatusCode::kFailedPrecondition);
+}
+
+TEST_P(StoreTest, IngestWritesEveryTableInOneCall) {
+  NewOrder order;
+  order.patient = PatientRecord{"12345", "", "TEST", "PATIENT", "19800101", "F"};
+  order.test_codes = {"CBC", "BMP"};
+  order.placer_order_number = "PO-1";
+  order.lis_endpoint = "lis-a";
+  order.outbox_payload = "ORM bytes";
+  absl::StatusOr<CreatedOrder> created = store_->CreateOrder(order);
+  ASSERT_TRUE(created.ok()) << created.status();
+
+  const IngestOutcome outcome = IngestOk(MakeOru("MSG-1", "12345", 3, "PO-1"));
+  EXPECT_FALSE(outcome.duplicate_of.has_value());
+  EXPECT_EQ(outcome.patient_id, created->patient_id);
+  ASSERT_EQ(outcome.result_ids.size(), 3u);
+
+  absl::StatusOr<StoredMessage> message = store_->GetMessage(outcome.message_id);
+  ASSERT_TRUE(message.ok()) << message.status();
+  EXPECT_EQ(message->direction, "inbound");
+  EXPECT_EQ(message->message.message_control_id, "MSG-1");
+  EXPECT_EQ(message->message.raw_message, MakeOru("MSG-1", "12345", 3, "PO-1").message.raw_message);
+  EXPECT_EQ(message->message_hash.size(), 64u);
+  EXPECT_EQ(message->message.ack_status, "AA");
+  EXPECT_EQ(message->message.processed_at, now_);
+
+  absl::StatusOr<StoredOrder> stored_order = store_->GetOrder(created->order_id);
+  ASSERT_TRUE(stored_order.ok());
+  EXPECT_EQ(stored_order->status, "resulted");
+  EXPECT_EQ(stored_order->test_codes, (std::vector<std::string>{"CBC", "BMP"}));
+
+  ResultQuery query;
+  query.pms_patient_id = "12345";
+  absl::StatusOr<ResultPage> page = store_->ListResults(query);
+  ASSERT_TRUE(page.ok()) << page.status();
+  ASSERT_EQ(page->results.size(), 3u);
+  EXPECT_EQ(page->results.back().result.abnormal_flag, "HH");
+  EXPECT_TRUE(page->results.back().result.critical);
+  EXPECT_EQ(page->results.back().lab_order_id, created->order_id);
+  EXPECT_EQ(page->results.back().hl7_message_id, outcome.message_id);
+
+  absl::StatusOr<StoredFhirResource> report = store_->GetFhirResource("DiagnosticReport", "MSG-1");
+  ASSERT_TRUE(report.ok()) << report.status();
+  EXPECT_EQ(report->version, 1);
+  EXPECT_EQ(report->resource.patient_reference, "Patient/12345");
+  EXPECT_EQ(VerifiedRows(), 1);
+}
+
+TEST_P(StoreTest, RawBytesAreKeptExactly) {
+  IngestRecord record = MakeOru("BIN-1", "1", 1);
+  record.message.raw_message = std::string("MSH|\0\x01\xff\xfe\r\n", 11);
+  record.message.ack_message = std::string("\x0b\x1c\r\0", 4);
+  const IngestOutcome outcome = IngestOk(record);
+  absl::StatusOr<StoredMessage> message = store_->GetMessage(outcome.message_id);
+  ASSERT_TRUE(message.ok());
+  EXPECT_EQ(message->message.raw_message, record.message.raw_message);
+  EXPECT_EQ(message->message.ack_message, record.message.ack_message);
+  EXPECT_EQ(VerifiedRows(), 1);
+}
+
+TEST_P(StoreTest, ResendIsAReceiptWithTheOriginalAck) {
+  const IngestOutcome first = IngestOk(MakeOru("DUP-1", "7", 2));
+  IngestRecord resend = MakeOru("DUP-1", "7", 2);
+  resend.message.ack_message = "a different ACK the caller prepared";
+  const IngestOutcome second = IngestOk(resend);
+  ASSERT_TRUE(second.duplicate_of.has_value());
+  EXPECT_EQ(*second.duplicate_of, first.message_id);
+  EXPECT_NE(second.message_id, first.message_id);
+  EXPECT_EQ(second.ack_message, MakeOru("DUP-1", "7", 2).message.ack_message);
+  EXPECT_TRUE(second.result_ids.empty());
+  EXPECT_EQ(Count("lab_results"), 2);
+  EXPECT_EQ(Count("hl7_messages"), 2);
+  EXPECT_EQ(std::stoll(db_->RunSql("SELECT version FROM fhir_resources WHERE "
+                                   "resource_type = 'DiagnosticReport'")),
+            1);
+
+  absl::StatusOr<std::vector<StoredMessage>> rows =
+      store_->FindMessagesByControlId("LIS", "LAB", "DUP-1");
+  ASSERT_TRUE(rows.ok());
+  ASSERT_EQ(rows->size(), 2u);
+  EXPECT_EQ(rows->at(1).duplicate_of, first.message_id);
+  EXPECT_EQ(VerifiedRows(), 2);
+}
+
+TEST_P(StoreTest, ReusedControlIdWithNewContentIsANewFlaggedMessage) {
+  IngestOk(MakeOru("REUSE-1", "7", 2));
+  IngestRecord other = MakeOru("REUSE-1", "7", 3);  // different bytes
+  const IngestOutcome outcome = IngestOk(other);
+  EXPECT_FALSE(outcome.duplicate_of.has_value());
+  EXPECT_TRUE(outcome.control_id_reused);
+  EXPECT_EQ(outcome.result_ids.size(), 3u);
+  EXPECT_EQ(Count("lab_results"), 5);
+  // Corrected results replace the FHIR resources with a new version.
+  absl::StatusOr<StoredFhirResource> report = store_->GetFhirResource("DiagnosticReport", "REUSE-1");
+  ASSERT_TRUE(report.ok());
+  EXPECT_EQ(report->version, 2);
+  // The first content sent again is still recognised as a resend.
+  const IngestOutcome again = IngestOk(MakeOru("REUSE-1", "7", 2));
+  EXPECT_TRUE(again.duplicate_of.has_value());
+}
+
+TEST_P(StoreTest, AFailureBetweenWritesLeavesNoPartialRows) {
+  for (const std::string step : {"message", "patient", "orders", "results", "fhir"}) {
+    SCOPED_TRACE(step);
+    StoreOptions options;
+    options.ingest_fault_hook_for_test = [step](std::string_view at) {
+      return at == step ? absl::UnavailableError("injected") : absl::OkStatus();
+    };
+    Open(options);
+    absl::StatusOr<IngestOutcome> outcome = store_->Ingest(MakeOru("ATOM-" + step, "9", 4));
+    EXPECT_EQ(outcome.status().code(), absl::StatusCode::kUnavailable);
+    for (const char* table :
+         {"hl7_messages", "patients", "lab_results", "fhir_resources", "lab_orders"}) {
+      EXPECT_EQ(Count(table), 0) << table;
+    }
+  }
+  Open();
+  IngestOk(MakeOru("ATOM-after", "9", 4));
+  EXPECT_EQ(VerifiedRows(), 1);
+}
+
+TEST_P(StoreTest, InvalidRecordsAreRejectedBeforeWriting) {
+  IngestRecord no_patient = MakeOru("BAD-1", "1", 2);
+  no_patient.patient.reset();
+  EXPECT_EQ(store_->Ingest(no_patient).status().code(), absl::StatusCode::kInvalidArgument);
+  IngestRecord no_code = MakeOru("BAD-2", "1", 2);
+  no_code.results[0].test_code.clear();
+  EXPECT_EQ(store_->Ingest(no_code).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(Count("hl7_messages"), 0);
+}
+
+TEST_P(StoreTest, GroupCommitKeepsEachWritersOutcome) {
+  constexpr int kWriters = 16;
+  constexpr int kEach = 15;
+  std::atomic<int> ok{0};
+  std::atomic<int> rejected{0};
+  std::vector<std::thread> writers;
+  for (int w = 0; w < kWriters; ++w) {
+    writers.emplace_back([&, w] {
+      for (int i = 0; i < kEach; ++i) {
+        IngestRecord record = MakeOru(absl::StrCat("GC-", w, "-", i), absl::StrCat("P", w), 2);
+        if (i == 7) {
+          // Fails inside the transaction (no patient, results present):
+          // only this record is rolled back, not its batch.
+          record.patient.reset();
+          record.resulted_placer_order_numbers.clear();
+          record.results[0].test_code = "X";
+        }
+        absl::StatusOr<IngestOutcome> outcome = store_->Ingest(record);
+        (outcome.ok() ? ok : rejected)++;
+      }
+    });
+  }
+  for (std::thread& t : writers) {
+    t.join();
+  }
+  EXPECT_EQ(rejected.load(), kWriters);
+  EXPECT_EQ(ok.load(), kWriters * (kEach - 1));
+  EXPECT_EQ(Count("hl7_messages"), kWriters * (kEach - 1));
+  EXPECT_EQ(Count("lab_results"), kWriters * (kEach - 1) * 2);
+  EXPECT_EQ(VerifiedRows(), kWriters * (kEach - 1));
+}
+
+TEST_P(StoreTest, ResultFiltersAndStableCursorPaging) {
+  for (int i = 0; i < 5; ++i) {
+    IngestOk(MakeOru(absl::StrCat("Q-", i), "P1", 3));
+  }
+  IngestOk(MakeOru("Q-other", "P2", 3));
+
+  ResultQuery query;
+  query.pms_patient_id = "P1";
+  query.limit = 4;
+  std::vector<int64_t> seen;
+  for (int pages = 0; pages < 10; ++pages) {
+    absl::StatusOr<ResultPage> page = store_->ListResults(query);
+    ASSERT_TRUE(page.ok()) << page.status();
+    for (const StoredResult& r : page->results) {
+      seen.push_back(r.id);
+    }
+    if (pages == 0) {
+      IngestOk(MakeOru("Q-late", "P1", 3));  // must not shift later pages
+    }
+    if (page->next_cursor.empty()) {
+      break;
+    }
+    query.cursor = page->next_cursor;
+  }
+  ASSERT_EQ(seen.size(), 15u);
+  EXPECT_TRUE(std::is_sorted(seen.rbegin(), seen.rend()));
+  EXPECT_EQ(std::set<int64_t>(seen.begin(), seen.end()).size(), 15u);
+
+  ResultQuery critical;
+  critical.pms_patient_id = "P1";
+  critical.critical = true;
+  critical.acknowledged = false;
+  absl::StatusOr<ResultPage> open = store_->ListResults(critical);
+  ASSERT_TRUE(open.ok());
+  ASSERT_EQ(open->results.size(), 6u);
+  ASSERT_TRUE(store_->AcknowledgeResult(open->results[0].id, "dr.who", now_, "called").ok());
+  EXPECT_EQ(store_->AcknowledgeResult(open->results[0].id, "dr.x", now_, "").code(),
+            absl::StatusCode::kAlreadyExists);
+  EXPECT_EQ(store_->AcknowledgeResult(999999, "dr.x", now_, "").code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_EQ(store_->ListResults(critical)->results.size(), 5u);
+  critical.acknowledged = true;
+  absl::StatusOr<ResultPage> acked = store_->ListResults(critical);
+  ASSERT_EQ(acked->results.size(), 1u);
+  EXPECT_EQ(acked->results[0].acknowledged_by, "dr.who");
+  EXPECT_EQ(acked->results[0].acknowledgement_note, "called");
+
+  ResultQuery abnormal;
+  abnormal.abnormal_only = true;
+  EXPECT_EQ(store_->ListResults(abnormal)->results.size(), 7u);
+  ResultQuery by_code;
+  by_code.test_code = "TEST2";
+  by_code.observed_from = absl::FromUnixSeconds(1767268802);
+  by_code.observed_to = absl::FromUnixSeconds(1767268803);
+  EXPECT_EQ(store_->ListResults(by_code)->results.size(), 7u);
+  by_code.observed_to = absl::FromUnixSeconds(1767268802);
+  EXPECT_EQ(store_->ListResults(by_code)->results.size(), 0u);
+
+  ResultQuery unknown;
+  unknown.pms_patient_id = "nobody";
+  EXPECT_EQ(store_->ListResults(unknown).status().code(), absl::StatusCode::kNotFound);
+  ResultQuery bad_cursor;
+  bad_cursor.cursor = "not-a-cursor";
+  EXPECT_EQ(store_->ListResults(bad_cursor).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+TEST_P(StoreTest, MessagesByTimeAndControlId) {
+  for (int i = 0; i < 5; ++i) {
+    now_ = absl::FromUnixSeconds(1767268800 + i * 60);
+    IngestOk(MakeOru(absl::StrCat("T-", i), "P1", 1));
+  }
+  MessageQuery query;
+  query.processed_from = absl::FromUnixSeconds(1767268800 + 60);
+  query.processed_to = absl::FromUnixSeconds(1767268800 + 240);
+  query.limit = 2;
+  absl::StatusOr<MessagePage> page = store_->ListMessages(query);
+  ASSERT_TRUE(page.ok()) << page.status();
+  ASSERT_EQ(page->messages.size(), 2u);
+  EXPECT_EQ(page->messages[0].message.message_control_id, "T-1");
+  query.cursor = page->next_cursor;
+  page = store_->ListMessages(query);
+  ASSERT_EQ(page->messages.size(), 1u);
+  EXPECT_EQ(page->messages[0].message.message_control_id, "T-3");
+  EXPECT_TRUE(page->next_cursor.empty());
+  EXPECT_EQ(store_->GetMessage(12345).status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST_P(StoreTest, OrdersAndOutboxLifecycle) {
+  NewOrder order;
+  order.patient = PatientRecord{"P9", "", "TEST", "PATIENT", "", ""};
+  order.test_codes = {"CBC"};
+  order.lis_endpoint = "lis-a";
+  order.outbox_payload = "ORM-1";
+  order.placer_order_number = "PO-A";
+  absl::StatusOr<CreatedOrder> a = store_->CreateOrder(order);
+  ASSERT_TRUE(a.ok()) << a.status();
+  EXPECT_EQ(store_->CreateOrder(order).status().code(), absl::StatusCode::kAlreadyExists);
+  order.placer_order_number = "PO-B";
+  order.outbox_payload = "ORM-2";
+  absl::StatusOr<CreatedOrder> b = store_->CreateOrder(order);
+  ASSERT_TRUE(b.ok());
+  EXPECT_EQ(a->patient_id, b->patient_id);
+
+  OrderQuery by_patient;
+  by_patient.patient_id = a->patient_id;
+  EXPECT_EQ(store_->ListOrders(by_patient)->orders.size(), 2u);
+  OrderQuery pending;
+  pending.status = "pending";
+  EXPECT_EQ(store_->ListOrders(pending)->orders.size(), 2u);
+
+  absl::StatusOr<std::vector<OutboxItem>> claimed = store_->ClaimOutbox("w1", absl::Seconds(30), 10);
+  ASSERT_TRUE(claimed.ok()) << claimed.status();
+  ASSERT_EQ(claimed->size(), 2u);
+  EXPECT_EQ(claimed->at(0).payload, "ORM-1");
+  EXPECT_TRUE(store_->ClaimOutbox("w2", absl::Seconds(30), 10)->empty());  // leased
+
+  ASSERT_TRUE(store_->CompleteOutbox(claimed->at(0).id, "w1").ok());
+  ASSERT_TRUE(store_->UpdateOrderStatus(a->order_id, "sent", now_).ok());
+  EXPECT_EQ(store_->GetOrder(a->order_id)->status, "sent");
+  EXPECT_EQ(store_->GetOrder(a->order_id)->sent_at, now_);
+  EXPECT_EQ(store_->UpdateOrderStatus(a->order_id, "bogus", now_).code(),
+            absl::StatusCode::kInvalidArgument);
+
+  // Retry: due again only at next_attempt_at.
+  ASSERT_TRUE(store_->RetryOutbox(claimed->at(1).id, "w1", now_ + absl::Minutes(1), "timeout").ok());
+  EXPECT_TRUE(store_->ClaimOutbox("w2", absl::Seconds(30), 10)->empty());
+  now_ += absl::Minutes(2);
+  absl::StatusOr<std::vector<OutboxItem>> retried = store_->ClaimOutbox("w2", absl::Seconds(30), 10);
+  ASSERT_EQ(retried->size(), 1u);
+  EXPECT_EQ(retried->at(0).attempts, 1);
+  EXPECT_EQ(store_->GetOrder(b->order_id)->last_error, "timeout");
+
+  // A lease that expires (claimer died) lets another claimer take the row;
+  // the old claimer can no longer complete it.
+  now_ += absl::Minutes(1);
+  absl::StatusOr<std::vector<OutboxItem>> stolen = store_->ClaimOutbox("w3", absl::Seconds(30), 10);
+  ASSERT_EQ(stolen->size(), 1u);
+  EXPECT_EQ(store_->CompleteOutbox(stolen->at(0).id, "w2").code(),
+            absl::StatusCode::kFailedPrecondition);
+  ASSERT_TRUE(store_->FailOutbox(stolen->at(0).id, "w3", "rejected twice").ok());
+  now_ += absl::Hours(1);
+  EXPECT_TRUE(store_->ClaimOutbox("w4", absl::Seconds(30), 10)->empty());
+  EXPECT_EQ(db_->RunSql("SELECT state FROM outbox ORDER BY id"), "done\nfailed");
+}
+
+TEST_P(StoreTest, FhirSearchByColumns) {
+  IngestOk(MakeOru("F-1", "P1", 3));
+  IngestOk(MakeOru("F-2", "P2", 2));
+  FhirQuery query;
+  query.resource_type = "Observation";
+  query.patient_reference = "Patient/P1";
+  absl::StatusOr<FhirPage> page = store_->SearchFhirResources(query);
+  ASSERT_TRUE(page.ok()) << page.status();
+  EXPECT_EQ(page->resources.size(), 3u);
+  query.code = "TEST1";
+  EXPECT_EQ(store_->SearchFhirResources(query)->resources.size(), 1u);
+  FhirQuery all;
+  all.resource_type = "Observation";
+  all.limit = 2;
+  all.date_from = "2026-01-01";
+  std::set<std::string> ids;
+  for (int i = 0; i < 5; ++i) {
+    absl::StatusOr<FhirPage> p = store_->SearchFhirResources(all);
+    ASSERT_TRUE(p.ok());
+    for (const StoredFhirResource& r : p->resources) {
+      ids.insert(r.resource.id);
+    }
+    if (p->next_cursor.empty()) {
+      break;
+    }
+    all.cursor = p->next_cursor;
+  }
+  EXPECT_EQ(ids.size(), 5u);
+  EXPECT_EQ(store_->GetFhirResource("Observation", "nope").status().code(),
+            absl::StatusCode::kNotFound);
+}
+
+TEST_P(StoreTest, EditedRowIsNamedByVerify) {
+  for (int i = 0; i < 5; ++i) {
+    IngestOk(MakeOru(absl::StrCat("E-", i), "P1", 1));
+  }
+  EXPECT_EQ(VerifiedRows(), 5);
+  db_->RunSql("UPDATE hl7_messages SET ack_status = 'AE' WHERE id = 3");
+  absl::StatusOr<int64_t> verified = store_->VerifyAuditChain();
+  EXPECT_EQ(verified.status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_THAT(verified.status().message(), HasSubstr("row 3 does not verify"));
+}
+
+TEST_P(StoreTest, EditedRawBytesAreNamedByVerify) {
+  for (int i = 0; i < 3; ++i) {
+    IngestOk(MakeOru(absl::StrCat("R-", i), "P1", 1));
+  }
+  const std::string tamper = GetParam() == Backend::kSqlite
+                                 ? "UPDATE hl7_messages SET raw_message = X'4D5348' WHERE id = 2"
+                                 : "UPDATE hl7_messages SET raw_message = '\\x4d5348' WHERE id = 2";
+  db_->RunSql(tamper);
+  absl::StatusOr<int64_t> verified = store_->VerifyAuditChain();
+  EXPECT_EQ(verified.status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_THAT(verified.status().message(), HasSubstr("row 2 does not verify"));
+}
+
+TEST_P(StoreTest, DeletedRowIsNamedByVerify) {
+  for (int i = 0; i < 5; ++i) {
+    IngestOk(MakeOru(absl::StrCat("D-", i), "P1", 1));
+  }
+  db_->RunSql("DELETE FROM hl7_messages WHERE id = 2");
+  absl::StatusOr<int64_t> verified = store_->VerifyAuditChain();
+  EXPECT_EQ(verified.status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_THAT(verified.status().message(), HasSubstr("row 2 is missing"));
+}
+
+TEST_P(StoreTest, DeletedNewestRowIsNamedByVerify) {
+  for (int i = 0; i < 3; ++i) {
+    IngestOk(MakeOru(absl::StrCat("L-", i), "P1", 1));
+  }
+  db_->RunSql("DELETE FROM hl7_messages WHERE id = 3");
+  absl::StatusOr<int64_t> verified = store_->VerifyAuditChain();
+  EXPECT_EQ(verified.status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_THAT(verified.status().message(), HasSubstr("row 3 is missing"));
+}
+
+TEST_P(StoreTest, RetentionPurgeKeepsTheChainVerifiable) {
+  for (int i = 0; i < 10; ++i) {
+    now_ = absl::FromUnixSeconds(1767268800) + absl::Hours(24 * i);
+    IngestOk(MakeOru(absl::StrCat("RET-", i), "P1", 1));
+  }
+  absl::StatusOr<int64_t> purged =
+      store_->PurgeAuditOlderThan(absl::FromUnixSeconds(1767268800) + absl::Hours(24 * 4));
+  ASSERT_TRUE(purged.ok()) << purged.status();
+  EXPECT_EQ(*purged, 4);
+  EXPECT_EQ(Count("hl7_messages"), 6);
+  EXPECT_EQ(VerifiedRows(), 6);
+  EXPECT_EQ(*store_->PurgeAuditOlderThan(absl::FromUnixSeconds(1767268800)), 0);
+  // Writing continues the chain after a purge.
+  IngestOk(MakeOru("RET-new", "P1", 1));
+  EXPECT_EQ(VerifiedRows(), 7);
+  // Deleting the first kept row by hand is still detected.
+  db_->RunSql("DELETE FROM hl7_messages WHERE id = 5");
+  EXPECT_THAT(store_->VerifyAuditChain().status().message(), HasSubstr("row 5 is missing"));
+}
+
+TEST_P(StoreTest, OutboundMessagesJoinTheChain) {
+  NewOrder order;
+  order.patient_id = 1;
+  order.test_codes = {"CBC"};
+  order.lis_endpoint = "lis-a";
+  order.placer_order_number = "PO-OUT";
+  absl::StatusOr<CreatedOrder> created = store_->CreateOrder(order);
+  ASSERT_TRUE(created.ok());
+  InboundMessage orm;
+  orm.message_type = "ORM";
+  orm.trigger_event = "O01";
+  orm.message_control_id = "ORM-1";
+  orm.raw_message = "MSH|^~\\&|LAB_BRIDGE|MPS_PMS|LIS|LAB|||ORM^O01|ORM-1|P|2.5.1\r";
+  absl::StatusOr<int64_t> id = store_->RecordOutbound(orm, created->order_id);
+  ASSERT_TRUE(id.ok()) << id.status();
+  EXPECT_EQ(store_->GetMessage(*id)->direction, "outbound");
+  EXPECT_EQ(store_->GetOrder(created->order_id)->hl7_message_id, *id);
+  IngestOk(MakeOru("AFTER-ORM", "P1", 1));
+  EXPECT_EQ(VerifiedRows(), 2);
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, StoreTest,
+                         ::testing::Values(Backend::kSqlite, Backend::kPostgres),
+                         [](const ::testing::TestParamInfo<Backend>& info) {
+                           return testing::BackendName(info.param);
+                         });
+
+// ----- opening -----
+
+TEST(OpenStoreTest, UnknownSchemeIsInvalidArgument) {
+  StoreOptions options;
+  options.database_url = "mysql://root:secret@localhost/db";
+  absl::StatusOr<std::unique_ptr<Store>> store = OpenStore(options);
+  EXPECT_EQ(store.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(store.status().message(), ::testing::Not(HasSubstr("secret")));
+}
+
+TEST(OpenStoreTest, UnreachablePostgresIsOneLineWithoutPassword) {
+  StoreOptions options;
+  options.database_url = "postgresql://bridge:s3cret@127.0.0.1:1/labbridge?connect_timeout=2";
+  absl::StatusOr<std::unique_ptr<Store>> store = OpenStore(options);
+  EXPECT_EQ(store.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_THAT(store.status().message(), HasSubstr("bridge:***@127.0.0.1:1"));
+  EXPECT_THAT(store.status().message(), ::testing::Not(HasSubstr("s3cret")));
+  EXPECT_EQ(std::string(store.status().message()).find('\n'), std::string::npos);
+}
+
+TEST(OpenStoreTest, RelativeSqliteUrlCreatesItsFolder) {
+  bridge::testing::TempDir dir;
+  const std::filesystem::path old = std::filesystem::current_path();
+  std::filesystem::current_path(dir.path());
+  {
+    StoreOptions options;  // the default URL: sqlite://./var/lab-bridge.db
+    absl::StatusOr<std::unique_ptr<Store>> store = OpenStore(options);
+    ASSERT_TRUE(store.ok()) << store.status();
+  }
+  EXPECT_TRUE(std::filesystem::exists(dir.path() / "var" / "lab-bridge.db"));
+  std::filesystem::current_path(old);
+}
+
+TEST(OpenStoreTest, UnopenableSqliteIsUnavailable) {
+  StoreOptions options;
+  options.database_url = "sqlite:///proc/no/such/dir/x.db";
+  EXPECT_EQ(OpenStore(options).status().code(), absl::StatusCode::kUnavailable);
+}
+
+TEST(MaskDatabaseUrlTest, HidesPasswords) {
+  EXPECT_EQ(MaskDatabaseUrl("postgresql://u:p@h:5432/db"), "postgresql://u:***@h:5432/db");
+  EXPECT_EQ(MaskDatabaseUrl("postgresql://u@h/db?password=x&sslmode=require"),
+            "postgresql://u@h/db?password=***&sslmode=require");
+  EXPECT_EQ(MaskDatabaseUrl("sqlite:///var/x.db"), "sqlite:///var/x.db");
+}
+
+}  // namespace
+}  // namespace bridge::storage
