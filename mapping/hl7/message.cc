@@ -194,6 +194,12 @@ class Parser {
       return ParseError(ErrorCode::kValueTooLong, "MSH", 1, 0, 0, "message exceeds 4 GiB");
     }
 
+    // Room for a typical message up front, so pushes never reallocate on the
+    // hot path (vectors keep their capacity across ParseInto calls).
+    const std::size_t estimate = m_.text().size() / 4 + 16;
+    for (auto& level : m_.levels_) {
+      if (level.size() < estimate) level.resize(estimate);
+    }
     table_ = m_.delimiters_ == Delimiters{} ? &DefaultClassTable() : &custom_table_;
     if (table_ == &custom_table_) custom_table_ = MakeClassTable(m_.delimiters_);
     return ScanSegments(encoding_end);
@@ -234,22 +240,22 @@ class Parser {
       }
       Message::SegmentNode segment;
       segment.begin = static_cast<std::uint32_t>(pos);
-      segment.first_field = static_cast<std::uint32_t>(fields().size());
+      segment.first_field = m_.level_size_[0];
       std::size_t cursor = id_end;
       if (sequence == 1) {
         // MSH-1 is the separator itself and MSH-2 the encoding characters:
         // both are leaves that are never split or unescaped.
-        fields().push_back(PlainLeaf(pos + 3, pos + 4));
+        Push(0, PlainLeaf(pos + 3, pos + 4));
         // `encoding_end` counts from the start of the header, which is `pos`
         // both in the input and in its UTF-8 conversion (the header is ASCII).
         const std::size_t enc_end = pos + encoding_end;
-        fields().push_back(PlainLeaf(pos + 4, enc_end));
+        Push(0, PlainLeaf(pos + 4, enc_end));
         cursor = enc_end;
       }
       absl::Status status = ScanFields(cursor, sequence, &cursor);
       if (!status.ok()) return status;
       segment.end = static_cast<std::uint32_t>(cursor);
-      segment.field_count = static_cast<std::uint32_t>(fields().size()) - segment.first_field;
+      segment.field_count = m_.level_size_[0] - segment.first_field;
       m_.segments_.push_back(segment);
       pos = cursor;
     }
@@ -288,13 +294,13 @@ class Parser {
       }
       if (pos < n && base[pos] == '\0') {
         return ParseError(ErrorCode::kDataTypeError, "", sequence,
-                          static_cast<int>(fields().size()), Offset(pos),
+                          static_cast<int>(m_.level_size_[0] - m_.segments_.size()), Offset(pos),
                           "a NUL byte inside a segment");
       }
       if (flags & (kRepetition | kComponent | kSubcomponent)) {
-        fields().push_back(Split(Level::kField, begin, pos, flags));
+        Push(0, Split(Level::kField, begin, pos, flags));
       } else {
-        fields().push_back(Leaf(begin, pos, flags & kEscape));
+        Push(0, Leaf(begin, pos, flags & kEscape));
       }
     }
     *end = pos;
@@ -327,28 +333,41 @@ class Parser {
     }
     if ((flags & below) == 0) return Leaf(begin, end, flags & kEscape);
     const Level child_level = static_cast<Level>(static_cast<int>(level) + 1);
+    const std::uint8_t separator_class = level == Level::kField       ? kRepetition
+                                         : level == Level::kRepetition ? kComponent
+                                                                       : kSubcomponent;
     const ClassTable& cls = *table_;
-    // Children are built first (they push their own children), then pushed
-    // here in order, so each level's vector keeps siblings contiguous.
-    std::vector<Node> children;
+    // Children go straight into the next level's vector: building one child
+    // only pushes into deeper levels, so siblings stay contiguous.
+    const int child_index = static_cast<int>(child_level);
+    Node node;
+    node.begin = static_cast<std::uint32_t>(begin);
+    node.end = static_cast<std::uint32_t>(end);
+    node.first_child = m_.level_size_[child_index];
+    if ((flags & separator_class) == 0) {
+      // No separator of this level (a field with components but one
+      // repetition, say): one child spanning everything, without another
+      // pass over the bytes at this level.
+      Node child = Split(child_level, begin, end, flags);
+      Push(child_index, child);
+      node.child_count = 1;
+      return node;
+    }
+    std::uint32_t count = 0;
     std::size_t piece = begin;
     std::uint8_t piece_flags = 0;
     for (std::size_t p = begin; p <= end; ++p) {
       if (p == end || base[p] == separator) {
-        children.push_back(Split(child_level, piece, p, piece_flags));
+        Node child = Split(child_level, piece, p, piece_flags);
+        Push(child_index, child);
+        ++count;
         piece = p + 1;
         piece_flags = 0;
       } else {
         piece_flags |= cls[static_cast<unsigned char>(base[p])];
       }
     }
-    std::vector<Node>& level_nodes = m_.levels_[static_cast<int>(child_level)];
-    Node node;
-    node.begin = static_cast<std::uint32_t>(begin);
-    node.end = static_cast<std::uint32_t>(end);
-    node.first_child = static_cast<std::uint32_t>(level_nodes.size());
-    node.child_count = static_cast<std::uint32_t>(children.size());
-    level_nodes.insert(level_nodes.end(), children.begin(), children.end());
+    node.child_count = count;
     return node;
   }
 
@@ -383,7 +402,16 @@ class Parser {
     return m_.converted_ ? -1 : static_cast<long long>(pos);
   }
 
-  std::vector<Node>& fields() { return m_.levels_[0]; }
+  // Appends to a level. The vectors only grow (their elements past
+  // level_size_ are stale and never reached), so the hot path is a store.
+  void Push(int level, const Node& node) {
+    std::vector<Node>& nodes = m_.levels_[level];
+    std::uint32_t& size = m_.level_size_[level];
+    if (size == nodes.size()) [[unlikely]] {
+      nodes.resize(nodes.size() * 2 + 256);
+    }
+    nodes[size++] = node;
+  }
 
   Message& m_;
   const ParseOptions& options_;
@@ -404,7 +432,7 @@ void Message::Clear() {
   charset_ = CharsetInfo{};
   warnings_.clear();
   segments_.clear();
-  for (auto& level : levels_) level.clear();
+  for (std::uint32_t& size : level_size_) size = 0;
 }
 
 absl::Status Message::ParseInto(std::string_view bytes, const ParseOptions& options,
@@ -511,81 +539,6 @@ Element SegmentRef::Field(int n) const {
 std::string_view SegmentRef::encoded() const {
   const Message::SegmentNode& segment = message_->segments_[index_];
   return message_->Span(segment.begin, segment.end);
-}
-
-// ---------------------------------------------------------------------------
-// Element
-
-std::string_view Element::value() const {
-  if (message_ == nullptr) return {};
-  const Message::Node* node = &message_->nodes(node_level_)[node_];
-  int level = static_cast<int>(node_level_);
-  while (node->child_count > 0 && level < static_cast<int>(Level::kSubcomponent)) {
-    ++level;
-    node = &message_->nodes(static_cast<Level>(level))[node->first_child];
-  }
-  return message_->LeafValue(*node);
-}
-
-std::string_view Element::encoded() const {
-  if (message_ == nullptr) return {};
-  const Message::Node& node = message_->nodes(node_level_)[node_];
-  return message_->Span(node.begin, node.end);
-}
-
-bool Element::is_null() const {
-  if (message_ == nullptr) return false;
-  const Message::Node& node = message_->nodes(node_level_)[node_];
-  return node.child_count == 0 && (node.flags & Message::kNull) != 0;
-}
-
-bool Element::is_leaf() const {
-  if (message_ == nullptr) return false;
-  return level_ != node_level_ || message_->nodes(node_level_)[node_].child_count == 0;
-}
-
-int Element::size() const {
-  if (message_ == nullptr || level_ == Level::kSubcomponent) return 0;
-  if (level_ != node_level_) return 1;
-  const Message::Node& node = message_->nodes(node_level_)[node_];
-  return node.child_count == 0 ? 1 : static_cast<int>(node.child_count);
-}
-
-Element Element::Child(int n) const {
-  if (message_ == nullptr || level_ == Level::kSubcomponent || n < 1) return Element();
-  const Level child_level = static_cast<Level>(static_cast<int>(level_) + 1);
-  const Message::Node& node = message_->nodes(node_level_)[node_];
-  if (level_ != node_level_ || node.child_count == 0) {
-    // A leaf stands for its only child at every lower level.
-    return n == 1 ? Element(message_, node_level_, node_, child_level) : Element();
-  }
-  if (static_cast<std::uint32_t>(n) > node.child_count) return Element();
-  return Element(message_, child_level, node.first_child + static_cast<std::uint32_t>(n) - 1,
-                 child_level);
-}
-
-Element Element::Descend(Level target) const {
-  Element e = *this;
-  while (e.present() && e.level_ < target) e = e.Child(1);
-  if (e.present() && e.level_ > target) return Element();
-  return e;
-}
-
-Element Element::Rep(int n) const {
-  if (level_ == Level::kField) return Child(n);
-  return n == 1 ? *this : Element();
-}
-
-Element Element::Comp(int n) const { return Descend(Level::kRepetition).Child(n); }
-
-Element Element::Sub(int n) const { return Descend(Level::kComponent).Child(n); }
-
-std::vector<Element> Element::Reps() const {
-  std::vector<Element> reps;
-  if (!present()) return reps;
-  if (level_ != Level::kField) return {*this};
-  for (int i = 1; i <= size(); ++i) reps.push_back(Rep(i));
-  return reps;
 }
 
 // ---------------------------------------------------------------------------

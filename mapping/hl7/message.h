@@ -224,8 +224,85 @@ class Message {
   CharsetInfo charset_;
   std::vector<std::string> warnings_;
   std::vector<SegmentNode> segments_;
+  // Nodes per level; only the first level_size_[i] of levels_[i] are live.
   std::vector<Node> levels_[4];
+  std::uint32_t level_size_[4] = {0, 0, 0, 0};
 };
+
+// ---------------------------------------------------------------------------
+// Element accessors are inline: reading a value is on every hot path.
+
+inline std::string_view Element::value() const {
+  if (message_ == nullptr) return {};
+  const Message::Node* node = &message_->nodes(node_level_)[node_];
+  int level = static_cast<int>(node_level_);
+  while (node->child_count > 0 && level < static_cast<int>(Level::kSubcomponent)) {
+    ++level;
+    node = &message_->nodes(static_cast<Level>(level))[node->first_child];
+  }
+  return message_->LeafValue(*node);
+}
+
+inline std::string_view Element::encoded() const {
+  if (message_ == nullptr) return {};
+  const Message::Node& node = message_->nodes(node_level_)[node_];
+  return message_->Span(node.begin, node.end);
+}
+
+inline bool Element::is_null() const {
+  if (message_ == nullptr) return false;
+  const Message::Node& node = message_->nodes(node_level_)[node_];
+  return node.child_count == 0 && (node.flags & Message::kNull) != 0;
+}
+
+inline bool Element::is_leaf() const {
+  if (message_ == nullptr) return false;
+  return level_ != node_level_ || message_->nodes(node_level_)[node_].child_count == 0;
+}
+
+inline int Element::size() const {
+  if (message_ == nullptr || level_ == Level::kSubcomponent) return 0;
+  if (level_ != node_level_) return 1;
+  const Message::Node& node = message_->nodes(node_level_)[node_];
+  return node.child_count == 0 ? 1 : static_cast<int>(node.child_count);
+}
+
+inline Element Element::Child(int n) const {
+  if (message_ == nullptr || level_ == Level::kSubcomponent || n < 1) return Element();
+  const Level child_level = static_cast<Level>(static_cast<int>(level_) + 1);
+  const Message::Node& node = message_->nodes(node_level_)[node_];
+  if (level_ != node_level_ || node.child_count == 0) {
+    // A leaf stands for its only child at every lower level.
+    return n == 1 ? Element(message_, node_level_, node_, child_level) : Element();
+  }
+  if (static_cast<std::uint32_t>(n) > node.child_count) return Element();
+  return Element(message_, child_level, node.first_child + static_cast<std::uint32_t>(n) - 1,
+                 child_level);
+}
+
+inline Element Element::Descend(Level target) const {
+  Element e = *this;
+  while (e.present() && e.level_ < target) e = e.Child(1);
+  if (e.present() && e.level_ > target) return Element();
+  return e;
+}
+
+inline Element Element::Rep(int n) const {
+  if (level_ == Level::kField) return Child(n);
+  return n == 1 ? *this : Element();
+}
+
+inline Element Element::Comp(int n) const { return Descend(Level::kRepetition).Child(n); }
+
+inline Element Element::Sub(int n) const { return Descend(Level::kComponent).Child(n); }
+
+inline std::vector<Element> Element::Reps() const {
+  std::vector<Element> reps;
+  if (!present()) return reps;
+  if (level_ != Level::kField) return {*this};
+  for (int i = 1; i <= size(); ++i) reps.push_back(Rep(i));
+  return reps;
+}
 
 // The message control id (MSH-10) read from raw bytes without a full parse,
 // so even a message that fails to parse can be NAKed with its own id. nullopt

@@ -1,0 +1,137 @@
+// Codec speed on one core: full parse (splitting, unescaping, ORU grouping,
+// and reading every value), encode, and the streaming check used by
+// `lab-bridge parse --check`. Run with tests/bench/run_hl7_bench.sh, which
+// also measures python-hl7 on the same bytes.
+#include <cstdint>
+#include <cstdio>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include <benchmark/benchmark.h>
+
+#include "mapping/hl7/batch.h"
+#include "mapping/hl7/encoder.h"
+#include "mapping/hl7/message.h"
+#include "mapping/hl7/oru.h"
+#include "tests/bench/oru_generator.h"
+
+namespace bridge::hl7 {
+namespace {
+
+const std::vector<std::string>& Messages() {
+  static const std::vector<std::string> messages = bench::GenerateOruSet(1000);
+  return messages;
+}
+
+std::size_t TotalBytes() {
+  std::size_t total = 0;
+  for (const std::string& m : Messages()) total += m.size();
+  return total;
+}
+
+// Reads every value in the tree, so nothing is left for later.
+std::size_t ReadEveryValue(const Message& m) {
+  std::size_t sum = 0;
+  for (int s = 0; s < m.segment_count(); ++s) {
+    SegmentRef segment = m.segment(s);
+    for (int f = 1; f <= segment.field_count(); ++f) {
+      Element field = segment.Field(f);
+      for (int r = 1; r <= field.size(); ++r) {
+        Element rep = field.Rep(r);
+        for (int c = 1; c <= rep.size(); ++c) {
+          Element comp = rep.Comp(c);
+          for (int x = 1; x <= comp.size(); ++x) sum += comp.Sub(x).value().size();
+        }
+      }
+    }
+  }
+  return sum;
+}
+
+void BM_ParseFull(benchmark::State& state) {
+  Message message;
+  std::size_t i = 0;
+  for (auto _ : state) {
+    const std::string& bytes = Messages()[i++ % Messages().size()];
+    if (!Message::ParseInto(bytes, {}, &message).ok()) state.SkipWithError("parse failed");
+    OruR01 oru = GroupOruR01(message);
+    benchmark::DoNotOptimize(oru.patient_results.size());
+    benchmark::DoNotOptimize(ReadEveryValue(message));
+  }
+  state.SetItemsProcessed(state.iterations());
+  state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * TotalBytes() /
+                                                    Messages().size()));
+}
+BENCHMARK(BM_ParseFull);
+
+void BM_ParseTreeOnly(benchmark::State& state) {
+  Message message;
+  std::size_t i = 0;
+  for (auto _ : state) {
+    const std::string& bytes = Messages()[i++ % Messages().size()];
+    if (!Message::ParseInto(bytes, {}, &message).ok()) state.SkipWithError("parse failed");
+    benchmark::DoNotOptimize(message.segment_count());
+  }
+  state.SetItemsProcessed(state.iterations());
+  state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * TotalBytes() /
+                                                    Messages().size()));
+}
+BENCHMARK(BM_ParseTreeOnly);
+
+void BM_Encode(benchmark::State& state) {
+  std::vector<Message> parsed;
+  for (const std::string& bytes : Messages()) parsed.push_back(*Message::Parse(bytes));
+  std::size_t i = 0;
+  for (auto _ : state) {
+    std::string out = Encode(parsed[i++ % parsed.size()]);
+    benchmark::DoNotOptimize(out.data());
+  }
+  state.SetItemsProcessed(state.iterations());
+  state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * TotalBytes() /
+                                                    Messages().size()));
+}
+BENCHMARK(BM_Encode);
+
+// What `parse --check` does per message of a large LF-separated export:
+// split the stream, then parse each message.
+void BM_StreamCheck(benchmark::State& state) {
+  std::string export_bytes;
+  for (const std::string& m : Messages()) {
+    export_bytes += m;
+    export_bytes += '\n';
+  }
+  Message message;
+  std::size_t ok = 0;
+  for (auto _ : state) {
+    MessageSplitter splitter;
+    auto check = [&](const SplitMessage& piece) {
+      ok += Message::ParseInto(piece.bytes, {}, &message).ok();
+    };
+    for (std::size_t pos = 0; pos < export_bytes.size(); pos += 1 << 16) {
+      splitter.Feed(std::string_view(export_bytes).substr(pos, 1 << 16), check);
+    }
+    splitter.Finish(check);
+  }
+  benchmark::DoNotOptimize(ok);
+  state.SetItemsProcessed(state.iterations() * Messages().size());
+  state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * export_bytes.size()));
+}
+BENCHMARK(BM_StreamCheck);
+
+}  // namespace
+}  // namespace bridge::hl7
+
+// `hl7_bench --write-corpus FILE` writes the generated messages, one per LF
+// line (segments stay CR-separated), for the python-hl7 comparison.
+int main(int argc, char** argv) {
+  if (argc == 3 && std::string(argv[1]) == "--write-corpus") {
+    std::ofstream out(argv[2], std::ios::binary);
+    for (const std::string& m : bridge::hl7::Messages()) out << m << '\n';
+    return out ? 0 : 1;
+  }
+  benchmark::Initialize(&argc, argv);
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}
