@@ -185,7 +185,7 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
   Session(const Session&) = delete;
   Session& operator=(const Session&) = delete;
 
-  ~Session() override { server_.Unregister(peer_.connection_id, peer_.address); }
+  ~Session() override { Unregister(); }
 
   void Start() override {
     auto self = this->shared_from_this();
@@ -375,6 +375,15 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
     Lowest(stream_).shutdown(tcp::socket::shutdown_both, ignored);
     Lowest(stream_).close(ignored);
     watchdog_.cancel();
+    // The connection ends here, even if a handler still holds its ReplyFn.
+    Unregister();
+  }
+
+  void Unregister() {
+    if (registered_) {
+      registered_ = false;
+      server_.Unregister(peer_.connection_id, peer_.address);
+    }
   }
 
   bool CheckPeerCertificate() {
@@ -421,6 +430,7 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
   DeadlineKind deadline_kind_ = DeadlineKind::kNone;
   bool closed_ = false;
   bool timed_out_ = false;
+  bool registered_ = true;  // counted in the server's registry and limits
 };
 
 }  // namespace
