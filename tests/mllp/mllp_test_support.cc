@@ -189,7 +189,7 @@ bool WaitFor(const std::function<bool()>& condition, std::chrono::milliseconds t
 
 int RunCommand(const std::string& command, std::string* output) {
   output->clear();
-  FILE* pipe = ::popen((command + " 2>&1").c_str(), "r");
+  FILE* pipe = ::popen(("( " + command + " ) 2>&1").c_str(), "r");
   if (pipe == nullptr) {
     return -1;
   }
