@@ -91,6 +91,15 @@ absl::StatusOr<int64_t> DecodeIdCursor(std::string_view cursor) {
   return id;
 }
 
+// "($first+1, ..., $first+count)": one tuple of a multi-row VALUES list.
+std::string Placeholders(size_t first, size_t count) {
+  std::string out = "(";
+  for (size_t i = 1; i <= count; ++i) {
+    absl::StrAppend(&out, i > 1 ? ", $" : "$", first + i);
+  }
+  return out + ")";
+}
+
 int ClampLimit(int limit) { return limit <= 0 ? 100 : (limit > 1000 ? 1000 : limit); }
 
 // test_codes is a JSON array of strings, as in the guide.
@@ -1037,7 +1046,19 @@ class SqlStore final : public Store {
       return;
     }
     ChainHead h = *head;
+    // A batch of one needs no savepoint: its failure rolls back everything.
+    const bool savepoints = batch.size() > 1;
     for (Pending* p : batch) {
+      if (!savepoints) {
+        absl::StatusOr<IngestOutcome> outcome = WriteRecord(*p->record, h);
+        if (!outcome.ok()) {
+          conn_->Rollback();
+          fail_all(outcome.status());
+          return;
+        }
+        p->outcome = std::move(outcome);
+        continue;
+      }
       if (absl::Status s = Exec("SAVEPOINT record"); !s.ok()) {
         conn_->Rollback();
         fail_all(s);
@@ -1173,49 +1194,93 @@ class SqlStore final : public Store {
     if (!record.results.empty() && !outcome.patient_id) {
       return absl::InvalidArgumentError("storage: results without a patient (PID-3)");
     }
-    for (const ResultRecord& r : record.results) {
-      std::optional<int64_t> order_id;
-      if (auto it = order_ids.find(r.placer_order_number); it != order_ids.end()) {
-        order_id = it->second;
+    // Multi-row statements: one round trip for all of a message's results
+    // and one for its FHIR resources, instead of one per row.
+    constexpr size_t kRowsPerStatement = 50;
+    for (size_t start = 0; start < record.results.size(); start += kRowsPerStatement) {
+      const size_t end = std::min(record.results.size(), start + kRowsPerStatement);
+      std::vector<Param> params;
+      std::vector<std::string> tuples;
+      for (size_t i = start; i < end; ++i) {
+        const ResultRecord& r = record.results[i];
+        std::optional<int64_t> order_id;
+        if (auto it = order_ids.find(r.placer_order_number); it != order_ids.end()) {
+          order_id = it->second;
+        }
+        tuples.push_back(Placeholders(params.size(), 18));
+        for (Param& p : std::vector<Param>{
+                 Param::Int(*outcome.patient_id), Param::OptInt(order_id),
+                 Param::Text(r.test_code), Param::Text(r.test_name), Param::Text(r.value),
+                 Param::Text(r.units), Param::Text(r.reference_range),
+                 Param::Text(r.abnormal_flag), Param::Text(r.result_status),
+                 Param::Text(r.sending_facility), Param::Text(r.filler_order_number),
+                 OptTimeParam(r.observation_date), Param::Int(now),
+                 Param::Int(outcome.message_id), Param::Text(r.value_type),
+                 Param::Text(r.observation_sub_id), Param::Text(r.placer_order_number),
+                 Param::Int(r.critical ? 1 : 0)}) {
+          params.push_back(std::move(p));
+        }
       }
       absl::StatusOr<std::vector<Row>> rows = conn_->Query(
-          "INSERT INTO lab_results (patient_id, lab_order_id, test_code, test_name, value, "
-          "units, reference_range, abnormal_flag, result_status, sending_facility, "
-          "filler_order_number, observation_date, received_at, hl7_message_id, value_type, "
-          "observation_sub_id, placer_order_number, critical) VALUES ($1, $2, $3, $4, $5, $6, "
-          "$7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18) RETURNING id",
-          {Param::Int(*outcome.patient_id), Param::OptInt(order_id), Param::Text(r.test_code),
-           Param::Text(r.test_name), Param::Text(r.value), Param::Text(r.units),
-           Param::Text(r.reference_range), Param::Text(r.abnormal_flag),
-           Param::Text(r.result_status), Param::Text(r.sending_facility),
-           Param::Text(r.filler_order_number), OptTimeParam(r.observation_date),
-           Param::Int(now), Param::Int(outcome.message_id), Param::Text(r.value_type),
-           Param::Text(r.observation_sub_id), Param::Text(r.placer_order_number),
-           Param::Int(r.critical ? 1 : 0)});
+          absl::StrCat("INSERT INTO lab_results (patient_id, lab_order_id, test_code, test_name, "
+                       "value, units, reference_range, abnormal_flag, result_status, "
+                       "sending_facility, filler_order_number, observation_date, received_at, "
+                       "hl7_message_id, value_type, observation_sub_id, placer_order_number, "
+                       "critical) VALUES ",
+                       absl::StrJoin(tuples, ", "), " RETURNING id"),
+          params);
       if (!rows.ok()) {
         return rows.status();
       }
-      outcome.result_ids.push_back(Int((*rows)[0][0]));
+      for (const Row& r : *rows) {
+        outcome.result_ids.push_back(Int(r[0]));
+      }
     }
+    std::sort(outcome.result_ids.begin(), outcome.result_ids.end());
 
     if (absl::Status s = Hook("fhir"); !s.ok()) {
       return s;
     }
-    for (const FhirResourceRecord& f : record.fhir_resources) {
+    // One statement may not touch a row twice (PostgreSQL refuses): the last
+    // occurrence of a (type, id) within one message wins.
+    std::vector<const FhirResourceRecord*> resources;
+    {
+      std::set<std::pair<std::string, std::string>> seen;
+      for (auto it = record.fhir_resources.rbegin(); it != record.fhir_resources.rend(); ++it) {
+        if (seen.insert({it->resource_type, it->id}).second) {
+          resources.insert(resources.begin(), &*it);
+        }
+      }
+    }
+    for (size_t start = 0; start < resources.size(); start += kRowsPerStatement) {
+      const size_t end = std::min(resources.size(), start + kRowsPerStatement);
+      std::vector<Param> params;
+      std::vector<std::string> tuples;
+      for (size_t i = start; i < end; ++i) {
+        const FhirResourceRecord& f = *resources[i];
+        std::string tuple = Placeholders(params.size(), 10);
+        tuple.insert(tuple.size() - 1, ", 1");  // version of a new resource
+        tuples.push_back(std::move(tuple));
+        for (Param& p : std::vector<Param>{
+                 Param::Text(f.resource_type), Param::Text(f.id), Param::Int(now),
+                 Param::Text(f.patient_reference), Param::Text(f.code), Param::Text(f.date),
+                 Param::Text(f.status), Param::Text(f.category),
+                 Param::Int(outcome.message_id), Param::Text(f.json)}) {
+          params.push_back(std::move(p));
+        }
+      }
       // A resource seen before (a corrected result, OBX-11 = C) gets a new version.
       absl::StatusOr<std::vector<Row>> rows = conn_->Query(
-          "INSERT INTO fhir_resources (resource_type, id, version, last_updated, "
-          "patient_reference, code, date, status, category, hl7_message_id, json) "
-          "VALUES ($1, $2, 1, $3, $4, $5, $6, $7, $8, $9, $10) "
-          "ON CONFLICT (resource_type, id) DO UPDATE SET version = fhir_resources.version + 1, "
-          "last_updated = excluded.last_updated, patient_reference = excluded.patient_reference, "
-          "code = excluded.code, date = excluded.date, status = excluded.status, "
-          "category = excluded.category, hl7_message_id = excluded.hl7_message_id, "
-          "json = excluded.json",
-          {Param::Text(f.resource_type), Param::Text(f.id), Param::Int(now),
-           Param::Text(f.patient_reference), Param::Text(f.code), Param::Text(f.date),
-           Param::Text(f.status), Param::Text(f.category), Param::Int(outcome.message_id),
-           Param::Text(f.json)});
+          absl::StrCat(
+              "INSERT INTO fhir_resources (resource_type, id, last_updated, patient_reference, "
+              "code, date, status, category, hl7_message_id, json, version) VALUES ",
+              absl::StrJoin(tuples, ", "),
+              " ON CONFLICT (resource_type, id) DO UPDATE SET "
+              "version = fhir_resources.version + 1, last_updated = excluded.last_updated, "
+              "patient_reference = excluded.patient_reference, code = excluded.code, "
+              "date = excluded.date, status = excluded.status, category = excluded.category, "
+              "hl7_message_id = excluded.hl7_message_id, json = excluded.json"),
+          params);
       if (!rows.ok()) {
         return rows.status();
       }

@@ -109,8 +109,6 @@ CREATE INDEX lab_results_patient ON lab_results (patient_id, id);
 CREATE INDEX lab_results_patient_time ON lab_results (patient_id, observation_date);
 CREATE INDEX lab_results_critical_open ON lab_results (id)
   WHERE critical = 1 AND acknowledged_at IS NULL;
-CREATE INDEX lab_results_message ON lab_results (hl7_message_id);
-CREATE INDEX lab_results_order ON lab_results (lab_order_id);
 
 -- Orders waiting to be sent. A row is leased (claimed_by, claimed_until)
 -- while a dispatcher works on it; an expired lease makes it claimable again.

@@ -2,6 +2,7 @@
 
 #include <sqlite3.h>
 
+#include <cstdlib>
 #include <filesystem>
 #include <system_error>
 #include <unordered_map>
@@ -65,27 +66,28 @@ class SqliteConnection final : public internal::Connection {
     sqlite3_stmt* stmt = *prepared;
     sqlite3_reset(stmt);
     sqlite3_clear_bindings(stmt);
-    for (size_t i = 0; i < params.size(); ++i) {
-      const std::string name = absl::StrCat("$", i + 1);
-      const int index = sqlite3_bind_parameter_index(stmt, name.c_str());
-      if (index == 0) {
-        continue;  // parameter not used by this statement
+    const std::vector<int>& numbers = prepared_numbers_[stmt];
+    for (size_t index = 1; index < numbers.size(); ++index) {
+      const size_t i = static_cast<size_t>(numbers[index] - 1);
+      if (i >= params.size()) {
+        return absl::InternalError(absl::StrCat("sqlite: no value for $", numbers[index]));
       }
       const Param& p = params[i];
+      const int bind_index = static_cast<int>(index);
       int rc = SQLITE_OK;
       switch (p.kind) {
         case Param::Kind::kNull:
-          rc = sqlite3_bind_null(stmt, index);
+          rc = sqlite3_bind_null(stmt, bind_index);
           break;
         case Param::Kind::kInt:
-          rc = sqlite3_bind_int64(stmt, index, p.int_value);
+          rc = sqlite3_bind_int64(stmt, bind_index, p.int_value);
           break;
         case Param::Kind::kText:
-          rc = sqlite3_bind_text(stmt, index, p.text.data(), static_cast<int>(p.text.size()),
+          rc = sqlite3_bind_text(stmt, bind_index, p.text.data(), static_cast<int>(p.text.size()),
                                  SQLITE_TRANSIENT);
           break;
         case Param::Kind::kBlob:
-          rc = sqlite3_bind_blob(stmt, index, p.text.data(), static_cast<int>(p.text.size()),
+          rc = sqlite3_bind_blob(stmt, bind_index, p.text.data(), static_cast<int>(p.text.size()),
                                  SQLITE_TRANSIENT);
           break;
       }
@@ -157,11 +159,21 @@ class SqliteConnection final : public internal::Connection {
       return FromSqlite(db_, rc, "prepare");
     }
     statements_.emplace(sql, stmt);
+    // Binding by position is much cheaper than sqlite3_bind_parameter_index
+    // per value; remember which $N each position stands for.
+    std::vector<int>& numbers = prepared_numbers_[stmt];
+    const int count = sqlite3_bind_parameter_count(stmt);
+    numbers.assign(static_cast<size_t>(count) + 1, 0);
+    for (int index = 1; index <= count; ++index) {
+      const char* name = sqlite3_bind_parameter_name(stmt, index);
+      numbers[static_cast<size_t>(index)] = name != nullptr ? std::atoi(name + 1) : index;
+    }
     return stmt;
   }
 
   sqlite3* db_;
   std::unordered_map<std::string, sqlite3_stmt*> statements_;
+  std::unordered_map<sqlite3_stmt*, std::vector<int>> prepared_numbers_;  // position -> N of $N
 };
 
 }  // namespace
