@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "mapping/hl7/absl_compat.h"
+#include "mapping/hl7/charset.h"
 #include "mapping/hl7/encoder.h"
 #include "mapping/hl7/escape.h"
 
@@ -25,9 +26,22 @@ bool VersionAtLeast(std::string_view version, int major, int minor) {
   return v_major > major || (v_major == major && v_minor >= minor);
 }
 
-// A raw header field of a message that did not parse, or "".
+// A raw header field of a message that did not parse, or "". Bytes that are
+// not printable ASCII or valid UTF-8 become '?', so the NAK itself is always
+// valid text whatever the sender sent.
 std::string PeekHeaderFieldOrEmpty(std::string_view bytes, int n) {
-  return PeekHeaderField(bytes, n).value_or("");
+  std::string value = PeekHeaderField(bytes, n).value_or("");
+  if (IsValidUtf8(value)) {
+    for (char& c : value) {
+      if (static_cast<unsigned char>(c) < 0x20 || c == 0x7F) c = '?';
+    }
+    return value;
+  }
+  for (char& c : value) {
+    unsigned char u = static_cast<unsigned char>(c);
+    if (u < 0x20 || u >= 0x7F) c = '?';
+  }
+  return value;
 }
 
 absl::Status Unsupported(ErrorCode code, int field, int component, std::string_view message) {
@@ -186,8 +200,8 @@ std::string BuildAck(const Message* original, std::string_view raw, const absl::
   msa.Set(1, decision.code);
   if (original != nullptr && !original->control_id().empty()) {
     msa.SetEncoded(2, original->control_id());
-  } else if (std::optional<std::string> id = PeekControlId(raw); id.has_value()) {
-    msa.Set(2, *id);
+  } else if (std::string id = PeekHeaderFieldOrEmpty(raw, 10); !id.empty()) {
+    msa.Set(2, id);
   }
 
   if (decision.error != ErrorCode::kNone) {

@@ -162,12 +162,17 @@ absl::Status ToUtf8(std::string_view bytes, CharsetInfo* charset, std::string* u
       return BadBytes("UTF-8 (MSH-18 declares UNICODE UTF-8)");
     case Charset::kUnspecified:
       if (IsValidUtf8(bytes)) return absl::OkStatus();
-      if (!Iconv(bytes, "WINDOWS-1252", utf8)) {
-        return BadBytes("UTF-8 nor Windows-1252 (MSH-18 empty)");
+      // Windows-1252 leaves five bytes undefined; ISO-8859-1 defines all 256,
+      // so an undeclared message always decodes to something readable.
+      if (Iconv(bytes, "WINDOWS-1252", utf8)) {
+        charset->converted_from = "WINDOWS-1252";
+      } else if (Iconv(bytes, "ISO-8859-1", utf8)) {
+        charset->converted_from = "ISO-8859-1";
+      } else {
+        return BadBytes("UTF-8, Windows-1252 nor ISO-8859-1 (MSH-18 empty)");
       }
       *converted = true;
-      charset->converted_from = "WINDOWS-1252";
-      *warning = "MSH-18 is empty and the bytes are not UTF-8; read as Windows-1252";
+      *warning = "MSH-18 is empty and the bytes are not UTF-8; read as " + charset->converted_from;
       return absl::OkStatus();
     case Charset::kIso8859: {
       if (AllAscii(bytes)) return absl::OkStatus();

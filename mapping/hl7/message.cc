@@ -37,6 +37,9 @@ ClassTable MakeClassTable(const Delimiters& d) {
   table[static_cast<unsigned char>(d.component)] = kComponent;
   table[static_cast<unsigned char>(d.subcomponent)] = kSubcomponent;
   table[static_cast<unsigned char>(d.escape)] = kEscape;
+  // NUL stays a terminator whatever the delimiters: the scanner relies on it
+  // as the sentinel after the last byte.
+  table[0] = kTerminator;
   return table;
 }
 
@@ -104,9 +107,10 @@ absl::Status ReadDelimiters(std::string_view header, Delimiters* d, std::size_t*
                                defaults.subcomponent, '\0'};
   std::string taken(1, d->field);
   for (int i = 0; i < 5; ++i) {
-    char c = i < static_cast<int>(chars.size()) ? chars[i] : default_for[i];
-    if (c == '\0') {
-      *slots[i] = '\0';
+    const bool declared = i < static_cast<int>(chars.size());
+    char c = declared ? chars[i] : default_for[i];
+    if (!declared && c == '\0') {
+      *slots[i] = '\0';  // no truncation character unless MSH-2 names one
       continue;
     }
     if (!IsLegalDelimiter(c)) {
@@ -252,7 +256,7 @@ class Parser {
         Push(0, PlainLeaf(pos + 4, enc_end));
         cursor = enc_end;
       }
-      absl::Status status = ScanFields(cursor, sequence, &cursor);
+      absl::Status status = ScanFields(cursor, sequence, segment.first_field, &cursor);
       if (!status.ok()) return status;
       segment.end = static_cast<std::uint32_t>(cursor);
       segment.field_count = m_.level_size_[0] - segment.first_field;
@@ -273,7 +277,8 @@ class Parser {
   // Scans fields starting at `pos` (which is at a field separator or at the
   // end of the segment) until the segment ends; `*end` gets the offset of
   // the terminator.
-  absl::Status ScanFields(std::size_t pos, int sequence, std::size_t* end) {
+  absl::Status ScanFields(std::size_t pos, int sequence, std::uint32_t first_field,
+                          std::size_t* end) {
     const ClassTable& cls = *table_;
     const char* base = m_.text().data();
     const std::size_t n = m_.text().size();
@@ -294,7 +299,8 @@ class Parser {
       }
       if (pos < n && base[pos] == '\0') {
         return ParseError(ErrorCode::kDataTypeError, "", sequence,
-                          static_cast<int>(m_.level_size_[0] - m_.segments_.size()), Offset(pos),
+                          static_cast<int>(m_.level_size_[0] - first_field) + 1,
+                          Offset(pos),
                           "a NUL byte inside a segment");
       }
       if (flags & (kRepetition | kComponent | kSubcomponent)) {

@@ -220,3 +220,21 @@ INSTANTIATE_TEST_SUITE_P(
 
 }  // namespace
 }  // namespace bridge::hl7
+
+namespace bridge::hl7 {
+namespace {
+
+// Found by the fuzzer: a NAK for a message with invalid bytes in its header
+// must itself be valid text.
+TEST(BuildAckRegressionTest, NakNeverCopiesInvalidBytes) {
+  const std::string raw = "MSH|^~\\&|LAB\xCF\xCF\x8F|B|C|D|1||ORU^R01|ID\xFF|P|2.5.1\rPID|1\r\x01";
+  std::string nak = BuildAck(nullptr, raw, absl::InvalidArgumentError("x"), kSpec);
+  EXPECT_TRUE(IsValidUtf8(nak));
+  absl::StatusOr<Message> parsed = Message::Parse(nak);
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  EXPECT_EQ(parsed->Get("MSH-5").value(), "LAB???");
+  EXPECT_EQ(parsed->Get("MSA-2").value(), "ID?");
+}
+
+}  // namespace
+}  // namespace bridge::hl7

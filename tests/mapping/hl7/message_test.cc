@@ -253,3 +253,29 @@ TEST(MessageTest, ParseIntoReusesAndClearsOnError) {
 
 }  // namespace
 }  // namespace bridge::hl7
+
+namespace bridge::hl7 {
+namespace {
+
+// Found by the fuzzer: a NUL among the encoding characters used to become a
+// delimiter and disable the end-of-text sentinel.
+TEST(MessageRegressionTest, NulInEncodingCharactersIsRejected) {
+  std::string bytes = "MSH|";
+  bytes.push_back('\0');
+  bytes += "^~\\&|A|B\rPID|1\r";
+  absl::StatusOr<Message> m = Message::Parse(bytes);
+  ASSERT_FALSE(m.ok());
+  EXPECT_EQ(GetHl7Error(m.status())->code, ErrorCode::kDataTypeError);
+}
+
+// Found by the fuzzer: undeclared bytes that Windows-1252 leaves undefined
+// (0x81, 0x8D, 0x8F, 0x90, 0x9D) are still read, as ISO-8859-1.
+TEST(MessageRegressionTest, UndefinedWindows1252BytesFallBackToLatin1) {
+  absl::StatusOr<Message> m =
+      Message::Parse("MSH|^~\\&|A|B|C|D|1||ORU^R01|1|P|2.5.1\rNTE|1||x\x8F\x81y\r");
+  ASSERT_TRUE(m.ok()) << m.status();
+  EXPECT_EQ(m->Get("NTE-3").value(), "x\xC2\x8F\xC2\x81y");
+}
+
+}  // namespace
+}  // namespace bridge::hl7
