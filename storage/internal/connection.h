@@ -49,6 +49,15 @@ class Connection {
   virtual absl::StatusOr<std::vector<Row>> Query(const std::string& sql,
                                                  const std::vector<Param>& params) = 0;
 
+  // Runs `statements` in order, in as few round trips as the backend allows
+  // (PostgreSQL: one), and returns the rows of the last one. Stops at the
+  // first failing statement. Meant for use inside a transaction.
+  struct Statement {
+    std::string sql;
+    std::vector<Param> params;
+  };
+  virtual absl::StatusOr<std::vector<Row>> QueryBatch(const std::vector<Statement>& statements) = 0;
+
   // Runs a script of statements without parameters (migrations).
   virtual absl::Status ExecScript(const std::string& sql) = 0;
 

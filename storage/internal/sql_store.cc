@@ -4,6 +4,7 @@
 #include <condition_variable>
 #include <deque>
 #include <map>
+#include <tuple>
 #include <mutex>
 #include <set>
 #include <thread>
@@ -1026,8 +1027,59 @@ class SqlStore final : public Store {
     }
   }
 
+  // Originals already stored, by (sending application, sending facility,
+  // MSH-10), oldest first: what a resend or a reused control id is checked
+  // against. Loaded once per batch and extended as records commit.
+  using MessageKey = std::tuple<std::string, std::string, std::string>;
+  struct KnownMessage {
+    int64_t id = 0;
+    std::string hash;
+    std::string ack_status;
+    std::string ack_message;
+  };
+  using KnownMessages = std::map<MessageKey, std::vector<KnownMessage>>;
+
+  static MessageKey KeyOf(const InboundMessage& m) {
+    return {m.sending_application, m.sending_facility, m.message_control_id};
+  }
+
+  absl::StatusOr<KnownMessages> LoadKnown(const std::vector<Pending*>& batch) {
+    KnownMessages known;
+    std::vector<Param> params;
+    std::set<std::string> ids;
+    for (const Pending* p : batch) {
+      const std::string& id = p->record->message.message_control_id;
+      if (!id.empty() && ids.insert(id).second) {
+        params.push_back(KeyText(id));
+      }
+    }
+    if (params.empty()) {
+      return known;
+    }
+    std::vector<std::string> placeholders;
+    for (size_t i = 1; i <= params.size(); ++i) {
+      placeholders.push_back(absl::StrCat("$", i));
+    }
+    absl::StatusOr<std::vector<Row>> rows = conn_->Query(
+        absl::StrCat("SELECT sending_application, sending_facility, message_control_id, id, "
+                     "message_hash, ack_status, ack_message FROM hl7_messages "
+                     "WHERE direction = 'inbound' AND duplicate_of IS NULL AND "
+                     "message_control_id IN (",
+                     absl::StrJoin(placeholders, ", "), ") ORDER BY id"),
+        params);
+    if (!rows.ok()) {
+      return rows.status();
+    }
+    for (const Row& r : *rows) {
+      known[{Str(r[0]), Str(r[1]), Str(r[2])}].push_back(
+          KnownMessage{Int(r[3]), Str(r[4]), Str(r[5]), Str(r[6])});
+    }
+    return known;
+  }
+
   // One transaction for the whole batch; each record inside its own
-  // savepoint, so a record that fails is rolled back alone.
+  // savepoint, so a record that fails is rolled back alone. On PostgreSQL a
+  // record costs one round trip (its statements go together).
   void RunBatch(const std::vector<Pending*>& batch) {
     auto fail_all = [&](const absl::Status& status) {
       for (Pending* p : batch) {
@@ -1045,40 +1097,43 @@ class SqlStore final : public Store {
       fail_all(head.status());
       return;
     }
+    absl::StatusOr<KnownMessages> known = LoadKnown(batch);
+    if (!known.ok()) {
+      conn_->Rollback();
+      fail_all(known.status());
+      return;
+    }
     ChainHead h = *head;
     // A batch of one needs no savepoint: its failure rolls back everything.
     const bool savepoints = batch.size() > 1;
+    bool release_pending = false;
     for (Pending* p : batch) {
-      if (!savepoints) {
-        absl::StatusOr<IngestOutcome> outcome = WriteRecord(*p->record, h);
-        if (!outcome.ok()) {
-          conn_->Rollback();
-          fail_all(outcome.status());
-          return;
+      std::vector<Connection::Statement> lead;
+      if (savepoints) {
+        if (release_pending) {
+          lead.push_back({"RELEASE SAVEPOINT record", {}});
         }
-        p->outcome = std::move(outcome);
-        continue;
-      }
-      if (absl::Status s = Exec("SAVEPOINT record"); !s.ok()) {
-        conn_->Rollback();
-        fail_all(s);
-        return;
+        lead.push_back({"SAVEPOINT record", {}});
       }
       ChainHead local = h;
-      absl::StatusOr<IngestOutcome> outcome = WriteRecord(*p->record, local);
+      std::optional<KnownMessage> stored;
+      absl::StatusOr<IngestOutcome> outcome =
+          WriteRecord(*p->record, local, *known, std::move(lead), &stored);
       if (outcome.ok()) {
-        if (absl::Status s = Exec("RELEASE SAVEPOINT record"); !s.ok()) {
-          conn_->Rollback();
-          fail_all(s);
-          return;
-        }
         h = local;
-      } else {
-        absl::Status undo = Exec("ROLLBACK TO SAVEPOINT record");
-        if (undo.ok()) {
-          undo = Exec("RELEASE SAVEPOINT record");
+        release_pending = savepoints;
+        if (stored) {
+          (*known)[KeyOf(p->record->message)].push_back(*stored);
         }
-        if (!undo.ok()) {
+      } else if (!savepoints) {
+        conn_->Rollback();
+        fail_all(outcome.status());
+        return;
+      } else {
+        release_pending = false;
+        if (absl::Status undo =
+                conn_->ExecScript("ROLLBACK TO SAVEPOINT record; RELEASE SAVEPOINT record");
+            !undo.ok()) {
           // The transaction itself is gone (connection lost, disk full):
           // nothing in this batch is committed.
           conn_->Rollback();
@@ -1108,39 +1163,69 @@ class SqlStore final : public Store {
     return absl::OkStatus();
   }
 
-  absl::StatusOr<IngestOutcome> WriteRecord(const IngestRecord& record, ChainHead& head) {
+  // Statements of one record, sent together; `Fail` first runs what is
+  // buffered, so an injected fault really falls between executed writes.
+  class StatementBuffer {
+   public:
+    StatementBuffer(Connection& connection, std::vector<Connection::Statement> lead)
+        : connection_(connection), statements_(std::move(lead)) {}
+
+    void Add(std::string sql, std::vector<Param> params) {
+      statements_.push_back({std::move(sql), std::move(params)});
+    }
+
+    absl::StatusOr<std::vector<Row>> Flush() {
+      if (statements_.empty()) {
+        return std::vector<Row>{};
+      }
+      absl::StatusOr<std::vector<Row>> rows = connection_.QueryBatch(statements_);
+      statements_.clear();
+      return rows;
+    }
+
+    absl::Status Fail(absl::Status status) {
+      absl::StatusOr<std::vector<Row>> rows = Flush();
+      return rows.ok() ? status : rows.status();
+    }
+
+   private:
+    Connection& connection_;
+    std::vector<Connection::Statement> statements_;
+  };
+
+  absl::StatusOr<IngestOutcome> WriteRecord(const IngestRecord& record, ChainHead& head,
+                                            const KnownMessages& known,
+                                            std::vector<Connection::Statement> lead,
+                                            std::optional<KnownMessage>* stored) {
     const InboundMessage& m = record.message;
     const int64_t now = ToMicros(options_.clock());
+    const std::string hash = Sha256Hex(m.raw_message);
+    StatementBuffer buffer(*conn_, std::move(lead));
     IngestOutcome outcome;
     if (absl::Status s = Hook("message"); !s.ok()) {
-      return s;
+      return buffer.Fail(s);
     }
     if (!m.message_control_id.empty()) {
-      absl::StatusOr<std::vector<Row>> rows = conn_->Query(
-          "SELECT id, message_hash, ack_status, ack_message FROM hl7_messages "
-          "WHERE sending_application = $1 AND sending_facility = $2 AND "
-          "message_control_id = $3 AND direction = 'inbound' AND duplicate_of IS NULL "
-          "ORDER BY CASE WHEN message_hash = $4 THEN 0 ELSE 1 END, id LIMIT 1",
-          {KeyText(m.sending_application), KeyText(m.sending_facility),
-           KeyText(m.message_control_id), Param::Text(Sha256Hex(m.raw_message))});
-      if (!rows.ok()) {
-        return rows.status();
-      }
-      if (!rows->empty()) {
-        const Row& original = (*rows)[0];
-        if (Str(original[1]) == Sha256Hex(m.raw_message)) {
+      if (auto it = known.find(KeyOf(m)); it != known.end() && !it->second.empty()) {
+        const KnownMessage* original = nullptr;
+        for (const KnownMessage& k : it->second) {
+          if (k.hash == hash) {
+            original = &k;
+            break;
+          }
+        }
+        if (original != nullptr) {
           // A resend: a receipt row, the original ACK, nothing else.
           InboundMessage receipt = m;
-          receipt.ack_status = Str(original[2]);
-          receipt.ack_message = Str(original[3]);
-          const int64_t original_id = Int(original[0]);
-          absl::StatusOr<int64_t> id =
-              InsertMessage("inbound", receipt, original_id, false, head);
-          if (!id.ok()) {
-            return id.status();
+          receipt.ack_status = original->ack_status;
+          receipt.ack_message = original->ack_message;
+          outcome.message_id = AddMessageInsert(buffer, "inbound", receipt, original->id, false,
+                                                head);
+          absl::StatusOr<std::vector<Row>> rows = buffer.Flush();
+          if (!rows.ok()) {
+            return rows.status();
           }
-          outcome.message_id = *id;
-          outcome.duplicate_of = original_id;
+          outcome.duplicate_of = original->id;
           outcome.ack_status = receipt.ack_status;
           outcome.ack_message = receipt.ack_message;
           return outcome;
@@ -1148,68 +1233,78 @@ class SqlStore final : public Store {
         outcome.control_id_reused = true;
       }
     }
-    absl::StatusOr<int64_t> message_id =
-        InsertMessage("inbound", m, std::nullopt, outcome.control_id_reused, head);
-    if (!message_id.ok()) {
-      return message_id.status();
-    }
-    outcome.message_id = *message_id;
+    outcome.message_id =
+        AddMessageInsert(buffer, "inbound", m, std::nullopt, outcome.control_id_reused, head);
     outcome.ack_status = m.ack_status;
     outcome.ack_message = m.ack_message;
+    if (!m.message_control_id.empty()) {
+      *stored = KnownMessage{outcome.message_id, hash, m.ack_status, m.ack_message};
+    }
 
     if (absl::Status s = Hook("patient"); !s.ok()) {
-      return s;
+      return buffer.Fail(s);
     }
+    std::string patient_key;
     if (record.patient) {
-      absl::StatusOr<int64_t> patient_id = UpsertPatient(*record.patient, now);
-      if (!patient_id.ok()) {
-        return patient_id.status();
-      }
-      outcome.patient_id = *patient_id;
+      patient_key = AddPatientUpsert(buffer, *record.patient, now);
     }
 
     if (absl::Status s = Hook("orders"); !s.ok()) {
-      return s;
+      return buffer.Fail(s);
     }
-    std::map<std::string, int64_t> order_ids;  // placer number -> lab_orders.id
-    for (const std::string& placer : record.resulted_placer_order_numbers) {
-      absl::StatusOr<std::vector<Row>> rows = conn_->Query(
+    const std::set<std::string> resulted(record.resulted_placer_order_numbers.begin(),
+                                         record.resulted_placer_order_numbers.end());
+    std::optional<int64_t> order_patient_id;
+    for (const std::string& placer : resulted) {
+      buffer.Add(
           "UPDATE lab_orders SET status = 'resulted' WHERE placer_order_number = $1 "
-          "AND status <> 'cancelled' RETURNING id, patient_id",
+          "AND status <> 'cancelled' RETURNING patient_id",
           {Param::Text(placer)});
-      if (!rows.ok()) {
-        return rows.status();
-      }
-      if (!rows->empty()) {
-        order_ids[placer] = Int((*rows)[0][0]);
-        if (!outcome.patient_id) {
-          outcome.patient_id = Int((*rows)[0][1]);
+      if (!record.patient && !record.results.empty() && !order_patient_id) {
+        // Rare: results with no PID; the order tells whose they are.
+        absl::StatusOr<std::vector<Row>> rows = buffer.Flush();
+        if (!rows.ok()) {
+          return rows.status();
+        }
+        if (!rows->empty()) {
+          order_patient_id = Int((*rows)[0][0]);
         }
       }
     }
+    if (!record.results.empty() && !record.patient && !order_patient_id) {
+      return buffer.Fail(absl::InvalidArgumentError("storage: results without a patient (PID-3)"));
+    }
+
+    if (absl::Status s = Hook("fhir"); !s.ok()) {
+      return buffer.Fail(s);
+    }
+    AddFhirUpserts(buffer, record, outcome.message_id, now);
 
     if (absl::Status s = Hook("results"); !s.ok()) {
-      return s;
+      return buffer.Fail(s);
     }
-    if (!record.results.empty() && !outcome.patient_id) {
-      return absl::InvalidArgumentError("storage: results without a patient (PID-3)");
-    }
-    // Multi-row statements: one round trip for all of a message's results
-    // and one for its FHIR resources, instead of one per row.
+    // The patient's id is resolved inside the statements; the last one
+    // returns it (and the new result ids), so the record is one round trip.
+    const Param patient_param = record.patient ? Param::Text(patient_key) : Param::Null();
+    const std::string patient_sql = record.patient
+                                        ? "(SELECT id FROM patients WHERE patient_key = $1)"
+                                        : absl::StrCat(*order_patient_id);
     constexpr size_t kRowsPerStatement = 50;
     for (size_t start = 0; start < record.results.size(); start += kRowsPerStatement) {
       const size_t end = std::min(record.results.size(), start + kRowsPerStatement);
-      std::vector<Param> params;
+      std::vector<Param> params = {patient_param};
       std::vector<std::string> tuples;
       for (size_t i = start; i < end; ++i) {
         const ResultRecord& r = record.results[i];
-        std::optional<int64_t> order_id;
-        if (auto it = order_ids.find(r.placer_order_number); it != order_ids.end()) {
-          order_id = it->second;
+        std::string order_sql = "NULL";
+        if (resulted.count(r.placer_order_number) > 0) {
+          params.push_back(Param::Text(r.placer_order_number));
+          order_sql = absl::StrCat("(SELECT id FROM lab_orders WHERE placer_order_number = $",
+                                   params.size(), ")");
         }
-        tuples.push_back(Placeholders(params.size(), 18));
+        std::string tuple = absl::StrCat("(", patient_sql, ", ", order_sql, ", ");
+        const size_t first = params.size();
         for (Param& p : std::vector<Param>{
-                 Param::Int(*outcome.patient_id), Param::OptInt(order_id),
                  Param::Text(r.test_code), Param::Text(r.test_name), Param::Text(r.value),
                  Param::Text(r.units), Param::Text(r.reference_range),
                  Param::Text(r.abnormal_flag), Param::Text(r.result_status),
@@ -1220,38 +1315,53 @@ class SqlStore final : public Store {
                  Param::Int(r.critical ? 1 : 0)}) {
           params.push_back(std::move(p));
         }
+        tuple += Placeholders(first, params.size() - first).substr(1);
+        tuples.push_back(std::move(tuple));
       }
-      absl::StatusOr<std::vector<Row>> rows = conn_->Query(
+      buffer.Add(
           absl::StrCat("INSERT INTO lab_results (patient_id, lab_order_id, test_code, test_name, "
                        "value, units, reference_range, abnormal_flag, result_status, "
                        "sending_facility, filler_order_number, observation_date, received_at, "
                        "hl7_message_id, value_type, observation_sub_id, placer_order_number, "
                        "critical) VALUES ",
-                       absl::StrJoin(tuples, ", "), " RETURNING id"),
-          params);
+                       absl::StrJoin(tuples, ", "), " RETURNING id, patient_id"),
+          std::move(params));
+      absl::StatusOr<std::vector<Row>> rows = buffer.Flush();
       if (!rows.ok()) {
         return rows.status();
       }
       for (const Row& r : *rows) {
         outcome.result_ids.push_back(Int(r[0]));
+        outcome.patient_id = Int(r[1]);
       }
     }
     std::sort(outcome.result_ids.begin(), outcome.result_ids.end());
-
-    if (absl::Status s = Hook("fhir"); !s.ok()) {
-      return s;
+    if (record.results.empty() && record.patient) {
+      buffer.Add("SELECT id FROM patients WHERE patient_key = $1", {patient_param});
     }
-    // One statement may not touch a row twice (PostgreSQL refuses): the last
-    // occurrence of a (type, id) within one message wins.
+    absl::StatusOr<std::vector<Row>> rows = buffer.Flush();
+    if (!rows.ok()) {
+      return rows.status();
+    }
+    if (record.results.empty() && record.patient && !rows->empty()) {
+      outcome.patient_id = Int((*rows)[0][0]);
+    }
+    return outcome;
+  }
+
+  // One multi-row upsert per 50 resources. One statement may not touch a
+  // row twice (PostgreSQL refuses), so the last occurrence of a (type, id)
+  // within one message wins.
+  void AddFhirUpserts(StatementBuffer& buffer, const IngestRecord& record, int64_t message_id,
+                      int64_t now) {
     std::vector<const FhirResourceRecord*> resources;
-    {
-      std::set<std::pair<std::string, std::string>> seen;
-      for (auto it = record.fhir_resources.rbegin(); it != record.fhir_resources.rend(); ++it) {
-        if (seen.insert({it->resource_type, it->id}).second) {
-          resources.insert(resources.begin(), &*it);
-        }
+    std::set<std::pair<std::string, std::string>> seen;
+    for (auto it = record.fhir_resources.rbegin(); it != record.fhir_resources.rend(); ++it) {
+      if (seen.insert({it->resource_type, it->id}).second) {
+        resources.insert(resources.begin(), &*it);
       }
     }
+    constexpr size_t kRowsPerStatement = 50;
     for (size_t start = 0; start < resources.size(); start += kRowsPerStatement) {
       const size_t end = std::min(resources.size(), start + kRowsPerStatement);
       std::vector<Param> params;
@@ -1264,13 +1374,13 @@ class SqlStore final : public Store {
         for (Param& p : std::vector<Param>{
                  Param::Text(f.resource_type), Param::Text(f.id), Param::Int(now),
                  Param::Text(f.patient_reference), Param::Text(f.code), Param::Text(f.date),
-                 Param::Text(f.status), Param::Text(f.category),
-                 Param::Int(outcome.message_id), Param::Text(f.json)}) {
+                 Param::Text(f.status), Param::Text(f.category), Param::Int(message_id),
+                 Param::Text(f.json)}) {
           params.push_back(std::move(p));
         }
       }
       // A resource seen before (a corrected result, OBX-11 = C) gets a new version.
-      absl::StatusOr<std::vector<Row>> rows = conn_->Query(
+      buffer.Add(
           absl::StrCat(
               "INSERT INTO fhir_resources (resource_type, id, last_updated, patient_reference, "
               "code, date, status, category, hl7_message_id, json, version) VALUES ",
@@ -1280,12 +1390,8 @@ class SqlStore final : public Store {
               "patient_reference = excluded.patient_reference, code = excluded.code, "
               "date = excluded.date, status = excluded.status, category = excluded.category, "
               "hl7_message_id = excluded.hl7_message_id, json = excluded.json"),
-          params);
-      if (!rows.ok()) {
-        return rows.status();
-      }
+          std::move(params));
     }
-    return outcome;
   }
 
   // ----- helpers; REQUIRES: db_mu_ held -----
@@ -1358,9 +1464,11 @@ class SqlStore final : public Store {
   }
 
   // Appends one audit row at head.id + 1 and advances `head`.
-  absl::StatusOr<int64_t> InsertMessage(std::string_view direction, const InboundMessage& m,
-                                        std::optional<int64_t> duplicate_of, bool reused,
-                                        ChainHead& head) {
+  // The INSERT of one audit row at head.id + 1; advances `head` (the caller
+  // keeps the old head if the statement then fails).
+  Connection::Statement MessageInsert(std::string_view direction, const InboundMessage& m,
+                                      std::optional<int64_t> duplicate_of, bool reused,
+                                      ChainHead& head) {
     ChainRow row;
     row.id = head.id + 1;
     row.direction = std::string(direction);
@@ -1382,7 +1490,7 @@ class SqlStore final : public Store {
     row.duplicate_of = duplicate_of;
     row.control_id_reused = reused;
     const std::string chain_hash = NextChainHash(head.hash, row);
-    absl::StatusOr<std::vector<Row>> rows = conn_->Query(
+    Connection::Statement statement{
         "INSERT INTO hl7_messages (id, direction, message_type, trigger_event, "
         "message_control_id, sending_application, sending_facility, receiving_application, "
         "receiving_facility, version, raw_message, message_hash, ack_status, ack_message, "
@@ -1398,19 +1506,40 @@ class SqlStore final : public Store {
          m.ack_message.empty() ? Param::Null() : Param::Blob(m.ack_message),
          Param::Text(m.source_ip), Param::Text(m.peer_certificate_subject),
          Param::Int(row.processed_at), Param::Text(m.error_detail),
-         Param::OptInt(duplicate_of), Param::Int(reused ? 1 : 0), Param::Text(chain_hash)});
+         Param::OptInt(duplicate_of), Param::Int(reused ? 1 : 0), Param::Text(chain_hash)}};
+    head.id = row.id;
+    head.hash = chain_hash;
+    return statement;
+  }
+
+  absl::StatusOr<int64_t> InsertMessage(std::string_view direction, const InboundMessage& m,
+                                        std::optional<int64_t> duplicate_of, bool reused,
+                                        ChainHead& head) {
+    ChainHead next = head;
+    Connection::Statement statement = MessageInsert(direction, m, duplicate_of, reused, next);
+    absl::StatusOr<std::vector<Row>> rows = conn_->Query(statement.sql, statement.params);
     if (!rows.ok()) {
       return rows.status();
     }
-    head.id = row.id;
-    head.hash = chain_hash;
-    return row.id;
+    head = next;
+    return head.id;
   }
 
-  absl::StatusOr<int64_t> UpsertPatient(const PatientRecord& p, int64_t now) {
+  int64_t AddMessageInsert(StatementBuffer& buffer, std::string_view direction,
+                           const InboundMessage& m, std::optional<int64_t> duplicate_of,
+                           bool reused, ChainHead& head) {
+    Connection::Statement statement = MessageInsert(direction, m, duplicate_of, reused, head);
+    buffer.Add(std::move(statement.sql), std::move(statement.params));
+    return head.id;
+  }
+
+  // The patient upsert (RETURNING id); `*key` gets the row's patient_key.
+  static Connection::Statement PatientUpsert(const PatientRecord& p, int64_t now,
+                                             std::string* key_out) {
     const std::string key = !p.pms_patient_id.empty() ? absl::StrCat("pms:", p.pms_patient_id)
                                                       : absl::StrCat("ids:", p.other_identifiers);
-    absl::StatusOr<std::vector<Row>> rows = conn_->Query(
+    *key_out = key;
+    return Connection::Statement{
         "INSERT INTO patients (patient_key, pms_patient_id, other_identifiers, family_name, "
         "given_name, birth_date, sex, created_at, updated_at) "
         "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) ON CONFLICT (patient_key) DO UPDATE SET "
@@ -1422,11 +1551,25 @@ class SqlStore final : public Store {
         "RETURNING id",
         {Param::Text(key), Param::Text(p.pms_patient_id), Param::Text(p.other_identifiers),
          Param::Text(p.family_name), Param::Text(p.given_name), Param::Text(p.birth_date),
-         Param::Text(p.sex), Param::Int(now)});
+         Param::Text(p.sex), Param::Int(now)}};
+  }
+
+  absl::StatusOr<int64_t> UpsertPatient(const PatientRecord& p, int64_t now) {
+    std::string key;
+    Connection::Statement statement = PatientUpsert(p, now, &key);
+    absl::StatusOr<std::vector<Row>> rows = conn_->Query(statement.sql, statement.params);
     if (!rows.ok()) {
       return rows.status();
     }
     return Int((*rows)[0][0]);
+  }
+
+  static std::string AddPatientUpsert(StatementBuffer& buffer, const PatientRecord& p,
+                                      int64_t now) {
+    std::string key;
+    Connection::Statement statement = PatientUpsert(p, now, &key);
+    buffer.Add(std::move(statement.sql), std::move(statement.params));
+    return key;
   }
 
   absl::Status EndClaim(int64_t outbox_id, std::string_view claimer, const std::string& sql,

@@ -1,5 +1,6 @@
 #include "storage/postgres/postgres_connection.h"
 
+#include <cctype>
 #include <exception>
 #include <unordered_map>
 #include <utility>
@@ -130,28 +131,29 @@ class PostgresConnection final : public internal::Connection {
         name = it->second;
       }
       pqxx::nontransaction txn(*conn_);
-      pqxx::result result =
-          txn.exec_prepared(name, pqxx::prepare::make_dynamic_params(values));
-      std::vector<Row> rows;
-      rows.reserve(result.size());
-      for (const pqxx::row& r : result) {
-        Row row(r.size());
-        for (pqxx::row::size_type c = 0; c < r.size(); ++c) {
-          const pqxx::field f = r[c];
-          if (f.is_null()) {
-            continue;
-          }
-          if (f.type() == kByteaOid) {
-            row[c] = pqxx::binarystring(f).str();
-          } else {
-            row[c] = std::string(f.c_str(), f.size());
-          }
-        }
-        rows.push_back(std::move(row));
-      }
-      return rows;
+      return ToRows(txn.exec_prepared(name, pqxx::prepare::make_dynamic_params(values)));
     } catch (const std::exception& e) {
       return Fail(e, "query");
+    }
+  }
+
+  // One round trip: the statements go as one simple-protocol string with
+  // their parameters inlined as literals quoted by libpq (PQescapeStringConn
+  // / bytea escaping), so no value can change the statement's shape.
+  absl::StatusOr<std::vector<Row>> QueryBatch(const std::vector<Statement>& statements) override {
+    if (absl::Status s = EnsureConnected(); !s.ok()) {
+      return s;
+    }
+    try {
+      std::string script;
+      for (const Statement& statement : statements) {
+        AppendInlined(statement, script);
+        script += ";\n";
+      }
+      pqxx::nontransaction txn(*conn_);
+      return ToRows(txn.exec(script));
+    } catch (const std::exception& e) {
+      return Fail(e, "batch");
     }
   }
 
@@ -196,6 +198,65 @@ class PostgresConnection final : public internal::Connection {
   }
 
  private:
+  static std::vector<Row> ToRows(const pqxx::result& result) {
+    std::vector<Row> rows;
+    rows.reserve(result.size());
+    for (const pqxx::row& r : result) {
+      Row row(r.size());
+      for (pqxx::row::size_type c = 0; c < r.size(); ++c) {
+        const pqxx::field f = r[c];
+        if (f.is_null()) {
+          continue;
+        }
+        if (f.type() == kByteaOid) {
+          row[c] = pqxx::binarystring(f).str();
+        } else {
+          row[c] = std::string(f.c_str(), f.size());
+        }
+      }
+      rows.push_back(std::move(row));
+    }
+    return rows;
+  }
+
+  // Replaces each $N of `statement.sql` with the quoted literal of param N.
+  // Our SQL templates contain no '$' other than placeholders.
+  void AppendInlined(const Statement& statement, std::string& out) {
+    const std::string& sql = statement.sql;
+    for (size_t i = 0; i < sql.size(); ++i) {
+      if (sql[i] != '$' || i + 1 >= sql.size() || !std::isdigit(static_cast<unsigned char>(sql[i + 1]))) {
+        out += sql[i];
+        continue;
+      }
+      size_t end = i + 1;
+      size_t number = 0;
+      while (end < sql.size() && std::isdigit(static_cast<unsigned char>(sql[end]))) {
+        number = number * 10 + static_cast<size_t>(sql[end] - '0');
+        ++end;
+      }
+      i = end - 1;
+      if (number == 0 || number > statement.params.size()) {
+        throw pqxx::usage_error("storage: placeholder without a value");
+      }
+      const Param& p = statement.params[number - 1];
+      switch (p.kind) {
+        case Param::Kind::kNull:
+          out += "NULL";
+          break;
+        case Param::Kind::kInt:
+          out += std::to_string(p.int_value);
+          break;
+        case Param::Kind::kText:
+          out += conn_->quote(p.text);
+          break;
+        case Param::Kind::kBlob:
+          out += conn_->quote_raw(reinterpret_cast<const unsigned char*>(p.text.data()),
+                                  p.text.size());
+          break;
+      }
+    }
+  }
+
   absl::Status EnsureConnected() {
     if (conn_ != nullptr) {
       return absl::OkStatus();

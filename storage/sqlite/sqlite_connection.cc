@@ -122,6 +122,19 @@ class SqliteConnection final : public internal::Connection {
     return rows;
   }
 
+  // In-process: a loop of prepared statements costs no round trips.
+  absl::StatusOr<std::vector<Row>> QueryBatch(const std::vector<Statement>& statements) override {
+    std::vector<Row> rows;
+    for (const Statement& statement : statements) {
+      absl::StatusOr<std::vector<Row>> result = Query(statement.sql, statement.params);
+      if (!result.ok()) {
+        return result.status();
+      }
+      rows = *std::move(result);
+    }
+    return rows;
+  }
+
   absl::Status ExecScript(const std::string& sql) override {
     char* error = nullptr;
     const int rc = sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, &error);
