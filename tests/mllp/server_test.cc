@@ -183,6 +183,20 @@ TEST_F(ServerTest, OversizeFrameGetsTheRejectionReplyThenClose) {
   EXPECT_EQ(handler_.handled(), 0);
 }
 
+TEST_F(ServerTest, PeerThatNeverReadsIsCutAtTheWriteDeadline) {
+  options_.write_timeout = 200ms;
+  StartServer();
+  handler_.override_reply = [](std::string, ReplyFn done) { done(std::string(1 << 20, 'A')); };
+  RawConnection c(port());
+  std::string burst;
+  for (int i = 0; i < 64; ++i) {
+    burst += Frame(TestMessage("W" + std::to_string(i)));
+  }
+  ASSERT_TRUE(c.Send(burst));  // 64 MiB of replies; the peer reads none of them
+  EXPECT_TRUE(WaitFor([&] { return stats().write_timeouts.load() == 1; }, 5s));
+  EXPECT_TRUE(WaitFor([&] { return stats().active_connections.load() == 0; }));
+}
+
 TEST_F(ServerTest, DroppedReplyClosesTheConnection) {
   StartServer();
   handler_.override_reply = [](std::string, ReplyFn done) { (void)done; };  // never called
