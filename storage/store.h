@@ -303,6 +303,13 @@ struct FhirPage {
   std::string next_cursor;
 };
 
+// Counters since the store was opened (for /metrics and tests).
+struct StoreStats {
+  int64_t ingest_records = 0;  // Ingest() calls that reached the committer
+  int64_t ingest_batches = 0;  // transactions they were committed in
+  int64_t ingest_failures = 0;  // records whose outcome was an error
+};
+
 class Store {
  public:
   virtual ~Store() = default;
@@ -378,6 +385,9 @@ class Store {
   // and moves the chain anchor so the first kept row still verifies. Also
   // deletes finished outbox rows older than `cutoff`. Returns rows purged.
   virtual absl::StatusOr<int64_t> PurgeAuditOlderThan(absl::Time cutoff) = 0;
+
+  // A snapshot of the counters. Never blocks on the database.
+  virtual StoreStats stats() const = 0;
 };
 
 // Opens (and by default migrates) the store named by options.database_url.

@@ -1,5 +1,6 @@
 #include "storage/internal/sql_store.h"
 
+#include <atomic>
 #include <charconv>
 #include <condition_variable>
 #include <deque>
@@ -869,6 +870,10 @@ class SqlStore final : public Store {
     return page;
   }
 
+  StoreStats stats() const override {
+    return StoreStats{stats_records_.load(), stats_batches_.load(), stats_failures_.load()};
+  }
+
   absl::StatusOr<int64_t> VerifyAuditChain() override {
     absl::StatusOr<std::vector<Row>> chain = Read(
         "SELECT head_id, head_hash, anchor_id, anchor_hash FROM audit_chain WHERE id = 1", {});
@@ -1016,6 +1021,13 @@ class SqlStore final : public Store {
       {
         std::lock_guard<std::mutex> lock(db_mu_);
         RunBatch(batch);
+      }
+      stats_records_ += static_cast<int64_t>(batch.size());
+      ++stats_batches_;
+      for (const Pending* p : batch) {
+        if (!p->outcome.ok()) {
+          ++stats_failures_;
+        }
       }
       {
         std::lock_guard<std::mutex> lock(queue_mu_);
@@ -1651,6 +1663,10 @@ class SqlStore final : public Store {
   }
 
   const StoreOptions options_;
+
+  std::atomic<int64_t> stats_records_{0};
+  std::atomic<int64_t> stats_batches_{0};
+  std::atomic<int64_t> stats_failures_{0};
 
   std::mutex db_mu_;  // guards conn_: a connection is not thread-safe
   std::unique_ptr<Connection> conn_;

@@ -71,7 +71,7 @@ TestDatabase::TestDatabase(Backend backend) : backend_(backend) {
   std::string out = RunCommand(PsqlCommand(dsn, absl::StrCat("CREATE SCHEMA ", schema_)), &rc);
   EXPECT_EQ(rc, 0) << out;
   url_ = absl::StrCat(dsn, dsn.find('?') == std::string::npos ? "?" : "&",
-                      "options=-csearch_path%3D", schema_);
+                      "options=-csearch_path%3D", schema_, "&application_name=", schema_);
 }
 
 TestDatabase::~TestDatabase() {
@@ -80,6 +80,16 @@ TestDatabase::~TestDatabase() {
     RunCommand(PsqlCommand(*PostgresDsn(), absl::StrCat("DROP SCHEMA ", schema_, " CASCADE")),
                &rc);
   }
+}
+
+void TestDatabase::KillConnections() const {
+  int rc = 0;
+  std::string out = RunCommand(
+      PsqlCommand(*PostgresDsn(),
+                  absl::StrCat("SELECT COUNT(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                               "WHERE application_name = '", schema_, "'")),
+      &rc);
+  EXPECT_EQ(rc, 0) << out;
 }
 
 std::string TestDatabase::RunSql(const std::string& sql) const {

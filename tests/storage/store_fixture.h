@@ -43,6 +43,10 @@ class TestDatabase {
   // trimmed stdout; fails the test on a non-zero exit.
   std::string RunSql(const std::string& sql) const;
 
+  // PostgreSQL only: terminates the server side of every connection this
+  // test's stores hold (they share an application_name).
+  void KillConnections() const;
+
  private:
   Backend backend_;
   bridge::testing::TempDir dir_;

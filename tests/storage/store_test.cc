@@ -3,6 +3,8 @@
 #include "storage/store.h"
 
 #include <atomic>
+#include <chrono>
+#include <memory>
 #include <set>
 #include <thread>
 
@@ -241,6 +243,73 @@ TEST_P(StoreTest, GroupCommitKeepsEachWritersOutcome) {
   EXPECT_EQ(Count("hl7_messages"), kWriters * (kEach - 1));
   EXPECT_EQ(Count("lab_results"), kWriters * (kEach - 1) * 2);
   EXPECT_EQ(VerifiedRows(), kWriters * (kEach - 1));
+}
+
+TEST_P(StoreTest, ConcurrentWritersShareCommits) {
+  // The first record is held up inside its transaction, so the other
+  // writers queue up behind it and must then be committed together.
+  StoreOptions options;
+  auto first = std::make_shared<std::atomic<bool>>(true);
+  options.ingest_fault_hook_for_test = [first](std::string_view step) {
+    if (step == "message" && first->exchange(false)) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    }
+    return absl::OkStatus();
+  };
+  Open(options);
+  std::vector<std::thread> writers;
+  for (int w = 0; w < 16; ++w) {
+    writers.emplace_back([&, w] {
+      for (int i = 0; i < 4; ++i) {
+        EXPECT_TRUE(store_->Ingest(MakeOru(absl::StrCat("S-", w, "-", i), "P", 10)).ok());
+      }
+    });
+  }
+  for (std::thread& t : writers) {
+    t.join();
+  }
+  const StoreStats stats = store_->stats();
+  EXPECT_EQ(stats.ingest_records, 64);
+  EXPECT_EQ(stats.ingest_failures, 0);
+  EXPECT_LE(stats.ingest_batches, 64 - 15) << "concurrent records were not grouped";
+  EXPECT_EQ(VerifiedRows(), 64);
+}
+
+TEST_P(StoreTest, WithoutGroupCommitEveryRecordIsItsOwnTransaction) {
+  StoreOptions options;
+  options.group_commit = false;
+  Open(options);
+  std::vector<std::thread> writers;
+  for (int w = 0; w < 4; ++w) {
+    writers.emplace_back([&, w] {
+      for (int i = 0; i < 5; ++i) {
+        EXPECT_TRUE(store_->Ingest(MakeOru(absl::StrCat("N-", w, "-", i), "P", 2)).ok());
+      }
+    });
+  }
+  for (std::thread& t : writers) {
+    t.join();
+  }
+  EXPECT_EQ(store_->stats().ingest_batches, 20);
+}
+
+TEST_P(StoreTest, LostConnectionIsReestablishedOnTheNextCall) {
+  if (GetParam() != Backend::kPostgres) {
+    GTEST_SKIP() << "an embedded SQLite file has no connection to lose";
+  }
+  IngestOk(MakeOru("C-1", "P1", 1));
+  db_->KillConnections();
+  absl::StatusOr<IngestOutcome> lost = store_->Ingest(MakeOru("C-2", "P1", 1));
+  EXPECT_EQ(lost.status().code(), absl::StatusCode::kUnavailable) << lost.status();
+  // The next call reconnects; the retried record is stored once.
+  IngestOk(MakeOru("C-2", "P1", 1));
+  absl::StatusOr<StoredMessage> message = store_->GetMessage(2);
+  ASSERT_TRUE(message.ok()) << message.status();
+  EXPECT_EQ(message->message.message_control_id, "C-2");
+  db_->KillConnections();
+  EXPECT_EQ(store_->GetMessage(1).status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_TRUE(store_->GetMessage(1).ok());
+  EXPECT_EQ(VerifiedRows(), 2);
 }
 
 TEST_P(StoreTest, ResultFiltersAndStableCursorPaging) {
