@@ -133,5 +133,35 @@ TEST_F(InteropTest, NodeHl7ClientOverTls) {
   EXPECT_EQ(CountOf(out, "ACK AA NODE-"), 3) << out;
 }
 
+TEST_F(InteropTest, NodeHl7ClientOverMutualTlsWithAllowList) {
+  if (!NodeClientInstalled()) {
+    GTEST_SKIP() << "node or tests/node_modules/node-hl7-client missing (run npm ci in tests/)";
+  }
+  std::optional<TestPki> pki = MakeTestPki(dir_.path());
+  ASSERT_TRUE(pki.has_value());
+  options_.tls.cert_file = pki->server_crt;
+  options_.tls.key_file = pki->server_key;
+  options_.tls.client_ca_file = pki->ca_crt;
+  options_.tls.allowed_peers = {"lis-a"};
+  StartServer();
+  std::string out;
+  const std::string base = "timeout 30 node " + NodeScript().string() + " " + Port() + " ";
+  EXPECT_EQ(RunCommand(base + "2 " + pki->ca_crt.string() + " " + pki->client_a_crt.string() +
+                           " " + pki->client_a_key.string(),
+                       &out),
+            0)
+      << out;
+  EXPECT_EQ(CountOf(out, "ACK AA NODE-"), 2) << out;
+  EXPECT_EQ(handler_.last_subject(), "CN=lis-a,O=Test Lab");
+  // Client B is from the same CA but not on the allow-list: no ACK.
+  RunCommand("timeout 2 node " + NodeScript().string() + " " + Port() + " 1 " +
+                 pki->ca_crt.string() + " " + pki->client_b_crt.string() + " " +
+                 pki->client_b_key.string(),
+             &out);
+  EXPECT_EQ(CountOf(out, "ACK AA"), 0) << out;
+  EXPECT_GE(server_->stats().peers_not_allowed.load(), 1u);
+  EXPECT_EQ(handler_.handled(), 2);
+}
+
 }  // namespace
 }  // namespace bridge::mllp

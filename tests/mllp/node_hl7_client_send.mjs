@@ -1,14 +1,20 @@
 // Sends COUNT messages to an MLLP server with node-hl7-client (a third-party
 // peer) and prints one line per ACK: "ACK <MSA-1> <MSA-2>".
-// Usage: node node_hl7_client_send.mjs PORT COUNT [CA_FILE]
-// With CA_FILE the connection uses TLS and verifies the server as "localhost".
+// Usage: node node_hl7_client_send.mjs PORT COUNT [CA_FILE [CERT_FILE KEY_FILE]]
+// With CA_FILE the connection uses TLS and verifies the server as "localhost";
+// CERT_FILE/KEY_FILE add a client certificate (mutual TLS).
 // Module resolution: node_modules is found by walking up from this file
 // (tests/node_modules, installed by `npm ci` in tests/).
 import { readFileSync } from 'node:fs';
 import { Client, Message } from 'node-hl7-client';
 
-const [port, count, caFile] = [Number(process.argv[2]), Number(process.argv[3]), process.argv[4]];
+const [port, count] = [Number(process.argv[2]), Number(process.argv[3])];
+const [caFile, certFile, keyFile] = process.argv.slice(4);
 const tls = caFile ? { ca: [readFileSync(caFile)], servername: 'localhost' } : undefined;
+if (tls && certFile) {
+  tls.cert = readFileSync(certFile);
+  tls.key = readFileSync(keyFile);
+}
 const client = new Client({ host: '127.0.0.1', ...(tls ? { tls } : {}) });
 
 // node-hl7-client 3.2 with waitAck queues a message sent while an ACK is

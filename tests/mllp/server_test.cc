@@ -88,6 +88,27 @@ TEST_F(ServerTest, LastFrameWithoutFinalCrIsAnsweredAtEndOfStream) {
   EXPECT_EQ(Msa2(c.ReadFrame().value_or("")), "NOCR");
 }
 
+TEST_F(ServerTest, GarbageAndTruncatedFramesDoNotStopTheServer) {
+  StartServer();
+  {
+    RawConnection garbage(port());
+    std::string noise;
+    for (int i = 0; i < 4096; ++i) {
+      const char c = static_cast<char>((i * 7919) % 251 + 1);  // every byte value but NUL...
+      noise.push_back(c == kStartBlock ? 'x' : c);              // ...and <VT>
+    }
+    ASSERT_TRUE(garbage.Send(noise));
+    RawConnection truncated(port());
+    ASSERT_TRUE(truncated.Send("\x0b" + TestMessage("TRUNC").substr(0, 40)));
+  }  // both close mid-stream
+  RawConnection normal(port());
+  ASSERT_TRUE(normal.Send(Frame(TestMessage("OK1"))));
+  EXPECT_EQ(Msa2(normal.ReadFrame().value_or("")), "OK1");
+  EXPECT_TRUE(WaitFor([&] { return stats().truncated_frames.load() == 1; }));
+  EXPECT_TRUE(WaitFor([&] { return stats().junk_bytes.load() == 4096; }));
+  EXPECT_EQ(handler_.handled(), 1);
+}
+
 TEST_F(ServerTest, ConnectionsOverMaxConnectionsAreClosed) {
   options_.max_connections = 2;
   StartServer();
