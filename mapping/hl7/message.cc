@@ -194,8 +194,9 @@ class Parser {
     if (!status.ok()) return status;
     if (!warning.empty()) m_.warnings_.push_back(std::move(warning));
     offset_base_ = m_.converted_ ? 0 : start;
-    if (m_.text().size() > 0xFFFFFFF0u) {
-      return ParseError(ErrorCode::kValueTooLong, "MSH", 1, 0, 0, "message exceeds 4 GiB");
+    // Offsets and counts are 32-bit and 28-bit in the tree.
+    if (m_.text().size() >= Message::kCountMask) {
+      return ParseError(ErrorCode::kValueTooLong, "MSH", 1, 0, 0, "message exceeds 256 MiB");
     }
 
     // Room for a typical message up front, so pushes never reallocate on the
@@ -349,14 +350,14 @@ class Parser {
     Node node;
     node.begin = static_cast<std::uint32_t>(begin);
     node.end = static_cast<std::uint32_t>(end);
-    node.first_child = m_.level_size_[child_index];
+    node.aux = m_.level_size_[child_index];
     if ((flags & separator_class) == 0) {
       // No separator of this level (a field with components but one
       // repetition, say): one child spanning everything, without another
       // pass over the bytes at this level.
       Node child = Split(child_level, begin, end, flags);
       Push(child_index, child);
-      node.child_count = 1;
+      node.meta = Message::kParent | 1;
       return node;
     }
     std::uint32_t count = 0;
@@ -373,7 +374,7 @@ class Parser {
         piece_flags |= cls[static_cast<unsigned char>(base[p])];
       }
     }
-    node.child_count = count;
+    node.meta = Message::kParent | count;
     return node;
   }
 
@@ -382,25 +383,22 @@ class Parser {
     Node node;
     node.begin = static_cast<std::uint32_t>(begin);
     node.end = static_cast<std::uint32_t>(end);
-    node.value_begin = node.begin;
-    node.value_end = node.end;
     if (end - begin == 2 && base[begin] == '"' && base[begin + 1] == '"') {
-      node.flags = Message::kNull;
-      node.value_end = node.value_begin;
+      node.meta = Message::kNull;
     } else if (has_escape) {
-      node.flags = Message::kHasEscape | Message::kDecoded;
-      node.value_begin = static_cast<std::uint32_t>(m_.decoded_.size());
+      node.aux = static_cast<std::uint32_t>(m_.decoded_.size());
       UnescapeTo(std::string_view(base + begin, end - begin), m_.delimiters_, options_.unescape,
                  &m_.decoded_);
-      node.value_end = static_cast<std::uint32_t>(m_.decoded_.size());
+      node.meta = Message::kDecoded |
+                  (static_cast<std::uint32_t>(m_.decoded_.size()) - node.aux);
     }
     return node;
   }
 
   static Node PlainLeaf(std::size_t begin, std::size_t end) {
     Node node;
-    node.begin = node.value_begin = static_cast<std::uint32_t>(begin);
-    node.end = node.value_end = static_cast<std::uint32_t>(end);
+    node.begin = static_cast<std::uint32_t>(begin);
+    node.end = static_cast<std::uint32_t>(end);
     return node;
   }
 
@@ -458,10 +456,11 @@ absl::StatusOr<Message> Message::Parse(std::string_view bytes, const ParseOption
 }
 
 std::string_view Message::LeafValue(const Node& node) const {
-  if (node.flags & kDecoded) {
-    return std::string_view(decoded_).substr(node.value_begin, node.value_end - node.value_begin);
+  if (node.meta & kDecoded) {
+    return std::string_view(decoded_).substr(node.aux, node.meta & kCountMask);
   }
-  return Span(node.value_begin, node.value_end);
+  if (node.meta & kNull) return {};
+  return Span(node.begin, node.end);
 }
 
 std::optional<SegmentRef> Message::Segment(std::string_view name, int occurrence) const {

@@ -191,17 +191,23 @@ class Message {
   friend class SegmentRef;
   friend class Parser;
 
-  enum : std::uint8_t { kHasEscape = 1, kNull = 2, kDecoded = 4 };
-
+  // 16 bytes, so a node is one aligned store. `meta` holds flags in its top
+  // bits and a count in the rest: the number of children for a parent, the
+  // decoded length for a leaf whose value needed unescaping.
   struct Node {
     std::uint32_t begin = 0;  // encoded span in text()
     std::uint32_t end = 0;
-    std::uint32_t value_begin = 0;  // decoded value: in text(), or in decoded_ if kDecoded
-    std::uint32_t value_end = 0;
-    std::uint32_t first_child = 0;  // index in the next level's vector
-    std::uint32_t child_count = 0;  // 0: a leaf for every level below
-    std::uint32_t flags = 0;
+    std::uint32_t aux = 0;   // parent: first child's index in the next level;
+                             // decoded leaf: offset of the value in decoded_
+    std::uint32_t meta = 0;
   };
+  static constexpr std::uint32_t kParent = 1u << 31;
+  static constexpr std::uint32_t kDecoded = 1u << 30;
+  static constexpr std::uint32_t kNull = 1u << 29;
+  static constexpr std::uint32_t kCountMask = (1u << 28) - 1;
+  static std::uint32_t ChildCount(const Node& node) {
+    return (node.meta & kParent) ? node.meta & kCountMask : 0;
+  }
   struct SegmentNode {
     std::uint32_t begin = 0;
     std::uint32_t end = 0;
@@ -236,9 +242,9 @@ inline std::string_view Element::value() const {
   if (message_ == nullptr) return {};
   const Message::Node* node = &message_->nodes(node_level_)[node_];
   int level = static_cast<int>(node_level_);
-  while (node->child_count > 0 && level < static_cast<int>(Level::kSubcomponent)) {
+  while ((node->meta & Message::kParent) && level < static_cast<int>(Level::kSubcomponent)) {
     ++level;
-    node = &message_->nodes(static_cast<Level>(level))[node->first_child];
+    node = &message_->nodes(static_cast<Level>(level))[node->aux];
   }
   return message_->LeafValue(*node);
 }
@@ -252,31 +258,33 @@ inline std::string_view Element::encoded() const {
 inline bool Element::is_null() const {
   if (message_ == nullptr) return false;
   const Message::Node& node = message_->nodes(node_level_)[node_];
-  return node.child_count == 0 && (node.flags & Message::kNull) != 0;
+  return (node.meta & Message::kNull) != 0;
 }
 
 inline bool Element::is_leaf() const {
   if (message_ == nullptr) return false;
-  return level_ != node_level_ || message_->nodes(node_level_)[node_].child_count == 0;
+  return level_ != node_level_ || (message_->nodes(node_level_)[node_].meta & Message::kParent) == 0;
 }
 
 inline int Element::size() const {
   if (message_ == nullptr || level_ == Level::kSubcomponent) return 0;
   if (level_ != node_level_) return 1;
   const Message::Node& node = message_->nodes(node_level_)[node_];
-  return node.child_count == 0 ? 1 : static_cast<int>(node.child_count);
+  const std::uint32_t count = Message::ChildCount(node);
+  return count == 0 ? 1 : static_cast<int>(count);
 }
 
 inline Element Element::Child(int n) const {
   if (message_ == nullptr || level_ == Level::kSubcomponent || n < 1) return Element();
   const Level child_level = static_cast<Level>(static_cast<int>(level_) + 1);
   const Message::Node& node = message_->nodes(node_level_)[node_];
-  if (level_ != node_level_ || node.child_count == 0) {
+  const std::uint32_t count = Message::ChildCount(node);
+  if (level_ != node_level_ || count == 0) {
     // A leaf stands for its only child at every lower level.
     return n == 1 ? Element(message_, node_level_, node_, child_level) : Element();
   }
-  if (static_cast<std::uint32_t>(n) > node.child_count) return Element();
-  return Element(message_, child_level, node.first_child + static_cast<std::uint32_t>(n) - 1,
+  if (static_cast<std::uint32_t>(n) > count) return Element();
+  return Element(message_, child_level, node.aux + static_cast<std::uint32_t>(n) - 1,
                  child_level);
 }
 
