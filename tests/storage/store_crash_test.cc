@@ -284,7 +284,8 @@ TEST(StoreDiskFullTest, SqliteOnAFullDiskFailsRetryablyAndRecovers) {
     ASSERT_TRUE(verified.ok()) << verified.status();
     EXPECT_EQ(*verified, written);
     int rc = 0;
-    EXPECT_EQ(testing::RunCommand(absl::StrCat("sqlite3 ", path, " 'PRAGMA integrity_check'"), &rc),
+    EXPECT_EQ(testing::RunCommand(
+                  absl::StrCat(testing::SqliteByHand(), " ", path, " 'PRAGMA integrity_check'"), &rc),
               "ok");
     // Space comes back: writes succeed again.
     std::filesystem::remove(filler);

@@ -58,6 +58,8 @@ std::string PsqlCommand(const std::string& dsn, const std::string& sql) {
 
 }  // namespace
 
+std::string SqliteByHand() { return STORAGE_SQLITE_BY_HAND; }
+
 TestDatabase::TestDatabase(Backend backend) : backend_(backend) {
   if (backend == Backend::kSqlite) {
     sqlite_path_ = (dir_.path() / "lab-bridge.db").string();
@@ -96,7 +98,7 @@ std::string TestDatabase::RunSql(const std::string& sql) const {
   int rc = 0;
   std::string out;
   if (backend_ == Backend::kSqlite) {
-    out = RunCommand(absl::StrCat("sqlite3 -batch ", ShellQuote(sqlite_path_), " ",
+    out = RunCommand(absl::StrCat(SqliteByHand(), " ", ShellQuote(sqlite_path_), " ",
                                   ShellQuote(sql), " 2>&1"),
                      &rc);
   } else {

@@ -55,6 +55,9 @@ class TestDatabase {
   std::string sqlite_path_;
 };
 
+// Path of the sqlite_by_hand tool (raw SQL on a SQLite file).
+std::string SqliteByHand();
+
 // Runs a shell command, returns its stdout; *exit_code gets the exit status.
 std::string RunCommand(const std::string& command, int* exit_code);
 
