@@ -241,6 +241,12 @@ TEST_F(TlsTest, BadCertificateFileFailsStart) {
   EXPECT_EQ(server.status().code(), absl::StatusCode::kInvalidArgument) << server.status();
 }
 
+TEST_F(TlsTest, AllowListWithoutClientCaFailsStart) {
+  server_options_.tls.allowed_peers = {"lis-a"};
+  absl::StatusOr<std::unique_ptr<Server>> server = Server::Start(server_options_, handler_);
+  EXPECT_EQ(server.status().code(), absl::StatusCode::kInvalidArgument) << server.status();
+}
+
 TEST_F(TlsTest, StalledHandshakeIsCutAtTheHandshakeDeadline) {
   server_options_.handshake_timeout = 200ms;
   StartServer();
