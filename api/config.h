@@ -1,0 +1,75 @@
+// Config: everything `lab-bridge serve` is told, parsed once at start from
+// environment variables (the original guide's names and defaults), validated,
+// and composed from each module's own options. Nothing reads the
+// environment after LoadConfig.
+//
+//   absl::StatusOr<Config> config = LoadConfig(EnvironmentLookup());
+//   if (!config.ok()) { print config.status().message(); exit 1; }  // names the variable
+//   log(DescribeConfig(*config));  // one line, secrets masked
+//
+// Variables (default):
+//   MLLP_LISTEN_HOST (0.0.0.0)  MLLP_LISTEN_PORT (2575)  MAX_MESSAGE_SIZE (1048576)
+//   MLLP_TLS_CERT, MLLP_TLS_KEY, MLLP_TLS_CLIENT_CA (TLS off), MLLP_TLS_ALLOWED_PEERS
+//   (comma-separated subjects/SANs), MLLP_IO_THREADS (2), MLLP_MAX_CONNECTIONS (512),
+//   MLLP_MAX_CONNECTIONS_PER_PEER (32), MLLP_IDLE_TIMEOUT_SECONDS (600),
+//   MLLP_FRAME_TIMEOUT_SECONDS (30), MLLP_WRITE_TIMEOUT_SECONDS (30)
+//   DATABASE_URL (sqlite://./var/lab-bridge.db)
+//   SENDING_APPLICATION (PMS_LAB)  SENDING_FACILITY (MPS_PMS, also the PID-3
+//   assigning authority of PMS patient ids)
+//   AUDIT_LOG_ENABLED (true)  AUDIT_RETENTION_DAYS (2555)
+//   ACK_TIMEOUT_SECONDS (30)  RETRY_MAX_ATTEMPTS (3)
+//   HTTP_LISTEN_HOST (0.0.0.0)  HTTP_LISTEN_PORT (8080)  GRPC_LISTEN_PORT (50051)
+//   LIS_ENDPOINTS_FILE (config/lis_endpoints.json)
+//   CRITICAL_FLAGS (HH,LL,AA: OBX-8 flags that make a result critical)
+//   WORKER_THREADS (4: database and mapping work)  LOG_LEVEL (info)
+#pragma once
+
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "mllp/options.h"
+#include "storage/store.h"
+
+namespace bridge::api {
+
+struct IdentityOptions {
+  std::string sending_application = "PMS_LAB";  // our MSH-3
+  std::string sending_facility = "MPS_PMS";     // our MSH-4 and PID-3 assigning authority
+};
+
+struct Config {
+  mllp::ServerOptions mllp;
+  storage::StoreOptions store;
+  IdentityOptions identity;
+  bool audit_log_enabled = true;
+  int audit_retention_days = 2555;
+  int ack_timeout_seconds = 30;
+  int retry_max_attempts = 3;
+  std::string http_listen_host = "0.0.0.0";
+  int http_port = 8080;
+  int grpc_port = 50051;
+  std::string lis_endpoints_file = "config/lis_endpoints.json";
+  std::vector<std::string> critical_flags = {"HH", "LL", "AA"};
+  int worker_threads = 4;
+  std::string log_level = "info";
+};
+
+// Returns the value of an environment variable, or nullopt when unset.
+using EnvLookup = std::function<std::optional<std::string>(std::string_view name)>;
+
+// The process environment.
+EnvLookup EnvironmentLookup();
+
+// Reads and validates every variable above. InvalidArgument naming the
+// variable and the problem for a bad value (e.g. "MLLP_LISTEN_PORT: expected
+// a port number 0-65535, got \"x\"", or a TLS key without a certificate).
+absl::StatusOr<Config> LoadConfig(const EnvLookup& env);
+
+// One line with the effective configuration, the database password masked.
+std::string DescribeConfig(const Config& config);
+
+}  // namespace bridge::api

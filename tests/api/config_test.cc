@@ -1,0 +1,86 @@
+#include "api/config.h"
+
+#include <map>
+#include <string>
+
+#include <gtest/gtest.h>
+
+namespace bridge::api {
+namespace {
+
+EnvLookup FakeEnv(std::map<std::string, std::string> vars) {
+  return [vars = std::move(vars)](std::string_view name) -> std::optional<std::string> {
+    auto it = vars.find(std::string(name));
+    if (it == vars.end()) return std::nullopt;
+    return it->second;
+  };
+}
+
+TEST(ConfigTest, DefaultsAreTheGuides) {
+  absl::StatusOr<Config> c = LoadConfig(FakeEnv({}));
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->mllp.listen_host, "0.0.0.0");
+  EXPECT_EQ(c->mllp.port, 2575);
+  EXPECT_EQ(c->mllp.max_frame_bytes, 1048576u);
+  EXPECT_EQ(c->store.database_url, "sqlite://./var/lab-bridge.db");
+  EXPECT_EQ(c->identity.sending_application, "PMS_LAB");
+  EXPECT_EQ(c->identity.sending_facility, "MPS_PMS");
+  EXPECT_EQ(c->audit_retention_days, 2555);
+  EXPECT_EQ(c->ack_timeout_seconds, 30);
+  EXPECT_EQ(c->retry_max_attempts, 3);
+  EXPECT_EQ(c->http_port, 8080);
+  EXPECT_EQ(c->grpc_port, 50051);
+  EXPECT_FALSE(c->mllp.tls.enabled());
+}
+
+TEST(ConfigTest, ReadsEveryVariable) {
+  absl::StatusOr<Config> c = LoadConfig(FakeEnv({{"MLLP_LISTEN_HOST", "127.0.0.1"},
+                                                 {"MLLP_LISTEN_PORT", "12575"},
+                                                 {"MAX_MESSAGE_SIZE", "2048"},
+                                                 {"DATABASE_URL", "postgresql://u:secret@h:5/db"},
+                                                 {"SENDING_FACILITY", "CLINIC_2"},
+                                                 {"AUDIT_LOG_ENABLED", "false"},
+                                                 {"MLLP_TLS_CERT", "s.crt"},
+                                                 {"MLLP_TLS_KEY", "s.key"},
+                                                 {"MLLP_TLS_CLIENT_CA", "ca.crt"},
+                                                 {"MLLP_TLS_ALLOWED_PEERS", "CN=lis-a, lis-b"},
+                                                 {"CRITICAL_FLAGS", "HH,LL,AA,>"}}));
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->mllp.port, 12575);
+  EXPECT_EQ(c->mllp.max_frame_bytes, 2048u);
+  EXPECT_EQ(c->identity.sending_facility, "CLINIC_2");
+  EXPECT_FALSE(c->audit_log_enabled);
+  EXPECT_EQ(c->mllp.tls.allowed_peers, (std::vector<std::string>{"CN=lis-a", "lis-b"}));
+  EXPECT_EQ(c->critical_flags.size(), 4u);
+  const std::string line = DescribeConfig(*c);
+  EXPECT_EQ(line.find("secret"), std::string::npos) << line;
+  EXPECT_NE(line.find("mtls"), std::string::npos) << line;
+}
+
+TEST(ConfigTest, ABadValueNamesTheVariable) {
+  struct Case {
+    std::map<std::string, std::string> env;
+    std::string expected;
+  };
+  for (const Case& c : std::vector<Case>{
+           {{{"MLLP_LISTEN_PORT", "x"}}, "MLLP_LISTEN_PORT"},
+           {{{"MLLP_LISTEN_PORT", "70000"}}, "MLLP_LISTEN_PORT"},
+           {{{"MAX_MESSAGE_SIZE", "-1"}}, "MAX_MESSAGE_SIZE"},
+           {{{"AUDIT_LOG_ENABLED", "maybe"}}, "AUDIT_LOG_ENABLED"},
+           {{{"AUDIT_RETENTION_DAYS", "0"}}, "AUDIT_RETENTION_DAYS"},
+           {{{"SENDING_FACILITY", "A|B"}}, "SENDING_FACILITY"},
+           {{{"ACK_TIMEOUT_SECONDS", "10s"}}, "ACK_TIMEOUT_SECONDS"},
+           {{{"LOG_LEVEL", "loud"}}, "LOG_LEVEL"},
+           {{{"MLLP_TLS_CERT", "a.crt"}}, "MLLP_TLS_KEY"},
+           {{{"MLLP_TLS_CLIENT_CA", "ca.crt"}}, "MLLP_TLS_CLIENT_CA"},
+       }) {
+    absl::StatusOr<Config> config = LoadConfig(FakeEnv(c.env));
+    ASSERT_FALSE(config.ok()) << c.expected;
+    EXPECT_EQ(config.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_NE(std::string(config.status().message()).find(c.expected), std::string::npos)
+        << config.status();
+  }
+}
+
+}  // namespace
+}  // namespace bridge::api
