@@ -104,8 +104,8 @@ absl::StatusOr<Config> LoadConfig(const EnvLookup& env) {
   Config c;
   std::vector<absl::Status> checks;
   ReadString(env, "MLLP_LISTEN_HOST", &c.mllp.listen_host);
-  checks.push_back(ReadIntAs(env, "MLLP_LISTEN_PORT", 0, 65535, "expected a port number 0-65535",
-                             &c.mllp.port));
+  checks.push_back(
+      ReadIntAs(env, "MLLP_LISTEN_PORT", 0, 65535, "expected a port number 0-65535", &c.mllp.port));
   checks.push_back(ReadIntAs(env, "MAX_MESSAGE_SIZE", 1024, 64ll << 20,
                              "expected a size in bytes from 1024 to 67108864",
                              &c.mllp.max_frame_bytes));
@@ -133,13 +133,13 @@ absl::StatusOr<Config> LoadConfig(const EnvLookup& env) {
                              &c.audit_retention_days));
   checks.push_back(ReadIntAs(env, "ACK_TIMEOUT_SECONDS", 1, 3600, "expected seconds 1-3600",
                              &c.ack_timeout_seconds));
-  checks.push_back(ReadIntAs(env, "RETRY_MAX_ATTEMPTS", 0, 1000, "expected 0-1000",
-                             &c.retry_max_attempts));
+  checks.push_back(
+      ReadIntAs(env, "RETRY_MAX_ATTEMPTS", 0, 1000, "expected 0-1000", &c.retry_max_attempts));
   ReadString(env, "HTTP_LISTEN_HOST", &c.http_listen_host);
-  checks.push_back(ReadIntAs(env, "HTTP_LISTEN_PORT", 0, 65535, "expected a port number 0-65535",
-                             &c.http_port));
-  checks.push_back(ReadIntAs(env, "GRPC_LISTEN_PORT", 0, 65535, "expected a port number 0-65535",
-                             &c.grpc_port));
+  checks.push_back(
+      ReadIntAs(env, "HTTP_LISTEN_PORT", 0, 65535, "expected a port number 0-65535", &c.http_port));
+  checks.push_back(
+      ReadIntAs(env, "GRPC_LISTEN_PORT", 0, 65535, "expected a port number 0-65535", &c.grpc_port));
   ReadString(env, "LIS_ENDPOINTS_FILE", &c.lis_endpoints_file);
   if (std::optional<std::string> flags = env("CRITICAL_FLAGS"); flags.has_value()) {
     c.critical_flags = SplitList(*flags);
@@ -172,13 +172,13 @@ std::string DescribeConfig(const Config& c) {
   return absl::StrCat(
       "mllp=", c.mllp.listen_host, ":", c.mllp.port,
       c.mllp.tls.enabled() ? (c.mllp.tls.client_ca_file.empty() ? " tls" : " mtls") : " plain",
-      " max_message_size=", c.mllp.max_frame_bytes, " database=",
-      storage::MaskDatabaseUrl(c.store.database_url), " sending=",
-      c.identity.sending_application, "/", c.identity.sending_facility,
-      " audit_log=", c.audit_log_enabled ? "on" : "off",
-      " retention_days=", c.audit_retention_days, " ack_timeout_s=", c.ack_timeout_seconds,
-      " retry_max=", c.retry_max_attempts, " http=", c.http_listen_host, ":", c.http_port,
-      " grpc=", c.grpc_port, " lis_endpoints=", c.lis_endpoints_file,
+      " max_message_size=", c.mllp.max_frame_bytes,
+      " database=", storage::MaskDatabaseUrl(c.store.database_url),
+      " sending=", c.identity.sending_application, "/", c.identity.sending_facility,
+      " audit_log=", c.audit_log_enabled ? "on" : "off", " retention_days=", c.audit_retention_days,
+      " ack_timeout_s=", c.ack_timeout_seconds, " retry_max=", c.retry_max_attempts,
+      " http=", c.http_listen_host, ":", c.http_port, " grpc=", c.grpc_port,
+      " lis_endpoints=", c.lis_endpoints_file,
       " critical_flags=", absl::StrJoin(c.critical_flags, ","), " workers=", c.worker_threads,
       " log_level=", c.log_level);
 }

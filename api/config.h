@@ -31,6 +31,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+
 #include "mllp/options.h"
 #include "storage/store.h"
 

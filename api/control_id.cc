@@ -22,10 +22,10 @@ void AppendBase36(std::uint64_t value, int width, std::string* out) {
 ControlIdGenerator::ControlIdGenerator() : process_id_(static_cast<std::uint64_t>(getpid())) {}
 
 std::string ControlIdGenerator::Next() {
-  const std::uint64_t ms = static_cast<std::uint64_t>(
-      std::chrono::duration_cast<std::chrono::milliseconds>(
-          std::chrono::system_clock::now().time_since_epoch())
-          .count());
+  const std::uint64_t ms =
+      static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                     std::chrono::system_clock::now().time_since_epoch())
+                                     .count());
   const std::uint64_t n = counter_.fetch_add(1, std::memory_order_relaxed);
   // 2 + 9 (ms, good until year 5000) + 4 (pid < 36^4) + 5 (counter) = 20.
   std::string id = "LB";

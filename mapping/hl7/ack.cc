@@ -6,6 +6,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+
 #include "mapping/hl7/absl_compat.h"
 #include "mapping/hl7/charset.h"
 #include "mapping/hl7/encoder.h"
@@ -46,15 +47,13 @@ std::string PeekHeaderFieldOrEmpty(std::string_view bytes, int n) {
 
 absl::Status Unsupported(ErrorCode code, int field, int component, std::string_view message) {
   return Hl7Error(absl::StatusCode::kUnimplemented, code,
-                  {.segment = "MSH", .segment_sequence = 1, .field = field,
-                   .component = component},
+                  {.segment = "MSH", .segment_sequence = 1, .field = field, .component = component},
                   message);
 }
 
 absl::Status Missing(int field, int component, std::string_view message) {
   return Hl7Error(absl::StatusCode::kInvalidArgument, ErrorCode::kRequiredFieldMissing,
-                  {.segment = "MSH", .segment_sequence = 1, .field = field,
-                   .component = component},
+                  {.segment = "MSH", .segment_sequence = 1, .field = field, .component = component},
                   message);
 }
 
@@ -127,8 +126,7 @@ absl::Status ValidateHeader(const Message& m, const ValidationOptions& options) 
   bool version_ok = false;
   for (const auto& v : options.versions) version_ok |= v == version;
   if (!version_ok) {
-    return Unsupported(ErrorCode::kUnsupportedVersionId, 12, 0,
-                       "MSH-12 version is not supported");
+    return Unsupported(ErrorCode::kUnsupportedVersionId, 12, 0, "MSH-12 version is not supported");
   }
   return absl::OkStatus();
 }
@@ -168,9 +166,7 @@ std::string BuildAck(const Message* original, std::string_view raw, const absl::
     trigger = std::string(original->trigger_event());
   } else {
     // The header could not be parsed: echo what can be read, as plain text.
-    auto first_component = [](std::string value) {
-      return value.substr(0, value.find('^'));
-    };
+    auto first_component = [](std::string value) { return value.substr(0, value.find('^')); };
     msh.Set(5, first_component(PeekHeaderFieldOrEmpty(raw, 3)));
     msh.Set(6, first_component(PeekHeaderFieldOrEmpty(raw, 4)));
     msh.Set(11, first_component(PeekHeaderFieldOrEmpty(raw, 11)));

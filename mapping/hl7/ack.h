@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+
 #include "mapping/hl7/error.h"
 #include "mapping/hl7/message.h"
 
@@ -45,10 +46,10 @@ struct ValidationOptions {
     std::string type;
     std::string event;  // "" = any
   };
-  std::vector<Accepted> accepted = {{"ORU", "R01"}, {"ACK", ""}, {"ORM", "O01"},
+  std::vector<Accepted> accepted = {{"ORU", "R01"}, {"ACK", ""},    {"ORM", "O01"},
                                     {"OML", "O21"}, {"ORL", "O22"}, {"ORR", "O02"}};
-  std::vector<std::string> versions = {"2.1",   "2.2", "2.3", "2.3.1", "2.4",   "2.5",  "2.5.1",
-                                       "2.6",   "2.7", "2.7.1", "2.8", "2.8.1", "2.8.2"};
+  std::vector<std::string> versions = {"2.1", "2.2", "2.3",   "2.3.1", "2.4",   "2.5",  "2.5.1",
+                                       "2.6", "2.7", "2.7.1", "2.8",   "2.8.1", "2.8.2"};
   std::vector<std::string> processing_ids = {"P", "T", "D"};
 };
 

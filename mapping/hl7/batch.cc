@@ -12,8 +12,8 @@ bool StartsSegment(std::string_view line, std::string_view id) {
 }
 
 bool IsEnvelope(std::string_view line) {
-  return StartsSegment(line, "FHS") || StartsSegment(line, "BHS") ||
-         StartsSegment(line, "BTS") || StartsSegment(line, "FTS");
+  return StartsSegment(line, "FHS") || StartsSegment(line, "BHS") || StartsSegment(line, "BTS") ||
+         StartsSegment(line, "FTS");
 }
 
 bool IsBlank(std::string_view line) {

@@ -21,9 +21,9 @@
 namespace bridge::hl7 {
 
 struct SplitMessage {
-  std::string_view bytes;     // the message, valid during the callback only
-  std::uint64_t offset = 0;   // byte offset of its first byte in the stream
-  std::uint64_t index = 0;    // 0-based number of the message in the stream
+  std::string_view bytes;    // the message, valid during the callback only
+  std::uint64_t offset = 0;  // byte offset of its first byte in the stream
+  std::uint64_t index = 0;   // 0-based number of the message in the stream
   // True when these bytes are not a message: text before the first MSH (or a
   // message cut at max_message_bytes) that is not envelope. It is reported so
   // the caller can count it as a failure rather than lose it silently.

@@ -9,6 +9,7 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+
 #include "mapping/hl7/absl_compat.h"
 #include "mapping/hl7/error.h"
 
@@ -70,7 +71,8 @@ CharsetInfo CharsetFromMsh18(std::string_view msh18) {
     info.charset = Charset::kUtf8;
   } else if (name.rfind("8859/", 0) == 0 || name.rfind("ISO-8859-", 0) == 0 ||
              name.rfind("ISO8859-", 0) == 0) {
-    std::string_view part = std::string_view(name).substr(name.rfind(name[0] == '8' ? '/' : '-') + 1);
+    std::string_view part =
+        std::string_view(name).substr(name.rfind(name[0] == '8' ? '/' : '-') + 1);
     int n = 0;
     for (char c : part) {
       if (c < '0' || c > '9') {
@@ -89,9 +91,8 @@ CharsetInfo CharsetFromMsh18(std::string_view msh18) {
     info.charset = Charset::kEucKr;
   } else if (name == "BIG-5" || name == "BIG5") {
     info.charset = Charset::kBig5;
-  } else if (name.rfind("ISO IR", 0) == 0 || name == "CNS 11643-1992" ||
-             name == "UNICODE UTF-16" || name == "UNICODE UTF-32" || name == "JAS2020" ||
-             name == "JIS X 0202") {
+  } else if (name.rfind("ISO IR", 0) == 0 || name == "CNS 11643-1992" || name == "UNICODE UTF-16" ||
+             name == "UNICODE UTF-32" || name == "JAS2020" || name == "JIS X 0202") {
     info.charset = Charset::kUnsupported;
   }
   // Any other name is treated as unspecified (MAPPING.md 1.4).

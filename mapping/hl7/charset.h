@@ -16,9 +16,9 @@ enum class Charset {
   kUnspecified,  // MSH-18 empty or unknown: UTF-8 if valid, else Windows-1252
   kAscii,
   kUtf8,
-  kIso8859,      // with `iso8859_part` 1..9 or 15
+  kIso8859,  // with `iso8859_part` 1..9 or 15
   kGb18030,
-  kEucKr,        // KS X 1001
+  kEucKr,  // KS X 1001
   kBig5,
   kUnsupported,  // ISO 2022 families, UTF-16/32: refused
 };
@@ -53,8 +53,8 @@ bool IsValidUtf8(std::string_view bytes);
 // Bytes declared 8859-n that are valid UTF-8 with non-ASCII characters are
 // read as UTF-8 (with a warning): real senders mislabel UTF-8 this way, and
 // Latin text almost never forms valid UTF-8 sequences by accident.
-absl::Status ToUtf8(std::string_view bytes, CharsetInfo* info, std::string* utf8,
-                    bool* converted, std::string* warning);
+absl::Status ToUtf8(std::string_view bytes, CharsetInfo* info, std::string* utf8, bool* converted,
+                    std::string* warning);
 
 // Converts UTF-8 text back to the encoding `info` was converted from (no-op
 // copy when it was not converted). InvalidArgument when a character has no

@@ -7,6 +7,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+
 #include "mapping/hl7/absl_compat.h"
 #include "mapping/hl7/error.h"
 
@@ -165,12 +166,9 @@ Ei Ei::From(const Element& r) {
 }
 
 Cx Cx::From(const Element& r) {
-  return {r.Comp(1).value(),
-          r.Comp(2).value(),
-          r.Comp(3).value(),
-          Hd::FromSubcomponents(r.Comp(4)),
-          r.Comp(5).value(),
-          Hd::FromSubcomponents(r.Comp(6))};
+  return {r.Comp(1).value(), r.Comp(2).value(),
+          r.Comp(3).value(), Hd::FromSubcomponents(r.Comp(4)),
+          r.Comp(5).value(), Hd::FromSubcomponents(r.Comp(6))};
 }
 
 Cwe Cwe::From(const Element& r) {

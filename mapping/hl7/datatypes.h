@@ -15,6 +15,7 @@
 #include <string_view>
 
 #include "absl/status/statusor.h"
+
 #include "mapping/hl7/message.h"
 
 namespace bridge::hl7 {
@@ -24,8 +25,8 @@ struct DateTime {
   enum class Precision { kYear, kMonth, kDay, kHour, kMinute, kSecond };
 
   int year = 0;
-  int month = 0;   // 1..12 when precision >= kMonth
-  int day = 0;     // 1..31 when precision >= kDay
+  int month = 0;  // 1..12 when precision >= kMonth
+  int day = 0;    // 1..31 when precision >= kDay
   int hour = 0;
   int minute = 0;
   int second = 0;

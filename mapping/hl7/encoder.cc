@@ -34,9 +34,9 @@ void EncodeElement(const Element& e, const Delimiters& from, const Delimiters& t
   const char separator = SeparatorBelow(e.level(), to);
   for (int i = 1; i <= n; ++i) {
     if (i > 1) out->push_back(separator);
-    Element child = e.level() == Level::kField ? e.Rep(i) : e.level() == Level::kRepetition
-                                                                 ? e.Comp(i)
-                                                                 : e.Sub(i);
+    Element child = e.level() == Level::kField        ? e.Rep(i)
+                    : e.level() == Level::kRepetition ? e.Comp(i)
+                                                      : e.Sub(i);
     EncodeElement(child, from, to, out);
   }
 }

@@ -55,7 +55,7 @@ class MessageBuilder {
 
    private:
     friend class MessageBuilder;
-    using Component = std::vector<std::string>;    // subcomponents, encoded
+    using Component = std::vector<std::string>;  // subcomponents, encoded
     using Repetition = std::vector<Component>;
     using Field = std::vector<Repetition>;
     SegmentBuilder(std::string name, const Delimiters* delimiters)

@@ -39,11 +39,21 @@ bool DecodeSequence(std::string_view seq, const Delimiters& d, const UnescapeOpt
                     std::string* out) {
   if (seq.size() == 1) {
     switch (seq[0]) {
-      case 'F': out->push_back(d.field); return true;
-      case 'S': out->push_back(d.component); return true;
-      case 'T': out->push_back(d.subcomponent); return true;
-      case 'R': out->push_back(d.repetition); return true;
-      case 'E': out->push_back(d.escape); return true;
+      case 'F':
+        out->push_back(d.field);
+        return true;
+      case 'S':
+        out->push_back(d.component);
+        return true;
+      case 'T':
+        out->push_back(d.subcomponent);
+        return true;
+      case 'R':
+        out->push_back(d.repetition);
+        return true;
+      case 'E':
+        out->push_back(d.escape);
+        return true;
       case 'P':
         if (d.truncation == '\0') return false;
         out->push_back(d.truncation);

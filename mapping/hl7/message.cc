@@ -8,6 +8,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+
 #include "mapping/hl7/absl_compat.h"
 #include "mapping/hl7/error.h"
 
@@ -177,8 +178,8 @@ class Parser {
     std::string_view header = std::string_view(m_.raw_).substr(start);
     if (header.substr(0, 3) != "MSH") {
       if (header.substr(0, 3) == "FHS" || header.substr(0, 3) == "BHS") {
-        return ParseError(ErrorCode::kSegmentSequenceError, std::string(header.substr(0, 3)), 1,
-                          0, static_cast<long long>(start),
+        return ParseError(ErrorCode::kSegmentSequenceError, std::string(header.substr(0, 3)), 1, 0,
+                          static_cast<long long>(start),
                           "input is a batch (FHS/BHS); split it into messages first");
       }
       return ParseError(ErrorCode::kSegmentSequenceError, "MSH", 1, 0,
@@ -300,8 +301,7 @@ class Parser {
       }
       if (pos < n && base[pos] == '\0') {
         return ParseError(ErrorCode::kDataTypeError, "", sequence,
-                          static_cast<int>(m_.level_size_[0] - first_field) + 1,
-                          Offset(pos),
+                          static_cast<int>(m_.level_size_[0] - first_field) + 1, Offset(pos),
                           "a NUL byte inside a segment");
       }
       if (flags & (kRepetition | kComponent | kSubcomponent)) {
@@ -340,7 +340,7 @@ class Parser {
     }
     if ((flags & below) == 0) return Leaf(begin, end, flags & kEscape);
     const Level child_level = static_cast<Level>(static_cast<int>(level) + 1);
-    const std::uint8_t separator_class = level == Level::kField       ? kRepetition
+    const std::uint8_t separator_class = level == Level::kField        ? kRepetition
                                          : level == Level::kRepetition ? kComponent
                                                                        : kSubcomponent;
     const ClassTable& cls = *table_;
@@ -389,8 +389,7 @@ class Parser {
       node.aux = static_cast<std::uint32_t>(m_.decoded_.size());
       UnescapeTo(std::string_view(base + begin, end - begin), m_.delimiters_, options_.unescape,
                  &m_.decoded_);
-      node.meta = Message::kDecoded |
-                  (static_cast<std::uint32_t>(m_.decoded_.size()) - node.aux);
+      node.meta = Message::kDecoded | (static_cast<std::uint32_t>(m_.decoded_.size()) - node.aux);
     }
     return node;
   }
@@ -439,8 +438,7 @@ void Message::Clear() {
   for (std::uint32_t& size : level_size_) size = 0;
 }
 
-absl::Status Message::ParseInto(std::string_view bytes, const ParseOptions& options,
-                                Message* out) {
+absl::Status Message::ParseInto(std::string_view bytes, const ParseOptions& options, Message* out) {
   out->Clear();
   Parser parser(out, options);
   absl::Status status = parser.Run(bytes);
@@ -553,7 +551,8 @@ absl::StatusOr<Path> Path::Parse(std::string_view text) {
   Path path;
   path.repetition = 0;
   auto bad = [&](std::string_view why) {
-    return absl::InvalidArgumentError(absl::StrCat("invalid HL7 path \"", ToAbsl(text), "\": ", ToAbsl(why)));
+    return absl::InvalidArgumentError(
+        absl::StrCat("invalid HL7 path \"", ToAbsl(text), "\": ", ToAbsl(why)));
   };
   if (text.size() < 3 || !IsSegmentIdChar(text[0], true) || !IsSegmentIdChar(text[1], false) ||
       !IsSegmentIdChar(text[2], false)) {

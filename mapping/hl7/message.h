@@ -32,6 +32,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+
 #include "mapping/hl7/charset.h"
 #include "mapping/hl7/delimiters.h"
 #include "mapping/hl7/escape.h"
@@ -167,7 +168,9 @@ class Message {
   const std::vector<std::string>& warnings() const { return warnings_; }
 
   int segment_count() const { return static_cast<int>(segments_.size()); }
-  SegmentRef segment(int index) const { return SegmentRef(this, static_cast<std::uint32_t>(index)); }
+  SegmentRef segment(int index) const {
+    return SegmentRef(this, static_cast<std::uint32_t>(index));
+  }
   // The n-th (1-based) segment named `name`, or nullopt.
   std::optional<SegmentRef> Segment(std::string_view name, int occurrence = 1) const;
 
@@ -177,10 +180,10 @@ class Message {
   Element Get(std::string_view path) const;
 
   // MSH fields used everywhere.
-  std::string_view control_id() const;      // MSH-10
-  std::string_view message_code() const;    // MSH-9-1, e.g. "ORU"
-  std::string_view trigger_event() const;   // MSH-9-2, e.g. "R01"
-  std::string_view version() const;         // MSH-12-1
+  std::string_view control_id() const;     // MSH-10
+  std::string_view message_code() const;   // MSH-9-1, e.g. "ORU"
+  std::string_view trigger_event() const;  // MSH-9-2, e.g. "R01"
+  std::string_view version() const;        // MSH-12-1
 
   // Structural equality: same delimiters, same segments, same tree, same
   // encoded leaves (so the same decoded values).
@@ -197,8 +200,8 @@ class Message {
   struct Node {
     std::uint32_t begin = 0;  // encoded span in text()
     std::uint32_t end = 0;
-    std::uint32_t aux = 0;   // parent: first child's index in the next level;
-                             // decoded leaf: offset of the value in decoded_
+    std::uint32_t aux = 0;  // parent: first child's index in the next level;
+                            // decoded leaf: offset of the value in decoded_
     std::uint32_t meta = 0;
   };
   static constexpr std::uint32_t kParent = 1u << 31;
@@ -263,7 +266,8 @@ inline bool Element::is_null() const {
 
 inline bool Element::is_leaf() const {
   if (message_ == nullptr) return false;
-  return level_ != node_level_ || (message_->nodes(node_level_)[node_].meta & Message::kParent) == 0;
+  return level_ != node_level_ ||
+         (message_->nodes(node_level_)[node_].meta & Message::kParent) == 0;
 }
 
 inline int Element::size() const {
@@ -284,8 +288,7 @@ inline Element Element::Child(int n) const {
     return n == 1 ? Element(message_, node_level_, node_, child_level) : Element();
   }
   if (static_cast<std::uint32_t>(n) > count) return Element();
-  return Element(message_, child_level, node.aux + static_cast<std::uint32_t>(n) - 1,
-                 child_level);
+  return Element(message_, child_level, node.aux + static_cast<std::uint32_t>(n) - 1, child_level);
 }
 
 inline Element Element::Descend(Level target) const {

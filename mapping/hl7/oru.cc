@@ -11,8 +11,13 @@ OruR01 GroupOruR01(const Message& message) {
   Observation* observation = nullptr;
   Specimen* specimen = nullptr;
   // Which group a following NTE belongs to.
-  enum class NoteTarget { kNone, kPatient, kOrder, kObservation, kSpecimen } note_target =
-      NoteTarget::kNone;
+  enum class NoteTarget {
+    kNone,
+    kPatient,
+    kOrder,
+    kObservation,
+    kSpecimen
+  } note_target = NoteTarget::kNone;
 
   auto start_result = [&]() -> PatientResult* {
     oru.patient_results.emplace_back();

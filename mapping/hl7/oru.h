@@ -34,8 +34,8 @@ struct Specimen {
 };
 
 struct OrderObservation {
-  int orc = -1;  // -1 when the order has no ORC
-  int obr = -1;  // -1 only for a malformed group (ORC with no OBR)
+  int orc = -1;             // -1 when the order has no ORC
+  int obr = -1;             // -1 only for a malformed group (ORC with no OBR)
   std::vector<int> notes;   // NTE after OBR
   std::vector<int> timing;  // TQ1 / TQ2
   int ctd = -1;

@@ -1,9 +1,9 @@
 #include "api/config.h"
 
+#include <gtest/gtest.h>
+
 #include <map>
 #include <string>
-
-#include <gtest/gtest.h>
 
 namespace bridge::api {
 namespace {

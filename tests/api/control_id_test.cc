@@ -1,11 +1,11 @@
 #include "api/control_id.h"
 
+#include <gtest/gtest.h>
+
 #include <set>
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <gtest/gtest.h>
 
 namespace bridge::api {
 namespace {

@@ -2,13 +2,13 @@
 // and reading every value), encode, and the streaming check used by
 // `lab-bridge parse --check`. Run with tests/bench/run_hl7_bench.sh, which
 // also measures python-hl7 on the same bytes.
+#include <benchmark/benchmark.h>
+
 #include <cstdint>
 #include <cstdio>
 #include <fstream>
 #include <string>
 #include <vector>
-
-#include <benchmark/benchmark.h>
 
 #include "mapping/hl7/batch.h"
 #include "mapping/hl7/encoder.h"
@@ -61,8 +61,8 @@ void BM_ParseFull(benchmark::State& state) {
     benchmark::DoNotOptimize(oru.patient_results.size());
   }
   state.SetItemsProcessed(state.iterations());
-  state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * TotalBytes() /
-                                                    Messages().size()));
+  state.SetBytesProcessed(
+      static_cast<std::int64_t>(state.iterations() * TotalBytes() / Messages().size()));
 }
 BENCHMARK(BM_ParseFull);
 
@@ -79,8 +79,8 @@ void BM_ParseAndReadEveryValue(benchmark::State& state) {
     benchmark::DoNotOptimize(ReadEveryValue(message));
   }
   state.SetItemsProcessed(state.iterations());
-  state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * TotalBytes() /
-                                                    Messages().size()));
+  state.SetBytesProcessed(
+      static_cast<std::int64_t>(state.iterations() * TotalBytes() / Messages().size()));
 }
 BENCHMARK(BM_ParseAndReadEveryValue);
 
@@ -93,8 +93,8 @@ void BM_ParseTreeOnly(benchmark::State& state) {
     benchmark::DoNotOptimize(message.segment_count());
   }
   state.SetItemsProcessed(state.iterations());
-  state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * TotalBytes() /
-                                                    Messages().size()));
+  state.SetBytesProcessed(
+      static_cast<std::int64_t>(state.iterations() * TotalBytes() / Messages().size()));
 }
 BENCHMARK(BM_ParseTreeOnly);
 
@@ -107,8 +107,8 @@ void BM_Encode(benchmark::State& state) {
     benchmark::DoNotOptimize(out.data());
   }
   state.SetItemsProcessed(state.iterations());
-  state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * TotalBytes() /
-                                                    Messages().size()));
+  state.SetBytesProcessed(
+      static_cast<std::int64_t>(state.iterations() * TotalBytes() / Messages().size()));
 }
 BENCHMARK(BM_Encode);
 

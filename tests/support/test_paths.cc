@@ -1,12 +1,11 @@
 #include "tests/support/test_paths.h"
 
+#include <gtest/gtest.h>
 #include <stdlib.h>
 
 #include <algorithm>
 #include <fstream>
 #include <sstream>
-
-#include <gtest/gtest.h>
 
 namespace bridge::testing {
 
@@ -56,7 +55,8 @@ std::string ReadFileOrDie(const std::filesystem::path& path) {
 }
 
 TempDir::TempDir() {
-  std::string pattern = (std::filesystem::temp_directory_path() / "lab-bridge-test-XXXXXX").string();
+  std::string pattern =
+      (std::filesystem::temp_directory_path() / "lab-bridge-test-XXXXXX").string();
   if (mkdtemp(pattern.data()) == nullptr) {
     ADD_FAILURE() << "mkdtemp failed for " << pattern;
   }

@@ -1,10 +1,10 @@
 #include "api/cli/parse_command.h"
 
+#include <gtest/gtest.h>
+
 #include <fstream>
 #include <sstream>
 #include <string>
-
-#include <gtest/gtest.h>
 
 #include "tests/support/test_paths.h"
 

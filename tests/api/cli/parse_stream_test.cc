@@ -1,6 +1,7 @@
 // `lab-bridge parse --check -` on a large export streamed through a pipe:
 // it must count every message and keep its memory flat (constant memory is
 // what lets it check multi-gigabyte exports).
+#include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
@@ -9,8 +10,6 @@
 #include <array>
 #include <string>
 
-#include <gtest/gtest.h>
-
 #include "tests/support/test_paths.h"
 
 namespace bridge::api {
@@ -18,8 +17,8 @@ namespace {
 
 TEST(ParseStreamTest, ChecksAQuarterGigabyteInConstantMemory) {
   const std::string binary = (bridge::testing::BinaryDir() / "lab-bridge").string();
-  const std::string message = bridge::testing::ReadFileOrDie(bridge::testing::SourceDir() /
-                                                             "tests/fixtures/hl7/synthetic_full_oru.hl7");
+  const std::string message = bridge::testing::ReadFileOrDie(
+      bridge::testing::SourceDir() / "tests/fixtures/hl7/synthetic_full_oru.hl7");
   int to_child[2];
   int from_child[2];
   ASSERT_EQ(pipe(to_child), 0);
@@ -58,15 +57,16 @@ TEST(ParseStreamTest, ChecksAQuarterGigabyteInConstantMemory) {
   std::string output;
   std::array<char, 4096> buffer;
   ssize_t n;
-  while ((n = read(from_child[0], buffer.data(), buffer.size())) > 0) output.append(buffer.data(), n);
+  while ((n = read(from_child[0], buffer.data(), buffer.size())) > 0)
+    output.append(buffer.data(), n);
   close(from_child[0]);
   int status = 0;
   struct rusage usage {};
   ASSERT_EQ(wait4(pid, &status, 0, &usage), pid);
   ASSERT_TRUE(WIFEXITED(status));
   EXPECT_EQ(WEXITSTATUS(status), 0) << output;
-  EXPECT_NE(output.find("checked " + std::to_string(messages) + " messages: " +
-                        std::to_string(messages) + " parsed, 0 failed"),
+  EXPECT_NE(output.find("checked " + std::to_string(messages) +
+                        " messages: " + std::to_string(messages) + " parsed, 0 failed"),
             std::string::npos)
       << output;
   // ru_maxrss is in KiB: a few MiB of buffers, nowhere near the 256 MiB read.

@@ -1,8 +1,8 @@
 #include "mapping/hl7/ack.h"
 
-#include <string>
-
 #include <gtest/gtest.h>
+
+#include <string>
 
 #include "mapping/hl7/message.h"
 #include "tests/mapping/hl7/test_messages.h"
@@ -43,25 +43,25 @@ TEST_P(MakeAckTest, MapsStatusToAckCode) {
 
 INSTANTIATE_TEST_SUITE_P(
     Table, MakeAckTest,
-    ::testing::Values(
-        AckCase{"ok", absl::OkStatus(), "AA", ErrorCode::kNone},
-        AckCase{"duplicate", absl::AlreadyExistsError("seen"), "AA", ErrorCode::kNone},
-        AckCase{"bad_content",
-                Hl7Error(absl::StatusCode::kInvalidArgument, ErrorCode::kRequiredFieldMissing, {},
-                         "x"),
-                "AE", ErrorCode::kRequiredFieldMissing},
-        AckCase{"bad_content_no_code", absl::InvalidArgumentError("x"), "AE",
-                ErrorCode::kDataTypeError},
-        AckCase{"unsupported_version",
-                Hl7Error(absl::StatusCode::kUnimplemented, ErrorCode::kUnsupportedVersionId, {},
-                         "x"),
-                "AR", ErrorCode::kUnsupportedVersionId},
-        AckCase{"unsupported_no_code", absl::UnimplementedError("x"), "AR",
-                ErrorCode::kUnsupportedMessageType},
-        AckCase{"database_down", absl::UnavailableError("db"), "AR",
-                ErrorCode::kApplicationInternalError},
-        AckCase{"internal", absl::InternalError("bug"), "AE",
-                ErrorCode::kApplicationInternalError}),
+    ::testing::Values(AckCase{"ok", absl::OkStatus(), "AA", ErrorCode::kNone},
+                      AckCase{"duplicate", absl::AlreadyExistsError("seen"), "AA",
+                              ErrorCode::kNone},
+                      AckCase{"bad_content",
+                              Hl7Error(absl::StatusCode::kInvalidArgument,
+                                       ErrorCode::kRequiredFieldMissing, {}, "x"),
+                              "AE", ErrorCode::kRequiredFieldMissing},
+                      AckCase{"bad_content_no_code", absl::InvalidArgumentError("x"), "AE",
+                              ErrorCode::kDataTypeError},
+                      AckCase{"unsupported_version",
+                              Hl7Error(absl::StatusCode::kUnimplemented,
+                                       ErrorCode::kUnsupportedVersionId, {}, "x"),
+                              "AR", ErrorCode::kUnsupportedVersionId},
+                      AckCase{"unsupported_no_code", absl::UnimplementedError("x"), "AR",
+                              ErrorCode::kUnsupportedMessageType},
+                      AckCase{"database_down", absl::UnavailableError("db"), "AR",
+                              ErrorCode::kApplicationInternalError},
+                      AckCase{"internal", absl::InternalError("bug"), "AE",
+                              ErrorCode::kApplicationInternalError}),
     [](const ::testing::TestParamInfo<AckCase>& info) { return info.param.name; });
 
 TEST(BuildAckTest, AcceptsTheGuideSample) {
@@ -84,8 +84,7 @@ TEST(BuildAckTest, OldVersionsGetAPlainAckType) {
   Message ack = ParseOrDie(BuildAck(&original, original.raw(), absl::OkStatus(), kSpec));
   EXPECT_EQ(ack.Get("MSH-9").encoded(), "ACK");
   EXPECT_EQ(ack.Get("MSH-12").value(), "2.3");
-  Message v231 =
-      ParseOrDie("MSH|^~\\&|LIS|LAB|PMS|FAC|20260101||ORU^R01|C23|P|2.3.1\rPID|1||1\r");
+  Message v231 = ParseOrDie("MSH|^~\\&|LIS|LAB|PMS|FAC|20260101||ORU^R01|C23|P|2.3.1\rPID|1||1\r");
   EXPECT_EQ(ParseOrDie(BuildAck(&v231, v231.raw(), absl::OkStatus(), kSpec)).Get("MSH-9").encoded(),
             "ACK^R01^ACK");
 }
@@ -112,8 +111,9 @@ TEST(BuildAckTest, ErrorSegmentFollowsTheVersion) {
 }
 
 TEST(BuildAckTest, NakForAnUnreadableMessageIsWellFormedAndEchoesTheControlId) {
-  const std::string raw = "MSH|^~\\&|LIS|LAB|PMS|FAC|20260101||ORU^R01|BROKEN-9|P|2.5.1\r"
-                          "PID|1||7\rthis line lost its CR\r";
+  const std::string raw =
+      "MSH|^~\\&|LIS|LAB|PMS|FAC|20260101||ORU^R01|BROKEN-9|P|2.5.1\r"
+      "PID|1||7\rthis line lost its CR\r";
   absl::StatusOr<Message> failed = Message::Parse(raw);
   ASSERT_FALSE(failed.ok());
   Message ack = ParseOrDie(BuildAck(nullptr, raw, failed.status(), kSpec));
@@ -124,8 +124,8 @@ TEST(BuildAckTest, NakForAnUnreadableMessageIsWellFormedAndEchoesTheControlId) {
   EXPECT_EQ(ack.Get("ERR-3-1").value(), "100");
 
   // Nothing readable at all: still a valid ACK, with no invented control id.
-  Message blind = ParseOrDie(BuildAck(nullptr, "\x01\x02 not hl7", absl::InvalidArgumentError("x"),
-                                      kSpec));
+  Message blind =
+      ParseOrDie(BuildAck(nullptr, "\x01\x02 not hl7", absl::InvalidArgumentError("x"), kSpec));
   EXPECT_EQ(blind.Get("MSA-1").value(), "AE");
   EXPECT_TRUE(blind.Get("MSA-2").empty());
   EXPECT_EQ(blind.Get("MSH-12").value(), "2.5.1");
@@ -198,8 +198,8 @@ INSTANTIATE_TEST_SUITE_P(
                    ErrorCode::kNone},
         HeaderCase{"ack_without_event", "MSH|^~\\&|A|B|C|D|1||ACK|1|P|2.3", absl::StatusCode::kOk,
                    ErrorCode::kNone},
-        HeaderCase{"no_type", "MSH|^~\\&|A|B|C|D|1|||1|P|2.5.1",
-                   absl::StatusCode::kInvalidArgument, ErrorCode::kRequiredFieldMissing},
+        HeaderCase{"no_type", "MSH|^~\\&|A|B|C|D|1|||1|P|2.5.1", absl::StatusCode::kInvalidArgument,
+                   ErrorCode::kRequiredFieldMissing},
         HeaderCase{"no_event", "MSH|^~\\&|A|B|C|D|1||ORU|1|P|2.5.1",
                    absl::StatusCode::kInvalidArgument, ErrorCode::kRequiredFieldMissing},
         HeaderCase{"no_control_id", "MSH|^~\\&|A|B|C|D|1||ORU^R01||P|2.5.1",

@@ -1,9 +1,9 @@
 #include "mapping/hl7/batch.h"
 
+#include <gtest/gtest.h>
+
 #include <string>
 #include <vector>
-
-#include <gtest/gtest.h>
 
 #include "mapping/hl7/message.h"
 #include "tests/mapping/hl7/test_messages.h"

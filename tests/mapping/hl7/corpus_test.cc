@@ -1,11 +1,11 @@
 // Runs the codec over every message in ../shared/corpus (real messages from
 // public projects, read in place and never copied into this repository).
 // Skipped when the folder is absent.
+#include <gtest/gtest.h>
+
 #include <filesystem>
 #include <string>
 #include <vector>
-
-#include <gtest/gtest.h>
 
 #include "mapping/hl7/ack.h"
 #include "mapping/hl7/batch.h"
@@ -43,7 +43,8 @@ TEST(CorpusTest, EveryMessageParsesRoundTripsAndIsAcknowledgedWithItsOwnId) {
         std::optional<Hl7ErrorDetail> detail = GetHl7Error(m.status());
         ASSERT_TRUE(detail.has_value()) << m.status();
         EXPECT_NE(detail->code, ErrorCode::kNone);
-        absl::StatusOr<Message> nak = Message::Parse(BuildAck(nullptr, piece.bytes, m.status(), kSpec));
+        absl::StatusOr<Message> nak =
+            Message::Parse(BuildAck(nullptr, piece.bytes, m.status(), kSpec));
         ASSERT_TRUE(nak.ok()) << nak.status();
         std::optional<AckSummary> summary = ReadAck(*nak);
         ASSERT_TRUE(summary.has_value());
@@ -59,7 +60,8 @@ TEST(CorpusTest, EveryMessageParsesRoundTripsAndIsAcknowledgedWithItsOwnId) {
       absl::StatusOr<Message> again = Message::Parse(Encode(*m));
       ASSERT_TRUE(again.ok());
       EXPECT_TRUE(*again == *m);
-      absl::StatusOr<Message> ack = Message::Parse(BuildAck(&*m, m->raw(), absl::OkStatus(), kSpec));
+      absl::StatusOr<Message> ack =
+          Message::Parse(BuildAck(&*m, m->raw(), absl::OkStatus(), kSpec));
       ASSERT_TRUE(ack.ok()) << ack.status();
       std::optional<AckSummary> summary = ReadAck(*ack);
       ASSERT_TRUE(summary.has_value());

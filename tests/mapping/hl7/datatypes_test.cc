@@ -1,8 +1,8 @@
 #include "mapping/hl7/datatypes.h"
 
-#include <string>
-
 #include <gtest/gtest.h>
+
+#include <string>
 
 #include "tests/mapping/hl7/test_messages.h"
 
@@ -39,9 +39,9 @@ INSTANTIATE_TEST_SUITE_P(
                       DtmCase{" 20240229 ", "2024-02-29"}, DtmCase{"20250229", nullptr},
                       DtmCase{"20261301", nullptr}, DtmCase{"2026022125", nullptr},
                       DtmCase{"202602211260", nullptr}, DtmCase{"2026022", nullptr},
-                      DtmCase{"20260221123005.12345", nullptr},
-                      DtmCase{"20260221.5", nullptr}, DtmCase{"20260221123005-05", nullptr},
-                      DtmCase{"2026022112300X", nullptr}, DtmCase{"", nullptr}));
+                      DtmCase{"20260221123005.12345", nullptr}, DtmCase{"20260221.5", nullptr},
+                      DtmCase{"20260221123005-05", nullptr}, DtmCase{"2026022112300X", nullptr},
+                      DtmCase{"", nullptr}));
 
 TEST(DateTimeTest, ExposesFields) {
   absl::StatusOr<DateTime> t = ParseDateTime("20260221123005.5-0130");

@@ -1,8 +1,8 @@
 #include "mapping/hl7/encoder.h"
 
-#include <string>
-
 #include <gtest/gtest.h>
+
+#include <string>
 
 #include "mapping/hl7/message.h"
 #include "tests/mapping/hl7/test_messages.h"
@@ -36,8 +36,12 @@ TEST(EncodeTest, ParseOfEncodeIsTheSameMessage) {
 TEST(EncodeTest, ReencodingWithOtherDelimitersKeepsEveryValue) {
   absl::StatusOr<Message> m = Message::Parse(testing::SyntheticFullOru());
   ASSERT_TRUE(m.ok());
-  Delimiters other{.field = '$', .component = '%', .repetition = '*', .escape = '!',
-                   .subcomponent = '@', .truncation = '\0'};
+  Delimiters other{.field = '$',
+                   .component = '%',
+                   .repetition = '*',
+                   .escape = '!',
+                   .subcomponent = '@',
+                   .truncation = '\0'};
   std::string wire = Encode(*m, other);
   absl::StatusOr<Message> back = Message::Parse(wire);
   ASSERT_TRUE(back.ok()) << back.status();

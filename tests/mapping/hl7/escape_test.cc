@@ -1,8 +1,8 @@
 #include "mapping/hl7/escape.h"
 
-#include <string>
-
 #include <gtest/gtest.h>
+
+#include <string>
 
 namespace bridge::hl7 {
 namespace {
@@ -30,10 +30,8 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Values(
         UnescapeCase{"field", "a\\F\\b", "a|b"}, UnescapeCase{"component", "a\\S\\b", "a^b"},
         UnescapeCase{"subcomponent", "a\\T\\b", "a&b"},
-        UnescapeCase{"repetition", "a\\R\\b", "a~b"},
-        UnescapeCase{"escape", "a\\E\\b", "a\\b"},
-        UnescapeCase{"truncation", "a\\P\\b", "a#b"},
-        UnescapeCase{"hex", "\\X41424344\\", "ABCD"},
+        UnescapeCase{"repetition", "a\\R\\b", "a~b"}, UnescapeCase{"escape", "a\\E\\b", "a\\b"},
+        UnescapeCase{"truncation", "a\\P\\b", "a#b"}, UnescapeCase{"hex", "\\X41424344\\", "ABCD"},
         UnescapeCase{"hex_crlf", "line\\X0D0A\\next", "line\nnext"},
         UnescapeCase{"hex_utf8", "\\XC3A9\\", "\xC3\xA9"},
         UnescapeCase{"hex_odd_is_kept", "\\X414\\", "\\X414\\"},
@@ -83,8 +81,8 @@ TEST(EscapeTest, EscapesEveryDelimiterAndControlCharacter) {
 TEST(EscapeTest, EscapeThenUnescapeIsIdentityForPrintableText) {
   Delimiters d;
   d.truncation = '#';
-  const std::string samples[] = {"", "plain", "|^~\\&#", "\\F\\ literal", "a\nb",
-                                 "\xC3\x81lvaro 5 \xC2\xB5g", "\\X41\\"};
+  const std::string samples[] = {
+      "", "plain", "|^~\\&#", "\\F\\ literal", "a\nb", "\xC3\x81lvaro 5 \xC2\xB5g", "\\X41\\"};
   for (const std::string& text : samples) {
     std::string back;
     UnescapeTo(Escape(text, d), d, {}, &back);

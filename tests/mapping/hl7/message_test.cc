@@ -1,8 +1,8 @@
 #include "mapping/hl7/message.h"
 
-#include <string>
-
 #include <gtest/gtest.h>
+
+#include <string>
 
 #include "mapping/hl7/error.h"
 #include "tests/mapping/hl7/test_messages.h"
@@ -70,8 +70,8 @@ TEST(MessageTest, PathsAddressRepetitionsComponentsAndSubcomponents) {
 }
 
 TEST(MessageTest, PathParserRejectsMalformedPaths) {
-  for (const char* bad : {"", "PI", "pid-3", "PID", "PID-", "PID-x", "PID-3(0)", "PID-3-1-1-1",
-                          "PID(2", "PID-3)"}) {
+  for (const char* bad :
+       {"", "PI", "pid-3", "PID", "PID-", "PID-x", "PID-3(0)", "PID-3-1-1-1", "PID(2", "PID-3)"}) {
     EXPECT_FALSE(Path::Parse(bad).ok()) << bad;
   }
   absl::StatusOr<Path> p = Path::Parse("OBX(3)-5(2)-1-2");
@@ -111,16 +111,18 @@ TEST(MessageTest, AcceptsCrLfAndCrLfTerminatorsAndABom) {
 }
 
 TEST(MessageTest, UsesTheDelimitersTheMessageDeclares) {
-  Message dollar = ParseOk("MSH$%~\\&$GHH LAB$ELAB$$$20260101$$ORU%R01$CTRL-9$P$2.3\r"
-                           "PID$$$555-44-4444$$EVERYWOMAN%EVE%E%%%L\r");
+  Message dollar = ParseOk(
+      "MSH$%~\\&$GHH LAB$ELAB$$$20260101$$ORU%R01$CTRL-9$P$2.3\r"
+      "PID$$$555-44-4444$$EVERYWOMAN%EVE%E%%%L\r");
   EXPECT_EQ(dollar.delimiters().field, '$');
   EXPECT_EQ(dollar.delimiters().component, '%');
   EXPECT_EQ(dollar.control_id(), "CTRL-9");
   EXPECT_EQ(dollar.Get("PID-5-2").value(), "EVE");
   EXPECT_EQ(dollar.trigger_event(), "R01");
 
-  Message underscore = ParseOk("MSH_^~\\&_Main_XYZ_iFW_ABC_20160915003015__ACK_9B38584D_P_2.6.1_\r"
-                               "MSA_AA_9B38584D_Everything was okay_\r");
+  Message underscore = ParseOk(
+      "MSH_^~\\&_Main_XYZ_iFW_ABC_20160915003015__ACK_9B38584D_P_2.6.1_\r"
+      "MSA_AA_9B38584D_Everything was okay_\r");
   EXPECT_EQ(underscore.Get("MSA-2").value(), "9B38584D");
   EXPECT_EQ(underscore.Get("MSA-3").value(), "Everything was okay");
 }

@@ -1,8 +1,8 @@
 #include "mapping/hl7/oru.h"
 
-#include <string>
-
 #include <gtest/gtest.h>
+
+#include <string>
 
 #include "tests/mapping/hl7/test_messages.h"
 
