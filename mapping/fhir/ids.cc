@@ -1,0 +1,111 @@
+#include "mapping/fhir/ids.h"
+
+#include <openssl/evp.h>
+
+#include <array>
+#include <cstdint>
+
+namespace bridge::fhir {
+namespace {
+
+constexpr char kHex[] = "0123456789abcdef";
+
+int HexDigit(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+std::array<std::uint8_t, 16> ParseUuid(std::string_view text) {
+  std::array<std::uint8_t, 16> out{};
+  size_t n = 0;
+  int high = -1;
+  for (char c : text) {
+    if (c == '-') continue;
+    const int d = HexDigit(c);
+    if (d < 0 || n >= 16) return {};
+    if (high < 0) {
+      high = d;
+    } else {
+      out[n++] = static_cast<std::uint8_t>(high * 16 + d);
+      high = -1;
+    }
+  }
+  if (n != 16) return {};
+  return out;
+}
+
+// Digest of the concatenation of `parts` with `md`; returns its length.
+unsigned Digest(const EVP_MD* md, std::string_view a, std::string_view b, unsigned char* out) {
+  unsigned len = 0;
+  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
+  if (ctx == nullptr) return 0;
+  if (EVP_DigestInit_ex(ctx, md, nullptr) != 1 || EVP_DigestUpdate(ctx, a.data(), a.size()) != 1 ||
+      EVP_DigestUpdate(ctx, b.data(), b.size()) != 1 || EVP_DigestFinal_ex(ctx, out, &len) != 1) {
+    len = 0;
+  }
+  EVP_MD_CTX_free(ctx);
+  return len;
+}
+
+}  // namespace
+
+std::string UuidV5(std::string_view ns, std::string_view name) {
+  const std::array<std::uint8_t, 16> ns_bytes = ParseUuid(ns);
+  unsigned char hash[EVP_MAX_MD_SIZE] = {};
+  Digest(EVP_sha1(),
+         std::string_view(reinterpret_cast<const char*>(ns_bytes.data()), ns_bytes.size()), name,
+         hash);
+  hash[6] = static_cast<unsigned char>((hash[6] & 0x0F) | 0x50);  // version 5
+  hash[8] = static_cast<unsigned char>((hash[8] & 0x3F) | 0x80);  // RFC 4122 variant
+  std::string out;
+  out.reserve(36);
+  for (int i = 0; i < 16; ++i) {
+    if (i == 4 || i == 6 || i == 8 || i == 10) out.push_back('-');
+    out.push_back(kHex[hash[i] >> 4]);
+    out.push_back(kHex[hash[i] & 0x0F]);
+  }
+  return out;
+}
+
+std::string Sha256Hex(std::string_view data) {
+  unsigned char hash[EVP_MAX_MD_SIZE] = {};
+  const unsigned len = Digest(EVP_sha256(), data, {}, hash);
+  std::string out;
+  out.reserve(len * 2);
+  for (unsigned i = 0; i < len; ++i) {
+    out.push_back(kHex[hash[i] >> 4]);
+    out.push_back(kHex[hash[i] & 0x0F]);
+  }
+  return out;
+}
+
+std::string EscapeSearchValue(std::string_view value) {
+  std::string out;
+  out.reserve(value.size() + 8);
+  auto put = [&out](unsigned char c) {
+    const bool unreserved = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+                            (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_' || c == '~';
+    if (unreserved) {
+      out.push_back(static_cast<char>(c));
+    } else {
+      out.push_back('%');
+      out.push_back(kHex[c >> 4] - ((c >> 4) >= 10 ? 32 : 0));
+      out.push_back(kHex[c & 0x0F] - ((c & 0x0F) >= 10 ? 32 : 0));
+    }
+  };
+  for (char ch : value) {
+    const unsigned char c = static_cast<unsigned char>(ch);
+    if (c == '\\' || c == '|' || c == ',' || c == '$') put('\\');
+    put(c);
+  }
+  return out;
+}
+
+std::string SearchToken(std::string_view system, std::string_view value) {
+  if (system.empty()) return EscapeSearchValue(value);
+  return EscapeSearchValue(system) + "|" + EscapeSearchValue(value);
+}
+
+}  // namespace bridge::fhir

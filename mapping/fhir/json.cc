@@ -1,0 +1,184 @@
+#include "mapping/fhir/json.h"
+
+#include <cstdio>
+
+#include "rapidjson/memorystream.h"
+#include "rapidjson/reader.h"
+#include "rapidjson/prettywriter.h"
+#include "rapidjson/stringbuffer.h"
+
+namespace bridge::fhir {
+
+Json& Json::Set(std::string_view key, Json value) {
+  for (auto& [k, v] : members_) {
+    if (k == key) {
+      v = std::move(value);
+      return v;
+    }
+  }
+  members_.emplace_back(std::string(key), std::move(value));
+  return members_.back().second;
+}
+
+const Json* Json::Find(std::string_view key) const {
+  for (const auto& [k, v] : members_) {
+    if (k == key) return &v;
+  }
+  return nullptr;
+}
+
+Json* Json::Find(std::string_view key) {
+  for (auto& [k, v] : members_) {
+    if (k == key) return &v;
+  }
+  return nullptr;
+}
+
+void Json::Remove(std::string_view key) {
+  for (auto it = members_.begin(); it != members_.end(); ++it) {
+    if (it->first == key) {
+      members_.erase(it);
+      return;
+    }
+  }
+}
+
+Json& Json::Push(Json value) {
+  items_.push_back(std::move(value));
+  return items_.back();
+}
+
+void AppendJsonString(std::string_view text, std::string* out) {
+  out->push_back('"');
+  for (char ch : text) {
+    const unsigned char c = static_cast<unsigned char>(ch);
+    switch (c) {
+      case '"':
+        out->append("\\\"");
+        break;
+      case '\\':
+        out->append("\\\\");
+        break;
+      case '\n':
+        out->append("\\n");
+        break;
+      case '\r':
+        out->append("\\r");
+        break;
+      case '\t':
+        out->append("\\t");
+        break;
+      default:
+        if (c < 0x20) {
+          char buf[8];
+          std::snprintf(buf, sizeof(buf), "\\u%04x", c);
+          out->append(buf);
+        } else {
+          out->push_back(ch);
+        }
+    }
+  }
+  out->push_back('"');
+}
+
+void Json::AppendTo(std::string* out) const {
+  switch (kind_) {
+    case Kind::kNull:
+      out->append("null");
+      break;
+    case Kind::kBool:
+    case Kind::kNumber:
+    case Kind::kRaw:
+      out->append(scalar_);
+      break;
+    case Kind::kString:
+      AppendJsonString(scalar_, out);
+      break;
+    case Kind::kObject: {
+      out->push_back('{');
+      bool first = true;
+      for (const auto& [k, v] : members_) {
+        if (!first) out->push_back(',');
+        first = false;
+        AppendJsonString(k, out);
+        out->push_back(':');
+        v.AppendTo(out);
+      }
+      out->push_back('}');
+      break;
+    }
+    case Kind::kArray: {
+      out->push_back('[');
+      bool first = true;
+      for (const Json& v : items_) {
+        if (!first) out->push_back(',');
+        first = false;
+        v.AppendTo(out);
+      }
+      out->push_back(']');
+      break;
+    }
+  }
+}
+
+std::string Json::Serialize() const {
+  std::string out;
+  out.reserve(256);
+  AppendTo(&out);
+  return out;
+}
+
+bool IsJsonNumber(std::string_view s) {
+  size_t i = 0;
+  if (i < s.size() && s[i] == '-') ++i;
+  if (i >= s.size()) return false;
+  if (s[i] == '0') {
+    ++i;
+  } else if (s[i] >= '1' && s[i] <= '9') {
+    while (i < s.size() && s[i] >= '0' && s[i] <= '9') ++i;
+  } else {
+    return false;
+  }
+  if (i < s.size() && s[i] == '.') {
+    ++i;
+    size_t start = i;
+    while (i < s.size() && s[i] >= '0' && s[i] <= '9') ++i;
+    if (i == start) return false;
+  }
+  if (i < s.size() && (s[i] == 'e' || s[i] == 'E')) {
+    ++i;
+    if (i < s.size() && (s[i] == '+' || s[i] == '-')) ++i;
+    size_t start = i;
+    while (i < s.size() && s[i] >= '0' && s[i] <= '9') ++i;
+    if (i == start) return false;
+  }
+  return i == s.size();
+}
+
+namespace {
+
+// PrettyWriter that writes numbers met as raw tokens (RapidJSON 1.1's
+// RawNumber would quote them).
+class RawNumberPrettyWriter : public rapidjson::PrettyWriter<rapidjson::StringBuffer> {
+ public:
+  using PrettyWriter::PrettyWriter;
+  bool RawNumber(const char* str, rapidjson::SizeType length, bool /*copy*/) {
+    return RawValue(str, length, rapidjson::kNumberType);
+  }
+};
+
+}  // namespace
+
+std::string PrettyJson(std::string_view json) {
+  // Numbers are streamed as raw tokens so their digits are kept.
+  rapidjson::StringBuffer buffer;
+  RawNumberPrettyWriter writer(buffer);
+  writer.SetIndent(' ', 2);
+  rapidjson::Reader reader;
+  rapidjson::MemoryStream ms(json.data(), json.size());
+  rapidjson::ParseResult ok = reader.Parse<rapidjson::kParseNumbersAsStringsFlag>(ms, writer);
+  if (!ok) return std::string(json);
+  return std::string(buffer.GetString(), buffer.GetSize());
+}
+
+}  // namespace bridge::fhir

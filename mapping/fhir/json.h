@@ -1,0 +1,104 @@
+// Json: a small ordered JSON tree for building FHIR resources, and its
+// serializer. Members keep insertion order, so a resource built the same way
+// always serializes to the same bytes (golden files, deterministic Bundles).
+// Numbers are stored as their lexical text and written as raw JSON number
+// tokens, never through a double, so `0.10` stays `0.10` (FHIR decimals keep
+// their precision, MAPPING.md 1.5).
+//
+//   Json obs = Json::Object();
+//   obs.Set("resourceType", "Observation");
+//   obs.Set("valueQuantity", Json::Object()).Set("value", Json::Number("0.10"));
+//   std::string text = obs.Serialize();
+//
+// Reading JSON (ServiceRequest input, tests) uses RapidJSON directly.
+// Pure, thread-compatible.
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace bridge::fhir {
+
+class Json {
+ public:
+  enum class Kind { kNull, kBool, kNumber, kString, kObject, kArray, kRaw };
+
+  Json() = default;
+  // A string value (so `obj.Set("k", "text")` works).
+  Json(const char* text) : kind_(Kind::kString), scalar_(text) {}  // NOLINT
+  Json(std::string text) : kind_(Kind::kString), scalar_(std::move(text)) {}  // NOLINT
+  Json(std::string_view text) : kind_(Kind::kString), scalar_(text) {}  // NOLINT
+
+  static Json Object() { return Json(Kind::kObject); }
+  static Json Array() { return Json(Kind::kArray); }
+  static Json Bool(bool b) {
+    Json j(Kind::kBool);
+    j.scalar_ = b ? "true" : "false";
+    return j;
+  }
+  // `lexical` must be a valid JSON number (callers validate with
+  // hl7::ParseNumeric or IsJsonNumber).
+  static Json Number(std::string_view lexical) {
+    Json j(Kind::kNumber);
+    j.scalar_ = std::string(lexical);
+    return j;
+  }
+  static Json Integer(long long n) { return Number(std::to_string(n)); }
+  // Already-serialized JSON, written verbatim.
+  static Json Raw(std::string serialized) {
+    Json j(Kind::kRaw);
+    j.scalar_ = std::move(serialized);
+    return j;
+  }
+
+  Kind kind() const { return kind_; }
+  bool is_object() const { return kind_ == Kind::kObject; }
+  bool is_array() const { return kind_ == Kind::kArray; }
+  // String/number text.
+  const std::string& scalar() const { return scalar_; }
+
+  // Objects: sets `key` (replacing an existing member) and returns the value.
+  Json& Set(std::string_view key, Json value);
+  // Objects: the member or nullptr.
+  const Json* Find(std::string_view key) const;
+  Json* Find(std::string_view key);
+  bool Has(std::string_view key) const { return Find(key) != nullptr; }
+  void Remove(std::string_view key);
+  const std::vector<std::pair<std::string, Json>>& members() const { return members_; }
+
+  // Arrays: appends and returns the new element.
+  Json& Push(Json value);
+  const std::vector<Json>& items() const { return items_; }
+  std::vector<Json>& items() { return items_; }
+
+  // Number of members or items.
+  size_t size() const { return kind_ == Kind::kObject ? members_.size() : items_.size(); }
+  bool empty() const { return size() == 0; }
+
+  // Compact JSON, UTF-8 (input strings are passed through; control characters
+  // are escaped).
+  std::string Serialize() const;
+  void AppendTo(std::string* out) const;
+
+ private:
+  explicit Json(Kind kind) : kind_(kind) {}
+
+  Kind kind_ = Kind::kNull;
+  std::string scalar_;
+  std::vector<std::pair<std::string, Json>> members_;
+  std::vector<Json> items_;
+};
+
+// Appends `text` as a JSON string literal (with quotes).
+void AppendJsonString(std::string_view text, std::string* out);
+
+// True if `text` is a JSON number token (what Json::Number accepts).
+bool IsJsonNumber(std::string_view text);
+
+// Re-indents compact JSON for humans and golden files (2 spaces). Returns the
+// input unchanged when it does not parse.
+std::string PrettyJson(std::string_view json);
+
+}  // namespace bridge::fhir
