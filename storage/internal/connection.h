@@ -64,6 +64,12 @@ class Connection {
   // Write transactions: SQLite takes the write lock at Begin (IMMEDIATE).
   // After any error inside a transaction the caller must Rollback().
   virtual absl::Status Begin() = 0;
+  // Begin() followed by QueryBatch(statements), in one round trip where the
+  // backend allows it.
+  virtual absl::StatusOr<std::vector<Row>> BeginWith(const std::vector<Statement>& statements) = 0;
+  // QueryBatch(statements) followed by Commit(), in one round trip where the
+  // backend allows it. A failing statement leaves the transaction open.
+  virtual absl::Status CommitWith(const std::vector<Statement>& statements) = 0;
   virtual absl::Status Commit() = 0;
   virtual void Rollback() = 0;
 };

@@ -1055,8 +1055,9 @@ class SqlStore final : public Store {
     return {m.sending_application, m.sending_facility, m.message_control_id};
   }
 
-  absl::StatusOr<KnownMessages> LoadKnown(const std::vector<Pending*>& batch) {
-    KnownMessages known;
+  // Begins the batch's transaction, locks the chain head and loads the
+  // originals of the batch's control ids: one round trip on PostgreSQL.
+  absl::StatusOr<ChainHead> BeginBatch(const std::vector<Pending*>& batch, KnownMessages* known) {
     std::vector<Param> params;
     std::set<std::string> ids;
     for (const Pending* p : batch) {
@@ -1065,28 +1066,41 @@ class SqlStore final : public Store {
         params.push_back(KeyText(id));
       }
     }
-    if (params.empty()) {
-      return known;
+    std::string sql =
+        "SELECT 0, '', '', '', head_id, head_hash, NULL, NULL FROM audit_chain WHERE id = 1";
+    if (!params.empty()) {
+      std::vector<std::string> placeholders;
+      for (size_t i = 1; i <= params.size(); ++i) {
+        placeholders.push_back(absl::StrCat("$", i));
+      }
+      absl::StrAppend(&sql,
+                      " UNION ALL SELECT 1, sending_application, sending_facility, "
+                      "message_control_id, id, message_hash, ack_status, ack_message "
+                      "FROM hl7_messages WHERE direction = 'inbound' AND duplicate_of IS NULL "
+                      "AND message_control_id IN (",
+                      absl::StrJoin(placeholders, ", "), ")");
     }
-    std::vector<std::string> placeholders;
-    for (size_t i = 1; i <= params.size(); ++i) {
-      placeholders.push_back(absl::StrCat("$", i));
+    sql += " ORDER BY 1, 5";
+    std::vector<Connection::Statement> statements;
+    if (conn_->dialect() == Dialect::kPostgres) {
+      // Serialises writers across processes; SQLite's BEGIN IMMEDIATE does.
+      statements.push_back({"SELECT head_id FROM audit_chain WHERE id = 1 FOR UPDATE", {}});
     }
-    absl::StatusOr<std::vector<Row>> rows = conn_->Query(
-        absl::StrCat("SELECT sending_application, sending_facility, message_control_id, id, "
-                     "message_hash, ack_status, ack_message FROM hl7_messages "
-                     "WHERE direction = 'inbound' AND duplicate_of IS NULL AND "
-                     "message_control_id IN (",
-                     absl::StrJoin(placeholders, ", "), ") ORDER BY id"),
-        params);
+    statements.push_back({sql, params});
+    absl::StatusOr<std::vector<Row>> rows = conn_->BeginWith(statements);
     if (!rows.ok()) {
       return rows.status();
     }
-    for (const Row& r : *rows) {
-      known[{Str(r[0]), Str(r[1]), Str(r[2])}].push_back(
-          KnownMessage{Int(r[3]), Str(r[4]), Str(r[5]), Str(r[6])});
+    if (rows->empty() || Int((*rows)[0][0]) != 0) {
+      return absl::DataLossError("audit chain: the audit_chain row is missing");
     }
-    return known;
+    ChainHead head{Int((*rows)[0][4]), Str((*rows)[0][5])};
+    for (size_t i = 1; i < rows->size(); ++i) {
+      const Row& r = (*rows)[i];
+      (*known)[{Str(r[1]), Str(r[2]), Str(r[3])}].push_back(
+          KnownMessage{Int(r[4]), Str(r[5]), Str(r[6]), Str(r[7])});
+    }
+    return head;
   }
 
   // One transaction for the whole batch; each record inside its own
@@ -1098,21 +1112,12 @@ class SqlStore final : public Store {
         p->outcome = status;
       }
     };
-    if (absl::Status s = conn_->Begin(); !s.ok()) {
-      conn_->Rollback();
-      fail_all(s);
-      return;
-    }
-    absl::StatusOr<ChainHead> head = ReadHeadForUpdate();
+    KnownMessages known_messages;
+    KnownMessages* known = &known_messages;
+    absl::StatusOr<ChainHead> head = BeginBatch(batch, known);
     if (!head.ok()) {
       conn_->Rollback();
       fail_all(head.status());
-      return;
-    }
-    absl::StatusOr<KnownMessages> known = LoadKnown(batch);
-    if (!known.ok()) {
-      conn_->Rollback();
-      fail_all(known.status());
       return;
     }
     ChainHead h = *head;
@@ -1155,14 +1160,12 @@ class SqlStore final : public Store {
       }
       p->outcome = std::move(outcome);
     }
+    std::vector<Connection::Statement> last;
     if (h.id != head->id) {
-      if (absl::Status s = WriteHead(h); !s.ok()) {
-        conn_->Rollback();
-        fail_all(s);
-        return;
-      }
+      last.push_back({"UPDATE audit_chain SET head_id = $1, head_hash = $2 WHERE id = 1",
+                      {Param::Int(h.id), Param::Text(h.hash)}});
     }
-    if (absl::Status s = conn_->Commit(); !s.ok()) {
+    if (absl::Status s = conn_->CommitWith(last); !s.ok()) {
       conn_->Rollback();
       fail_all(s);
     }

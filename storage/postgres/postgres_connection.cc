@@ -179,6 +179,49 @@ class PostgresConnection final : public internal::Connection {
     return absl::OkStatus();
   }
 
+  absl::StatusOr<std::vector<Row>> BeginWith(const std::vector<Statement>& statements) override {
+    in_transaction_ = false;
+    if (absl::Status s = EnsureConnected(); !s.ok()) {
+      return s;
+    }
+    in_transaction_ = true;
+    try {
+      std::string script = "BEGIN;\n";
+      for (const Statement& statement : statements) {
+        AppendInlined(statement, script);
+        script += ";\n";
+      }
+      pqxx::nontransaction txn(*conn_);
+      return ToRows(txn.exec(script));
+    } catch (const std::exception& e) {
+      return Fail(e, "begin");
+    }
+  }
+
+  absl::Status CommitWith(const std::vector<Statement>& statements) override {
+    absl::Status status;
+    try {
+      std::string script;
+      for (const Statement& statement : statements) {
+        AppendInlined(statement, script);
+        script += ";\n";
+      }
+      script += "COMMIT";
+      pqxx::nontransaction txn(*conn_);
+      txn.exec(script);
+    } catch (const std::exception& e) {
+      status = Fail(e, "commit");
+    }
+    if (!status.ok() && conn_ == nullptr) {
+      in_transaction_ = false;
+      return absl::UnavailableError(absl::StrCat("commit outcome unknown: ", status.message()));
+    }
+    if (status.ok()) {
+      in_transaction_ = false;
+    }
+    return status;
+  }
+
   absl::Status Commit() override {
     absl::Status s = ExecScript("COMMIT");
     in_transaction_ = false;

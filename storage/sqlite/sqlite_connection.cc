@@ -148,6 +148,18 @@ class SqliteConnection final : public internal::Connection {
 
   absl::Status Begin() override { return Simple("BEGIN IMMEDIATE"); }
   absl::Status Commit() override { return Simple("COMMIT"); }
+  absl::StatusOr<std::vector<Row>> BeginWith(const std::vector<Statement>& statements) override {
+    if (absl::Status s = Begin(); !s.ok()) {
+      return s;
+    }
+    return QueryBatch(statements);
+  }
+  absl::Status CommitWith(const std::vector<Statement>& statements) override {
+    if (absl::Status s = QueryBatch(statements).status(); !s.ok()) {
+      return s;
+    }
+    return Commit();
+  }
   void Rollback() override {
     if (sqlite3_get_autocommit(db_) == 0) {
       (void)Simple("ROLLBACK");
