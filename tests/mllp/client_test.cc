@@ -138,6 +138,26 @@ TEST(ClientTest, ConnectRefusedIsUnavailable) {
   EXPECT_EQ(ex.status().code(), absl::StatusCode::kUnavailable) << ex.status();
 }
 
+// A peer that accepts TCP but never answers the TLS ClientHello: the connect
+// deadline (resolve + TCP + handshake) must fire.
+TEST(ClientTest, StalledTlsHandshakeIsUnavailableAtTheConnectDeadline) {
+  ScriptedServer mute([](int fd) {
+    char buf[4096];
+    while (::recv(fd, buf, sizeof buf, 0) > 0) {
+    }
+  });
+  ClientOptions options = LocalClient(mute.port());
+  options.connect_timeout = 300ms;
+  options.tls.enabled = true;  // system trust store; never reached
+  std::unique_ptr<Client> client = MakeClient(options);
+  const auto start = std::chrono::steady_clock::now();
+  absl::StatusOr<Exchange> ex = client->SendAndAwait(TestMessage("H1"), "H1");
+  EXPECT_EQ(ex.status().code(), absl::StatusCode::kUnavailable) << ex.status();
+  EXPECT_GE(std::chrono::steady_clock::now() - start, 290ms);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 2s);
+  EXPECT_FALSE(client->connected());
+}
+
 TEST(ClientTest, NoReplyIsDeadlineExceeded) {
   ScriptedServer silent([](int fd) {
     char buf[4096];
