@@ -228,9 +228,12 @@ absl::StatusOr<std::unique_ptr<internal::Connection>> OpenSqlite(const std::stri
   sqlite3_busy_timeout(db, static_cast<int>(absl::ToInt64Milliseconds(busy_timeout)));
   auto connection = std::make_unique<SqliteConnection>(db);
   // WAL lets readers run beside the writer; FULL fsyncs the WAL on every
-  // commit, so a commit that returned survives power loss.
+  // commit, so a commit that returned survives power loss. A 64 MiB page
+  // cache and memory-mapped reads keep index pages out of pread() copies
+  // (profiled: they were the largest cost of an ingest).
   absl::Status status = connection->ExecScript(
-      "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=OFF;");
+      "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=OFF; "
+      "PRAGMA cache_size=-65536; PRAGMA mmap_size=268435456;");
   if (!status.ok()) {
     return absl::UnavailableError(absl::StrCat("sqlite: cannot configure ", path, ": ",
                                                status.message()));

@@ -94,6 +94,13 @@ void BM_Ingest(benchmark::State& state, Backend backend) {
   }
   state.SetItemsProcessed(state.iterations());
   state.counters["failures"] = static_cast<double>(failures);
+  if (state.thread_index() == 0) {
+    const bridge::storage::StoreStats stats = g_store->stats();
+    state.counters["records_per_commit"] =
+        stats.ingest_batches > 0
+            ? static_cast<double>(stats.ingest_records) / static_cast<double>(stats.ingest_batches)
+            : 0.0;
+  }
 }
 
 void SetUpSqliteGroup(const benchmark::State&) { SetUpStore(Backend::kSqlite, true); }
