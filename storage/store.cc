@@ -4,6 +4,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+
 #include "storage/internal/sql_store.h"
 #include "storage/postgres/postgres_connection.h"
 #include "storage/sqlite/sqlite_connection.h"

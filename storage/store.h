@@ -93,7 +93,7 @@ struct InboundMessage {
   std::string ack_message;            // the ACK bytes we answer with
   std::string source_ip;
   std::string peer_certificate_subject;
-  std::string error_detail;           // no PHI
+  std::string error_detail;                // no PHI
   std::optional<absl::Time> processed_at;  // default: the store's clock
 };
 
@@ -116,8 +116,8 @@ struct ResultRecord {
   std::string value_type;  // OBX-2
   std::string units;
   std::string reference_range;
-  std::string abnormal_flag;  // OBX-8
-  std::string result_status;  // OBX-11
+  std::string abnormal_flag;       // OBX-8
+  std::string result_status;       // OBX-11
   std::string observation_sub_id;  // OBX-4
   std::string sending_facility;
   std::string filler_order_number;  // OBR-3
@@ -162,7 +162,7 @@ struct IngestOutcome {
 
 struct StoredMessage {
   int64_t id = 0;
-  std::string direction;  // "inbound" / "outbound"
+  std::string direction;   // "inbound" / "outbound"
   InboundMessage message;  // processed_at always set
   std::string message_hash;
   std::optional<int64_t> duplicate_of;
@@ -197,8 +197,8 @@ struct NewOrder {
   std::string ordering_provider;
   std::string priority = "R";
   std::string placer_order_number;  // required, unique
-  std::string lis_endpoint;          // required: outbox destination
-  std::string outbox_payload;        // bytes for the dispatcher
+  std::string lis_endpoint;         // required: outbox destination
+  std::string outbox_payload;       // bytes for the dispatcher
 };
 
 struct StoredOrder {
@@ -305,8 +305,8 @@ struct FhirPage {
 
 // Counters since the store was opened (for /metrics and tests).
 struct StoreStats {
-  int64_t ingest_records = 0;  // Ingest() calls that reached the committer
-  int64_t ingest_batches = 0;  // transactions they were committed in
+  int64_t ingest_records = 0;   // Ingest() calls that reached the committer
+  int64_t ingest_batches = 0;   // transactions they were committed in
   int64_t ingest_failures = 0;  // records whose outcome was an error
 };
 
@@ -345,8 +345,8 @@ class Store {
   virtual absl::StatusOr<ResultPage> ListResults(const ResultQuery& query) = 0;
   // Marks a result acknowledged. kNotFound: no such result;
   // kAlreadyExists: already acknowledged (the first acknowledgement stays).
-  virtual absl::Status AcknowledgeResult(int64_t result_id, std::string_view who,
-                                         absl::Time when, std::string_view note) = 0;
+  virtual absl::Status AcknowledgeResult(int64_t result_id, std::string_view who, absl::Time when,
+                                         std::string_view note) = 0;
 
   // Creates the order (status pending) and its outbox row in one transaction.
   // kAlreadyExists: placer_order_number taken; kInvalidArgument: missing fields.

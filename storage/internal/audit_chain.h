@@ -24,8 +24,8 @@ std::string Sha256Hex(std::string_view bytes);
 struct ChainRow {
   int64_t id = 0;
   std::string direction;
-  std::optional<std::string> message_type, trigger_event, message_control_id,
-      sending_application, sending_facility, receiving_application, receiving_facility, version;
+  std::optional<std::string> message_type, trigger_event, message_control_id, sending_application,
+      sending_facility, receiving_application, receiving_facility, version;
   std::string message_hash;
   std::optional<std::string> ack_status, ack_message, source_ip, peer_certificate_subject;
   int64_t processed_at = 0;

@@ -5,15 +5,16 @@
 #include <condition_variable>
 #include <deque>
 #include <map>
-#include <tuple>
 #include <mutex>
 #include <set>
 #include <thread>
+#include <tuple>
 #include <utility>
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+
 #include "storage/internal/audit_chain.h"
 #include "storage/internal/migrations.h"
 
@@ -468,12 +469,12 @@ class SqlStore final : public Store {
   absl::StatusOr<std::vector<StoredMessage>> FindMessagesByControlId(
       std::string_view sending_application, std::string_view sending_facility,
       std::string_view message_control_id) override {
-    absl::StatusOr<std::vector<Row>> rows = Read(
-        absl::StrCat("SELECT ", kMessageColumns,
-                     " FROM hl7_messages WHERE sending_application = $1 AND "
-                     "sending_facility = $2 AND message_control_id = $3 ORDER BY id"),
-        {KeyText(std::string(sending_application)), KeyText(std::string(sending_facility)),
-         KeyText(std::string(message_control_id))});
+    absl::StatusOr<std::vector<Row>> rows =
+        Read(absl::StrCat("SELECT ", kMessageColumns,
+                          " FROM hl7_messages WHERE sending_application = $1 AND "
+                          "sending_facility = $2 AND message_control_id = $3 ORDER BY id"),
+             {KeyText(std::string(sending_application)), KeyText(std::string(sending_facility)),
+              KeyText(std::string(message_control_id))});
     if (!rows.ok()) {
       return rows.status();
     }
@@ -735,9 +736,9 @@ class SqlStore final : public Store {
     }
     sql += " WHERE id = $3 RETURNING id";
     absl::StatusOr<bool> done = InTransaction<bool>([&]() -> absl::StatusOr<bool> {
-      absl::StatusOr<std::vector<Row>> rows =
-          conn_->Query(sql, {Param::Text(std::string(status)), Param::Int(ToMicros(when)),
-                             Param::Int(order_id)});
+      absl::StatusOr<std::vector<Row>> rows = conn_->Query(
+          sql,
+          {Param::Text(std::string(status)), Param::Int(ToMicros(when)), Param::Int(order_id)});
       if (!rows.ok()) {
         return rows.status();
       }
@@ -750,8 +751,7 @@ class SqlStore final : public Store {
   }
 
   absl::StatusOr<std::vector<OutboxItem>> ClaimOutbox(std::string_view claimer,
-                                                      absl::Duration lease,
-                                                      int max_rows) override {
+                                                      absl::Duration lease, int max_rows) override {
     if (claimer.empty() || max_rows <= 0) {
       return absl::InvalidArgumentError("storage: claim needs a claimer and max_rows > 0");
     }
@@ -764,23 +764,22 @@ class SqlStore final : public Store {
         "AND (claimed_until IS NULL OR claimed_until < $3) ORDER BY next_attempt_at, id "
         "LIMIT $4",
         postgres ? " FOR UPDATE SKIP LOCKED" : "", ") RETURNING ", kOutboxColumns);
-    return InTransaction<std::vector<OutboxItem>>(
-        [&]() -> absl::StatusOr<std::vector<OutboxItem>> {
-          const absl::Time now = options_.clock();
-          absl::StatusOr<std::vector<Row>> rows = conn_->Query(
-              sql, {Param::Text(std::string(claimer)), Param::Int(ToMicros(now + lease)),
-                    Param::Int(ToMicros(now)), Param::Int(max_rows)});
-          if (!rows.ok()) {
-            return rows.status();
-          }
-          std::vector<OutboxItem> items;
-          for (const Row& r : *rows) {
-            items.push_back(OutboxFromRow(r));
-          }
-          std::sort(items.begin(), items.end(),
-                    [](const OutboxItem& a, const OutboxItem& b) { return a.id < b.id; });
-          return items;
-        });
+    return InTransaction<std::vector<OutboxItem>>([&]() -> absl::StatusOr<std::vector<OutboxItem>> {
+      const absl::Time now = options_.clock();
+      absl::StatusOr<std::vector<Row>> rows =
+          conn_->Query(sql, {Param::Text(std::string(claimer)), Param::Int(ToMicros(now + lease)),
+                             Param::Int(ToMicros(now)), Param::Int(max_rows)});
+      if (!rows.ok()) {
+        return rows.status();
+      }
+      std::vector<OutboxItem> items;
+      for (const Row& r : *rows) {
+        items.push_back(OutboxFromRow(r));
+      }
+      std::sort(items.begin(), items.end(),
+                [](const OutboxItem& a, const OutboxItem& b) { return a.id < b.id; });
+      return items;
+    });
   }
 
   absl::Status CompleteOutbox(int64_t outbox_id, std::string_view claimer) override {
@@ -791,8 +790,8 @@ class SqlStore final : public Store {
                     {}, std::nullopt);
   }
 
-  absl::Status RetryOutbox(int64_t outbox_id, std::string_view claimer,
-                           absl::Time next_attempt_at, std::string_view error) override {
+  absl::Status RetryOutbox(int64_t outbox_id, std::string_view claimer, absl::Time next_attempt_at,
+                           std::string_view error) override {
     return EndClaim(outbox_id, claimer,
                     "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = $4, "
                     "last_error = $5, claimed_by = NULL, claimed_until = NULL, updated_at = $3 "
@@ -812,10 +811,10 @@ class SqlStore final : public Store {
 
   absl::StatusOr<StoredFhirResource> GetFhirResource(std::string_view resource_type,
                                                      std::string_view id) override {
-    absl::StatusOr<std::vector<Row>> rows = Read(
-        absl::StrCat("SELECT ", kFhirColumns,
-                     " FROM fhir_resources WHERE resource_type = $1 AND id = $2"),
-        {Param::Text(std::string(resource_type)), Param::Text(std::string(id))});
+    absl::StatusOr<std::vector<Row>> rows =
+        Read(absl::StrCat("SELECT ", kFhirColumns,
+                          " FROM fhir_resources WHERE resource_type = $1 AND id = $2"),
+             {Param::Text(std::string(resource_type)), Param::Text(std::string(id))});
     if (!rows.ok()) {
       return rows.status();
     }
@@ -875,8 +874,8 @@ class SqlStore final : public Store {
   }
 
   absl::StatusOr<int64_t> VerifyAuditChain() override {
-    absl::StatusOr<std::vector<Row>> chain = Read(
-        "SELECT head_id, head_hash, anchor_id, anchor_hash FROM audit_chain WHERE id = 1", {});
+    absl::StatusOr<std::vector<Row>> chain =
+        Read("SELECT head_id, head_hash, anchor_id, anchor_hash FROM audit_chain WHERE id = 1", {});
     if (!chain.ok()) {
       return chain.status();
     }
@@ -904,9 +903,9 @@ class SqlStore final : public Store {
           break;  // written after the walk started
         }
         if (row.id != expected_id) {
-          return absl::DataLossError(absl::StrCat(
-              "audit chain broken: hl7_messages row ", expected_id,
-              " is missing (deleted); the chain continues at row ", row.id));
+          return absl::DataLossError(
+              absl::StrCat("audit chain broken: hl7_messages row ", expected_id,
+                           " is missing (deleted); the chain continues at row ", row.id));
         }
         if (Sha256Hex(Str(r[10])) != row.message_hash) {
           return absl::DataLossError(absl::StrCat("audit chain broken: hl7_messages row ", row.id,
@@ -926,8 +925,8 @@ class SqlStore final : public Store {
       }
     }
     if (expected_id <= head_id) {
-      return absl::DataLossError(absl::StrCat("audit chain broken: hl7_messages row ",
-                                              expected_id, " is missing (deleted)"));
+      return absl::DataLossError(absl::StrCat("audit chain broken: hl7_messages row ", expected_id,
+                                              " is missing (deleted)"));
     }
     if (previous != head_hash) {
       return absl::DataLossError(absl::StrCat("audit chain broken: hl7_messages row ", head_id,
@@ -956,9 +955,9 @@ class SqlStore final : public Store {
       // Only a contiguous oldest prefix goes, so the chain stays one piece.
       const std::optional<int64_t> first_kept = OptInt((*rows)[0][0]);
       const int64_t last_purged = first_kept ? *first_kept - 1 : head->id;
-      absl::StatusOr<std::vector<Row>> outbox = conn_->Query(
-          "DELETE FROM outbox WHERE state IN ('done', 'failed') AND updated_at < $1",
-          {Param::Int(ToMicros(cutoff))});
+      absl::StatusOr<std::vector<Row>> outbox =
+          conn_->Query("DELETE FROM outbox WHERE state IN ('done', 'failed') AND updated_at < $1",
+                       {Param::Int(ToMicros(cutoff))});
       if (!outbox.ok()) {
         return outbox.status();
       }
@@ -971,8 +970,8 @@ class SqlStore final : public Store {
         return rows.status();
       }
       if (rows->empty()) {
-        return absl::DataLossError(absl::StrCat(
-            "audit chain broken: hl7_messages row ", last_purged, " is missing (deleted)"));
+        return absl::DataLossError(absl::StrCat("audit chain broken: hl7_messages row ",
+                                                last_purged, " is missing (deleted)"));
       }
       const std::string anchor_hash = Str((*rows)[0][0]);
       rows = conn_->Query("DELETE FROM hl7_messages WHERE id <= $1 RETURNING id",
@@ -1234,8 +1233,8 @@ class SqlStore final : public Store {
           InboundMessage receipt = m;
           receipt.ack_status = original->ack_status;
           receipt.ack_message = original->ack_message;
-          outcome.message_id = AddMessageInsert(buffer, "inbound", receipt, original->id, false,
-                                                head);
+          outcome.message_id =
+              AddMessageInsert(buffer, "inbound", receipt, original->id, false, head);
           absl::StatusOr<std::vector<Row>> rows = buffer.Flush();
           if (!rows.ok()) {
             return rows.status();
@@ -1321,11 +1320,10 @@ class SqlStore final : public Store {
         const size_t first = params.size();
         for (Param& p : std::vector<Param>{
                  Param::Text(r.test_code), Param::Text(r.test_name), Param::Text(r.value),
-                 Param::Text(r.units), Param::Text(r.reference_range),
-                 Param::Text(r.abnormal_flag), Param::Text(r.result_status),
-                 Param::Text(r.sending_facility), Param::Text(r.filler_order_number),
-                 OptTimeParam(r.observation_date), Param::Int(now),
-                 Param::Int(outcome.message_id), Param::Text(r.value_type),
+                 Param::Text(r.units), Param::Text(r.reference_range), Param::Text(r.abnormal_flag),
+                 Param::Text(r.result_status), Param::Text(r.sending_facility),
+                 Param::Text(r.filler_order_number), OptTimeParam(r.observation_date),
+                 Param::Int(now), Param::Int(outcome.message_id), Param::Text(r.value_type),
                  Param::Text(r.observation_sub_id), Param::Text(r.placer_order_number),
                  Param::Int(r.critical ? 1 : 0)}) {
           params.push_back(std::move(p));
@@ -1386,11 +1384,11 @@ class SqlStore final : public Store {
         std::string tuple = Placeholders(params.size(), 10);
         tuple.insert(tuple.size() - 1, ", 1");  // version of a new resource
         tuples.push_back(std::move(tuple));
-        for (Param& p : std::vector<Param>{
-                 Param::Text(f.resource_type), Param::Text(f.id), Param::Int(now),
-                 Param::Text(f.patient_reference), Param::Text(f.code), Param::Text(f.date),
-                 Param::Text(f.status), Param::Text(f.category), Param::Int(message_id),
-                 Param::Text(f.json)}) {
+        for (Param& p :
+             std::vector<Param>{Param::Text(f.resource_type), Param::Text(f.id), Param::Int(now),
+                                Param::Text(f.patient_reference), Param::Text(f.code),
+                                Param::Text(f.date), Param::Text(f.status), Param::Text(f.category),
+                                Param::Int(message_id), Param::Text(f.json)}) {
           params.push_back(std::move(p));
         }
       }
@@ -1458,9 +1456,9 @@ class SqlStore final : public Store {
   // already holds the write lock), so ids and hashes are assigned serially
   // even with several processes writing.
   absl::StatusOr<ChainHead> ReadHeadForUpdate() {
-    const std::string sql = absl::StrCat(
-        "SELECT head_id, head_hash FROM audit_chain WHERE id = 1",
-        conn_->dialect() == Dialect::kPostgres ? " FOR UPDATE" : "");
+    const std::string sql =
+        absl::StrCat("SELECT head_id, head_hash FROM audit_chain WHERE id = 1",
+                     conn_->dialect() == Dialect::kPostgres ? " FOR UPDATE" : "");
     absl::StatusOr<std::vector<Row>> rows = conn_->Query(sql, {});
     if (!rows.ok()) {
       return rows.status();
@@ -1512,16 +1510,27 @@ class SqlStore final : public Store {
         "source_ip, peer_certificate_subject, processed_at, error_detail, duplicate_of, "
         "control_id_reused, chain_hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, "
         "$12, $13, $14, $15, $16, $17, $18, $19, $20, $21)",
-        {Param::Int(row.id), Param::Text(row.direction), Param::Text(m.message_type),
-         Param::Text(m.trigger_event), KeyText(m.message_control_id),
-         KeyText(m.sending_application), KeyText(m.sending_facility),
-         Param::Text(m.receiving_application), Param::Text(m.receiving_facility),
-         Param::Text(m.version), Param::Blob(m.raw_message), Param::Text(row.message_hash),
+        {Param::Int(row.id),
+         Param::Text(row.direction),
+         Param::Text(m.message_type),
+         Param::Text(m.trigger_event),
+         KeyText(m.message_control_id),
+         KeyText(m.sending_application),
+         KeyText(m.sending_facility),
+         Param::Text(m.receiving_application),
+         Param::Text(m.receiving_facility),
+         Param::Text(m.version),
+         Param::Blob(m.raw_message),
+         Param::Text(row.message_hash),
          Param::Text(m.ack_status),
          m.ack_message.empty() ? Param::Null() : Param::Blob(m.ack_message),
-         Param::Text(m.source_ip), Param::Text(m.peer_certificate_subject),
-         Param::Int(row.processed_at), Param::Text(m.error_detail),
-         Param::OptInt(duplicate_of), Param::Int(reused ? 1 : 0), Param::Text(chain_hash)}};
+         Param::Text(m.source_ip),
+         Param::Text(m.peer_certificate_subject),
+         Param::Int(row.processed_at),
+         Param::Text(m.error_detail),
+         Param::OptInt(duplicate_of),
+         Param::Int(reused ? 1 : 0),
+         Param::Text(chain_hash)}};
     head.id = row.id;
     head.hash = chain_hash;
     return statement;
@@ -1600,15 +1609,14 @@ class SqlStore final : public Store {
         return rows.status();
       }
       if (rows->empty()) {
-        return absl::FailedPreconditionError(absl::StrCat(
-            "storage: outbox row ", outbox_id, " is not held by ", Sv(claimer)));
+        return absl::FailedPreconditionError(
+            absl::StrCat("storage: outbox row ", outbox_id, " is not held by ", Sv(claimer)));
       }
       // Mirror the attempt count and last error on the order for the APIs.
       absl::StatusOr<std::vector<Row>> order = conn_->Query(
           "UPDATE lab_orders SET attempts = attempts + 1, "
           "last_error = COALESCE($2, last_error) WHERE id = $1",
-          {Param::Int(Int((*rows)[0][0])),
-           error ? Param::Text(*error) : Param::Null()});
+          {Param::Int(Int((*rows)[0][0])), error ? Param::Text(*error) : Param::Null()});
       if (!order.ok()) {
         return order.status();
       }

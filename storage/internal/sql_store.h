@@ -8,6 +8,7 @@
 #include <memory>
 
 #include "absl/status/statusor.h"
+
 #include "storage/internal/connection.h"
 #include "storage/store.h"
 

@@ -6,11 +6,11 @@
 #include <utility>
 #include <vector>
 
-#include <pqxx/pqxx>
-
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
+#include <pqxx/pqxx>
+
 #include "storage/store.h"
 
 namespace bridge::storage::postgres {
@@ -22,7 +22,8 @@ using internal::Row;
 constexpr unsigned kByteaOid = 17;
 
 std::string OneLine(std::string_view text) {
-  std::string line = absl::StrReplaceAll(absl::string_view(text.data(), text.size()), {{"\r", " "}, {"\n", " "}});
+  std::string line =
+      absl::StrReplaceAll(absl::string_view(text.data(), text.size()), {{"\r", " "}, {"\n", " "}});
   while (!line.empty() && line.back() == ' ') {
     line.pop_back();
   }
@@ -38,7 +39,8 @@ bool RetryableSqlState(const std::string& state) {
 }
 
 absl::Status FromPqxx(const std::exception& e, std::string_view what) {
-  const std::string message = absl::StrCat("postgresql ", absl::string_view(what.data(), what.size()), ": ", OneLine(e.what()));
+  const std::string message = absl::StrCat(
+      "postgresql ", absl::string_view(what.data(), what.size()), ": ", OneLine(e.what()));
   if (dynamic_cast<const pqxx::broken_connection*>(&e) != nullptr) {
     return absl::UnavailableError(message);
   }
@@ -87,9 +89,8 @@ class PostgresConnection final : public internal::Connection {
       return absl::OkStatus();
     } catch (const std::exception& e) {
       conn_.reset();
-      return absl::UnavailableError(
-          absl::StrCat("postgresql: cannot connect to ", MaskDatabaseUrl(url_), ": ",
-                       OneLine(e.what())));
+      return absl::UnavailableError(absl::StrCat("postgresql: cannot connect to ",
+                                                 MaskDatabaseUrl(url_), ": ", OneLine(e.what())));
     }
   }
 
@@ -267,7 +268,8 @@ class PostgresConnection final : public internal::Connection {
   void AppendInlined(const Statement& statement, std::string& out) {
     const std::string& sql = statement.sql;
     for (size_t i = 0; i < sql.size(); ++i) {
-      if (sql[i] != '$' || i + 1 >= sql.size() || !std::isdigit(static_cast<unsigned char>(sql[i + 1]))) {
+      if (sql[i] != '$' || i + 1 >= sql.size() ||
+          !std::isdigit(static_cast<unsigned char>(sql[i + 1]))) {
         out += sql[i];
         continue;
       }

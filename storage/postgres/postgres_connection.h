@@ -11,6 +11,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+
 #include "storage/internal/connection.h"
 
 namespace bridge::storage::postgres {

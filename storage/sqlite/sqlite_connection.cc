@@ -1,7 +1,5 @@
 #include "storage/sqlite/sqlite_connection.h"
 
-#include <sqlite3.h>
-
 #include <cstdlib>
 #include <filesystem>
 #include <system_error>
@@ -9,6 +7,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include <sqlite3.h>
 
 namespace bridge::storage::sqlite {
 namespace {
@@ -20,9 +19,9 @@ using internal::Row;
 // else is a fault in the statement or the file.
 absl::Status FromSqlite(sqlite3* db, int rc, std::string_view what) {
   const int primary = rc & 0xff;
-  std::string message =
-      absl::StrCat("sqlite ", absl::string_view(what.data(), what.size()), ": ", db != nullptr ? sqlite3_errmsg(db) : sqlite3_errstr(rc),
-                   " (", sqlite3_errstr(rc), ")");
+  std::string message = absl::StrCat("sqlite ", absl::string_view(what.data(), what.size()), ": ",
+                                     db != nullptr ? sqlite3_errmsg(db) : sqlite3_errstr(rc), " (",
+                                     sqlite3_errstr(rc), ")");
   switch (primary) {
     case SQLITE_BUSY:
     case SQLITE_LOCKED:
@@ -215,9 +214,8 @@ absl::StatusOr<std::unique_ptr<internal::Connection>> OpenSqlite(const std::stri
     }
   }
   sqlite3* db = nullptr;
-  const int rc = sqlite3_open_v2(path.c_str(), &db,
-                                 SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                                 nullptr);
+  const int rc = sqlite3_open_v2(
+      path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
   if (rc != SQLITE_OK) {
     absl::Status status = absl::UnavailableError(
         absl::StrCat("sqlite: cannot open ", path, ": ", sqlite3_errstr(rc)));
@@ -235,8 +233,8 @@ absl::StatusOr<std::unique_ptr<internal::Connection>> OpenSqlite(const std::stri
       "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=OFF; "
       "PRAGMA cache_size=-65536; PRAGMA mmap_size=268435456;");
   if (!status.ok()) {
-    return absl::UnavailableError(absl::StrCat("sqlite: cannot configure ", path, ": ",
-                                               status.message()));
+    return absl::UnavailableError(
+        absl::StrCat("sqlite: cannot configure ", path, ": ", status.message()));
   }
   return connection;
 }

@@ -7,7 +7,7 @@
 // SQLite files go under $BRIDGE_BENCH_DIR (default: the system temp dir).
 // PostgreSQL uses $BRIDGE_TEST_PG_DSN (tests/support/pg_throwaway.sh); its
 // benchmarks are skipped when it is unset. See docs/BENCHMARKS.md.
-#include <sqlite3.h>
+#include <benchmark/benchmark.h>
 
 #include <atomic>
 #include <cstdlib>
@@ -16,10 +16,10 @@
 #include <random>
 #include <string>
 
-#include <benchmark/benchmark.h>
-#include <pqxx/pqxx>
-
 #include "absl/strings/str_cat.h"
+#include <pqxx/pqxx>
+#include <sqlite3.h>
+
 #include "storage/store.h"
 #include "tests/storage/store_fixture.h"
 
@@ -33,8 +33,8 @@ enum class Backend { kSqlite, kPostgres };
 
 std::filesystem::path BenchDir() {
   const char* dir = std::getenv("BRIDGE_BENCH_DIR");
-  std::filesystem::path path = dir != nullptr ? std::filesystem::path(dir)
-                                              : std::filesystem::temp_directory_path();
+  std::filesystem::path path =
+      dir != nullptr ? std::filesystem::path(dir) : std::filesystem::temp_directory_path();
   path /= absl::StrCat("lab-bridge-bench-", getpid());
   std::filesystem::create_directories(path);
   return path;
@@ -86,8 +86,8 @@ void BM_Ingest(benchmark::State& state, Backend backend) {
   // Building the record (~2 us) is inside the timing; it is noise next to a commit.
   for (auto _ : state) {
     const int64_t n = g_sequence++;
-    const bridge::storage::IngestRecord record = bridge::storage::testing::MakeOru(
-        absl::StrCat("B", n), absl::StrCat("P", n % 500), 10);
+    const bridge::storage::IngestRecord record =
+        bridge::storage::testing::MakeOru(absl::StrCat("B", n), absl::StrCat("P", n % 500), 10);
     if (!g_store->Ingest(record).ok()) {
       ++failures;
     }

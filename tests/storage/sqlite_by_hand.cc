@@ -2,9 +2,9 @@
 // prints each result row with columns joined by '|', like `sqlite3 -batch`.
 // The tests use it to tamper with rows "by hand" without needing the sqlite3
 // CLI package on the machine.
-#include <sqlite3.h>
-
 #include <cstdio>
+
+#include <sqlite3.h>
 
 int main(int argc, char** argv) {
   if (argc != 3) {
@@ -31,7 +31,8 @@ int main(int argc, char** argv) {
     while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
       for (int c = 0; c < sqlite3_column_count(stmt); ++c) {
         const unsigned char* text = sqlite3_column_text(stmt, c);
-        std::printf("%s%s", c > 0 ? "|" : "", text != nullptr ? reinterpret_cast<const char*>(text) : "");
+        std::printf("%s%s", c > 0 ? "|" : "",
+                    text != nullptr ? reinterpret_cast<const char*>(text) : "");
       }
       std::printf("\n");
     }

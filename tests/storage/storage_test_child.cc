@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+
 #include "storage/store.h"
 #include "tests/storage/store_fixture.h"
 
@@ -37,8 +38,7 @@ std::unique_ptr<Store> OpenWithRetry(const std::string& url) {
 int Ingest(const std::string& url, const std::string& prefix) {
   std::unique_ptr<Store> store = OpenWithRetry(url);
   for (long i = 0;; ++i) {
-    const auto record =
-        bridge::storage::testing::MakeOru(absl::StrCat(prefix, "-", i), "CRASH", 3);
+    const auto record = bridge::storage::testing::MakeOru(absl::StrCat(prefix, "-", i), "CRASH", 3);
     for (;;) {
       absl::StatusOr<bridge::storage::IngestOutcome> outcome = store->Ingest(record);
       if (outcome.ok()) {

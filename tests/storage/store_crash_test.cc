@@ -3,6 +3,8 @@
 // mid-load, two processes claiming from one outbox, and SQLite on a full
 // disk. These run serially (RUN_SERIAL): they stop the shared test server.
 #include <fcntl.h>
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/mount.h>
 #include <sys/wait.h>
@@ -16,12 +18,10 @@
 #include <set>
 #include <thread>
 
-#include <gmock/gmock.h>
-#include <gtest/gtest.h>
-
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+
 #include "storage/store.h"
 #include "tests/storage/store_fixture.h"
 
@@ -238,8 +238,7 @@ TEST_P(OutboxClaimTest, TwoProcessesNeverClaimTheSameRow) {
   EXPECT_EQ(ids_a.size() + ids_b.size(), static_cast<size_t>(kRows));
   EXPECT_GT(ids_a.size(), 0u);
   EXPECT_GT(ids_b.size(), 0u);
-  EXPECT_EQ(db.RunSql("SELECT COUNT(*) FROM outbox WHERE state = 'done'"),
-            std::to_string(kRows));
+  EXPECT_EQ(db.RunSql("SELECT COUNT(*) FROM outbox WHERE state = 'done'"), std::to_string(kRows));
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, OutboxClaimTest,
@@ -284,9 +283,10 @@ TEST(StoreDiskFullTest, SqliteOnAFullDiskFailsRetryablyAndRecovers) {
     ASSERT_TRUE(verified.ok()) << verified.status();
     EXPECT_EQ(*verified, written);
     int rc = 0;
-    EXPECT_EQ(testing::RunCommand(
-                  absl::StrCat(testing::SqliteByHand(), " ", path, " 'PRAGMA integrity_check'"), &rc),
-              "ok");
+    EXPECT_EQ(
+        testing::RunCommand(
+            absl::StrCat(testing::SqliteByHand(), " ", path, " 'PRAGMA integrity_check'"), &rc),
+        "ok");
     // Space comes back: writes succeed again.
     std::filesystem::remove(filler);
     absl::StatusOr<IngestOutcome> after = store->Ingest(testing::MakeOru("AFTER", "P1", 3));

@@ -1,10 +1,10 @@
 #include "tests/storage/store_fixture.h"
 
+#include <gtest/gtest.h>
+
 #include <cstdio>
 #include <cstdlib>
 #include <random>
-
-#include <gtest/gtest.h>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
@@ -79,8 +79,7 @@ TestDatabase::TestDatabase(Backend backend) : backend_(backend) {
 TestDatabase::~TestDatabase() {
   if (!schema_.empty()) {
     int rc = 0;
-    RunCommand(PsqlCommand(*PostgresDsn(), absl::StrCat("DROP SCHEMA ", schema_, " CASCADE")),
-               &rc);
+    RunCommand(PsqlCommand(*PostgresDsn(), absl::StrCat("DROP SCHEMA ", schema_, " CASCADE")), &rc);
   }
 }
 
@@ -89,7 +88,8 @@ void TestDatabase::KillConnections() const {
   std::string out = RunCommand(
       PsqlCommand(*PostgresDsn(),
                   absl::StrCat("SELECT COUNT(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                               "WHERE application_name = '", schema_, "'")),
+                               "WHERE application_name = '",
+                               schema_, "'")),
       &rc);
   EXPECT_EQ(rc, 0) << out;
 }
@@ -98,9 +98,9 @@ std::string TestDatabase::RunSql(const std::string& sql) const {
   int rc = 0;
   std::string out;
   if (backend_ == Backend::kSqlite) {
-    out = RunCommand(absl::StrCat(SqliteByHand(), " ", ShellQuote(sqlite_path_), " ",
-                                  ShellQuote(sql), " 2>&1"),
-                     &rc);
+    out = RunCommand(
+        absl::StrCat(SqliteByHand(), " ", ShellQuote(sqlite_path_), " ", ShellQuote(sql), " 2>&1"),
+        &rc);
   } else {
     out = RunCommand(PsqlCommand(url_, sql), &rc);
   }
@@ -120,10 +120,10 @@ IngestRecord MakeOru(const std::string& control_id, const std::string& pms_id, i
   m.receiving_application = "LAB_BRIDGE";
   m.receiving_facility = "MPS_PMS";
   m.version = "2.5.1";
-  m.raw_message = absl::StrCat(
-      "MSH|^~\\&|LIS|LAB|LAB_BRIDGE|MPS_PMS|20260101120000||ORU^R01|", control_id,
-      "|P|2.5.1\rPID|1||", pms_id, "^^^MPS_PMS^MR||TEST^PATIENT||19800101|F\rOBR|1|",
-      placer_order_number, "|F-", control_id, "|CBC\r");
+  m.raw_message =
+      absl::StrCat("MSH|^~\\&|LIS|LAB|LAB_BRIDGE|MPS_PMS|20260101120000||ORU^R01|", control_id,
+                   "|P|2.5.1\rPID|1||", pms_id, "^^^MPS_PMS^MR||TEST^PATIENT||19800101|F\rOBR|1|",
+                   placer_order_number, "|F-", control_id, "|CBC\r");
   for (int i = 0; i < results; ++i) {
     absl::StrAppend(&m.raw_message, "OBX|", i + 1, "|NM|TEST", i, "^Test ", i, "||", 10 + i,
                     "|mg/dL|1-20|", i == 0 ? "HH" : "N", "|||F\r");

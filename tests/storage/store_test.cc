@@ -2,25 +2,26 @@
 // real PostgreSQL server (BRIDGE_TEST_PG_DSN; a fresh schema per test).
 #include "storage/store.h"
 
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
 #include <atomic>
 #include <chrono>
 #include <memory>
 #include <set>
 #include <thread>
 
-#include <gmock/gmock.h>
-#include <gtest/gtest.h>
-
 #include "absl/strings/str_cat.h"
+
 #include "tests/storage/store_fixture.h"
 
 namespace bridge::storage {
 namespace {
 
 using testing::Backend;
+using ::testing::HasSubstr;
 using testing::MakeOru;
 using testing::TestDatabase;
-using ::testing::HasSubstr;
 
 class StoreTest : public ::testing::TestWithParam<Backend> {
  protected:
@@ -175,7 +176,8 @@ TEST_P(StoreTest, ReusedControlIdWithNewContentIsANewFlaggedMessage) {
   EXPECT_EQ(outcome.result_ids.size(), 3u);
   EXPECT_EQ(Count("lab_results"), 5);
   // Corrected results replace the FHIR resources with a new version.
-  absl::StatusOr<StoredFhirResource> report = store_->GetFhirResource("DiagnosticReport", "REUSE-1");
+  absl::StatusOr<StoredFhirResource> report =
+      store_->GetFhirResource("DiagnosticReport", "REUSE-1");
   ASSERT_TRUE(report.ok());
   EXPECT_EQ(report->version, 2);
   // The first content sent again is still recognised as a resend.
@@ -375,8 +377,7 @@ TEST_P(StoreTest, ResultFiltersAndStableCursorPaging) {
   EXPECT_EQ(store_->ListResults(unknown).status().code(), absl::StatusCode::kNotFound);
   ResultQuery bad_cursor;
   bad_cursor.cursor = "not-a-cursor";
-  EXPECT_EQ(store_->ListResults(bad_cursor).status().code(),
-            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(store_->ListResults(bad_cursor).status().code(), absl::StatusCode::kInvalidArgument);
 }
 
 TEST_P(StoreTest, MessagesByTimeAndControlId) {
@@ -423,7 +424,8 @@ TEST_P(StoreTest, OrdersAndOutboxLifecycle) {
   pending.status = "pending";
   EXPECT_EQ(store_->ListOrders(pending)->orders.size(), 2u);
 
-  absl::StatusOr<std::vector<OutboxItem>> claimed = store_->ClaimOutbox("w1", absl::Seconds(30), 10);
+  absl::StatusOr<std::vector<OutboxItem>> claimed =
+      store_->ClaimOutbox("w1", absl::Seconds(30), 10);
   ASSERT_TRUE(claimed.ok()) << claimed.status();
   ASSERT_EQ(claimed->size(), 2u);
   EXPECT_EQ(claimed->at(0).payload, "ORM-1");
@@ -437,10 +439,12 @@ TEST_P(StoreTest, OrdersAndOutboxLifecycle) {
             absl::StatusCode::kInvalidArgument);
 
   // Retry: due again only at next_attempt_at.
-  ASSERT_TRUE(store_->RetryOutbox(claimed->at(1).id, "w1", now_ + absl::Minutes(1), "timeout").ok());
+  ASSERT_TRUE(
+      store_->RetryOutbox(claimed->at(1).id, "w1", now_ + absl::Minutes(1), "timeout").ok());
   EXPECT_TRUE(store_->ClaimOutbox("w2", absl::Seconds(30), 10)->empty());
   now_ += absl::Minutes(2);
-  absl::StatusOr<std::vector<OutboxItem>> retried = store_->ClaimOutbox("w2", absl::Seconds(30), 10);
+  absl::StatusOr<std::vector<OutboxItem>> retried =
+      store_->ClaimOutbox("w2", absl::Seconds(30), 10);
   ASSERT_EQ(retried->size(), 1u);
   EXPECT_EQ(retried->at(0).attempts, 1);
   EXPECT_EQ(store_->GetOrder(b->order_id)->last_error, "timeout");
