@@ -370,6 +370,8 @@ class SqlStore final : public Store {
 
   SqlStore(const SqlStore&) = delete;
   SqlStore& operator=(const SqlStore&) = delete;
+  SqlStore(SqlStore&&) = delete;
+  SqlStore& operator=(SqlStore&&) = delete;
 
   absl::Status Start() {
     if (options_.migrate_on_open) {
@@ -723,9 +725,9 @@ class SqlStore final : public Store {
 
   absl::Status UpdateOrderStatus(int64_t order_id, std::string_view status,
                                  absl::Time when) override {
-    static const std::set<std::string, std::less<>> kStatuses = {
+    static const std::set<std::string, std::less<>> statuses = {
         "pending", "sent", "acknowledged", "resulted", "failed", "rejected", "cancelled"};
-    if (kStatuses.find(status) == kStatuses.end()) {
+    if (statuses.find(status) == statuses.end()) {
       return absl::InvalidArgumentError(absl::StrCat("storage: unknown order status ", Sv(status)));
     }
     std::string sql = "UPDATE lab_orders SET status = $1";
@@ -1197,7 +1199,7 @@ class SqlStore final : public Store {
       return rows;
     }
 
-    absl::Status Fail(absl::Status status) {
+    absl::Status Fail(const absl::Status& status) {
       absl::StatusOr<std::vector<Row>> rows = Flush();
       return rows.ok() ? status : rows.status();
     }
@@ -1625,7 +1627,7 @@ class SqlStore final : public Store {
     return done.status();
   }
 
-  absl::StatusOr<StoredPatient> OnePatient(const std::string& where, Param param) {
+  absl::StatusOr<StoredPatient> OnePatient(const std::string& where, const Param& param) {
     absl::StatusOr<std::vector<Row>> rows =
         Read(absl::StrCat("SELECT ", kPatientColumns, " FROM patients WHERE ", where), {param});
     if (!rows.ok()) {
@@ -1637,7 +1639,7 @@ class SqlStore final : public Store {
     return PatientFromRow((*rows)[0]);
   }
 
-  absl::StatusOr<StoredOrder> OneOrder(const std::string& where, Param param) {
+  absl::StatusOr<StoredOrder> OneOrder(const std::string& where, const Param& param) {
     absl::StatusOr<std::vector<Row>> rows =
         Read(absl::StrCat("SELECT ", kOrderColumns, " FROM lab_orders WHERE ", where), {param});
     if (!rows.ok()) {

@@ -67,6 +67,11 @@ class PostgresConnection final : public internal::Connection {
  public:
   PostgresConnection(std::string url, absl::Duration lock_timeout)
       : url_(std::move(url)), lock_timeout_(lock_timeout) {}
+  ~PostgresConnection() override = default;
+  PostgresConnection(const PostgresConnection&) = delete;
+  PostgresConnection& operator=(const PostgresConnection&) = delete;
+  PostgresConnection(PostgresConnection&&) = delete;
+  PostgresConnection& operator=(PostgresConnection&&) = delete;
 
   absl::Status Connect() {
     try {

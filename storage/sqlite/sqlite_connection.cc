@@ -53,6 +53,8 @@ class SqliteConnection final : public internal::Connection {
   }
   SqliteConnection(const SqliteConnection&) = delete;
   SqliteConnection& operator=(const SqliteConnection&) = delete;
+  SqliteConnection(SqliteConnection&&) = delete;
+  SqliteConnection& operator=(SqliteConnection&&) = delete;
 
   internal::Dialect dialect() const override { return internal::Dialect::kSqlite; }
 
