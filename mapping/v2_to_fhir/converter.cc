@@ -1081,6 +1081,7 @@ std::string Converter::MapObservation(const hl7::Observation& obs, const Observa
   r.value_type = type;
   r.observation_sub_id = std::string(sub_id);
   r.set_id = std::string(set_id);
+  r.segment = Loc(obs.obx);
   for (const Element& flag : obx.Field(8).Reps()) {
     const std::string_view f = Trim(flag.Comp(1).value());
     if (f == "HH" || f == "LL" || f == "AA" ||
@@ -1584,6 +1585,7 @@ void Converter::MapOrder(const hl7::OrderObservation& order) {
       r.value = text;
       r.value_type = std::string(type);
       r.set_id = std::string(Trim(obx.Field(1).value()));
+      r.segment = Loc(obs.obx);
       r.result_status = std::string(Trim(obx.Field(11).value()));
       r.sending_facility = sending_facility_;
       r.filler_order_number = filler_number;

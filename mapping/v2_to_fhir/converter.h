@@ -129,6 +129,7 @@ struct ResultRecord {
   std::string value_type;        // OBX-2
   std::string observation_sub_id;  // OBX-4
   std::string set_id;              // OBX-1
+  std::string segment;             // location of the OBX, e.g. "OBX(3)"
   bool critical = false;
   std::vector<std::string> comments;  // NTE-3 after the OBX
   std::string observation_id;         // Observation fullUrl uuid ("" when not mapped)

@@ -241,6 +241,9 @@ StructuredNumeric ParseStructuredNumeric(std::string_view comparator, std::strin
     out.num1 = cn->number;
     return out;
   }
+  // A leading "-" or "+" in SN.1 is not a comparator (`-^1^-^3` is a range).
+  const std::string original = joined();
+  if (comparator == "-" || comparator == "+") comparator = {};
   const bool valid_comparator = comparator.empty() || comparator == "<" || comparator == ">" ||
                                 comparator == "<=" || comparator == ">=" || comparator == "=" ||
                                 comparator == "<>";
@@ -248,7 +251,7 @@ StructuredNumeric ParseStructuredNumeric(std::string_view comparator, std::strin
   std::optional<std::string> n2 = ToFhirDecimal(num2);
   if (!valid_comparator || !n1.has_value() || (!num2.empty() && !n2.has_value())) {
     out.kind = StructuredNumeric::Kind::kString;
-    out.text = joined();
+    out.text = original;
     return out;
   }
   const std::string fhir_comparator =
@@ -280,8 +283,7 @@ StructuredNumeric ParseStructuredNumeric(std::string_view comparator, std::strin
   }
   if (separator == "+") {
     out.kind = StructuredNumeric::Kind::kString;
-    out.text = std::string(num1) + "+";
-    if (!num2.empty()) out.text = joined();
+    out.text = original;  // "2+", or the whole text when more was sent
     return out;
   }
   out.kind = StructuredNumeric::Kind::kQuantity;
