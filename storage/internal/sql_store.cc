@@ -1059,27 +1059,32 @@ class SqlStore final : public Store {
   // Begins the batch's transaction, locks the chain head and loads the
   // originals of the batch's control ids: one round trip on PostgreSQL.
   absl::StatusOr<ChainHead> BeginBatch(const std::vector<Pending*>& batch, KnownMessages* known) {
+    // Full keys, so the (application, facility, control id) index answers
+    // it: a lookup by control id alone would scan the whole audit table.
     std::vector<Param> params;
-    std::set<std::string> ids;
+    std::vector<std::string> conditions;
+    std::set<MessageKey> keys;
     for (const Pending* p : batch) {
-      const std::string& id = p->record->message.message_control_id;
-      if (!id.empty() && ids.insert(id).second) {
-        params.push_back(KeyText(id));
+      const InboundMessage& m = p->record->message;
+      if (m.message_control_id.empty() || !keys.insert(KeyOf(m)).second) {
+        continue;
       }
+      params.push_back(KeyText(m.sending_application));
+      params.push_back(KeyText(m.sending_facility));
+      params.push_back(KeyText(m.message_control_id));
+      conditions.push_back(absl::StrCat("(sending_application = $", params.size() - 2,
+                                        " AND sending_facility = $", params.size() - 1,
+                                        " AND message_control_id = $", params.size(), ")"));
     }
     std::string sql =
         "SELECT 0, '', '', '', head_id, head_hash, NULL, NULL FROM audit_chain WHERE id = 1";
     if (!params.empty()) {
-      std::vector<std::string> placeholders;
-      for (size_t i = 1; i <= params.size(); ++i) {
-        placeholders.push_back(absl::StrCat("$", i));
-      }
       absl::StrAppend(&sql,
                       " UNION ALL SELECT 1, sending_application, sending_facility, "
                       "message_control_id, id, message_hash, ack_status, ack_message "
                       "FROM hl7_messages WHERE direction = 'inbound' AND duplicate_of IS NULL "
-                      "AND message_control_id IN (",
-                      absl::StrJoin(placeholders, ", "), ")");
+                      "AND (",
+                      absl::StrJoin(conditions, " OR "), ")");
     }
     sql += " ORDER BY 1, 5";
     std::vector<Connection::Statement> statements;
