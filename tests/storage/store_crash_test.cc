@@ -277,6 +277,7 @@ TEST(StoreDiskFullTest, SqliteOnAFullDiskFailsRetryablyAndRecovers) {
       }
     }
     EXPECT_EQ(failure.code(), absl::StatusCode::kUnavailable) << failure;
+    EXPECT_THAT(failure.message(), ::testing::HasSubstr("full")) << failure;
     EXPECT_GT(written, 0);
     // The process is up, the store still answers and the file is intact.
     absl::StatusOr<int64_t> verified = store->VerifyAuditChain();
