@@ -4,6 +4,7 @@
 
 #include <array>
 #include <cstdint>
+#include <memory>
 
 namespace bridge::fhir {
 namespace {
@@ -36,16 +37,25 @@ std::array<std::uint8_t, 16> ParseUuid(std::string_view text) {
   return out;
 }
 
-// Digest of the concatenation of `parts` with `md`; returns its length.
-unsigned Digest(const EVP_MD* md, std::string_view a, std::string_view b, unsigned char* out) {
+// Digest of the concatenation of `a` and `b`; returns its length. The
+// algorithm is fetched once and the context reused per thread (an implicit
+// fetch per call costs more than hashing a short key).
+unsigned Digest(bool sha256, std::string_view a, std::string_view b, unsigned char* out) {
+  static EVP_MD* const kSha1 = EVP_MD_fetch(nullptr, "SHA1", nullptr);
+  static EVP_MD* const kSha256 = EVP_MD_fetch(nullptr, "SHA256", nullptr);
+  struct CtxDeleter {
+    void operator()(EVP_MD_CTX* c) const { EVP_MD_CTX_free(c); }
+  };
+  thread_local std::unique_ptr<EVP_MD_CTX, CtxDeleter> ctx(EVP_MD_CTX_new());
+  const EVP_MD* md = sha256 ? kSha256 : kSha1;
   unsigned len = 0;
-  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
-  if (ctx == nullptr) return 0;
-  if (EVP_DigestInit_ex(ctx, md, nullptr) != 1 || EVP_DigestUpdate(ctx, a.data(), a.size()) != 1 ||
-      EVP_DigestUpdate(ctx, b.data(), b.size()) != 1 || EVP_DigestFinal_ex(ctx, out, &len) != 1) {
+  if (ctx == nullptr || md == nullptr) return 0;
+  if (EVP_DigestInit_ex(ctx.get(), md, nullptr) != 1 ||
+      EVP_DigestUpdate(ctx.get(), a.data(), a.size()) != 1 ||
+      EVP_DigestUpdate(ctx.get(), b.data(), b.size()) != 1 ||
+      EVP_DigestFinal_ex(ctx.get(), out, &len) != 1) {
     len = 0;
   }
-  EVP_MD_CTX_free(ctx);
   return len;
 }
 
@@ -54,7 +64,7 @@ unsigned Digest(const EVP_MD* md, std::string_view a, std::string_view b, unsign
 std::string UuidV5(std::string_view ns, std::string_view name) {
   const std::array<std::uint8_t, 16> ns_bytes = ParseUuid(ns);
   unsigned char hash[EVP_MAX_MD_SIZE] = {};
-  Digest(EVP_sha1(),
+  Digest(false,
          std::string_view(reinterpret_cast<const char*>(ns_bytes.data()), ns_bytes.size()), name,
          hash);
   hash[6] = static_cast<unsigned char>((hash[6] & 0x0F) | 0x50);  // version 5
@@ -71,7 +81,7 @@ std::string UuidV5(std::string_view ns, std::string_view name) {
 
 std::string Sha256Hex(std::string_view data) {
   unsigned char hash[EVP_MAX_MD_SIZE] = {};
-  const unsigned len = Digest(EVP_sha256(), data, {}, hash);
+  const unsigned len = Digest(true, data, {}, hash);
   std::string out;
   out.reserve(len * 2);
   for (unsigned i = 0; i < len; ++i) {

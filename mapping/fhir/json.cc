@@ -16,6 +16,7 @@ Json& Json::Set(std::string_view key, Json value) {
       return v;
     }
   }
+  if (members_.empty()) members_.reserve(8);
   members_.emplace_back(std::string(key), std::move(value));
   return members_.back().second;
 }
@@ -44,14 +45,19 @@ void Json::Remove(std::string_view key) {
 }
 
 Json& Json::Push(Json value) {
+  if (items_.empty()) items_.reserve(4);
   items_.push_back(std::move(value));
   return items_.back();
 }
 
 void AppendJsonString(std::string_view text, std::string* out) {
   out->push_back('"');
-  for (char ch : text) {
-    const unsigned char c = static_cast<unsigned char>(ch);
+  size_t run = 0;  // start of the current run of characters needing no escape
+  for (size_t i = 0; i < text.size(); ++i) {
+    const unsigned char c = static_cast<unsigned char>(text[i]);
+    if (c >= 0x20 && c != '"' && c != '\\') continue;
+    out->append(text.data() + run, i - run);
+    run = i + 1;
     switch (c) {
       case '"':
         out->append("\\\"");
@@ -68,16 +74,14 @@ void AppendJsonString(std::string_view text, std::string* out) {
       case '\t':
         out->append("\\t");
         break;
-      default:
-        if (c < 0x20) {
-          char buf[8];
-          std::snprintf(buf, sizeof(buf), "\\u%04x", c);
-          out->append(buf);
-        } else {
-          out->push_back(ch);
-        }
+      default: {
+        char buf[8];
+        std::snprintf(buf, sizeof(buf), "\\u%04x", c);
+        out->append(buf);
+      }
     }
   }
+  out->append(text.data() + run, text.size() - run);
   out->push_back('"');
 }
 

@@ -92,6 +92,17 @@ absl::StatusOr<std::string> BuildOrm(const OrderRequest& order, const OrmOptions
   if (Trim(order.placer_order_number).empty()) {
     return Invalid("ORC", 2, "order has no placer order number");
   }
+  // Identifiers are echoed back and matched byte for byte: no surrounding
+  // spaces (the ORU side trims) and no control characters.
+  for (const std::string* id : {&order.patient_id, &order.placer_order_number,
+                                &order.filler_order_number, &order.encounter_id}) {
+    if (*id != Trim(*id)) return Invalid("ORC", 2, "identifier with surrounding spaces");
+    for (char c : *id) {
+      if (static_cast<unsigned char>(c) < 0x20) {
+        return Invalid("ORC", 2, "identifier with a control character");
+      }
+    }
+  }
   if (order.priority != "R" && order.priority != "S" && order.priority != "A") {
     return Invalid("OBR", 5, "priority must be R, S or A");
   }

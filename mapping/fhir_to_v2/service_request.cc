@@ -19,9 +19,12 @@ const Value* Member(const Value& v, const char* name) {
   return it == v.MemberEnd() ? nullptr : &it->value;
 }
 
+// The string member `name` with surrounding spaces removed ("" when absent
+// or not a string).
 std::string Str(const Value& v, const char* name) {
   const Value* m = Member(v, name);
-  return m != nullptr && m->IsString() ? std::string(m->GetString(), m->GetStringLength()) : "";
+  if (m == nullptr || !m->IsString()) return "";
+  return std::string(v2_to_fhir::Trim(std::string_view(m->GetString(), m->GetStringLength())));
 }
 
 const Value* Array(const Value& v, const char* name) {
@@ -87,7 +90,7 @@ absl::Status Bad(std::string_view what) {
 absl::StatusOr<OrderRequest> FromServiceRequest(std::string_view json,
                                                 const ServiceRequestOptions& options) {
   rapidjson::Document doc;
-  doc.Parse(json.data(), json.size());
+  doc.Parse<rapidjson::kParseValidateEncodingFlag>(json.data(), json.size());
   if (doc.HasParseError() || !doc.IsObject()) return Bad("input is not a JSON object");
   const Value* sr = nullptr;
   const std::string type = Str(doc, "resourceType");

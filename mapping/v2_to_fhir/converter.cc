@@ -212,7 +212,9 @@ class Converter {
   Entry& Add(std::string type, std::string key, Json resource);
   std::string OrganizationFromHd(const hl7::Hd& hd);
   std::string OrganizationFromXon(const Element& rep, const std::string& loc);
+  std::string OrganizationFromXonUncached(const Element& rep, const std::string& loc);
   std::string Practitioner(const Element& rep, const std::string& loc);
+  std::string PractitionerUncached(const Element& rep, const std::string& loc);
   void MapPatient(int pid_segment);
   void MapOrder(const hl7::OrderObservation& order);
   struct ObservationContext;
@@ -235,7 +237,10 @@ class Converter {
   std::deque<Entry> entries_;  // deque: references from Add() stay valid
   std::map<std::string, size_t> entry_index_;  // uuid -> entries_
   std::set<std::string> observation_keys_;
-  std::set<int> misplaced_status_;  // OBX segments whose status was read from OBX-10
+  std::set<int> misplaced_status_;
+  // Encoded XON / XCN -> uuid ("" when nothing was created), per message.
+  std::map<std::string, std::string, std::less<>> xon_cache_;
+  std::map<std::string, std::string, std::less<>> xcn_cache_;  // OBX segments whose status was read from OBX-10
   std::vector<int> occurrence_;  // per segment: 1-based occurrence of its name
 };
 
@@ -521,6 +526,15 @@ std::string Converter::OrganizationFromHd(const hl7::Hd& hd) {
 }
 
 std::string Converter::OrganizationFromXon(const Element& rep, const std::string& loc) {
+  // The same XON (usually on every OBX) maps to the same Organization.
+  const std::string_view encoded = rep.encoded();
+  if (auto it = xon_cache_.find(encoded); it != xon_cache_.end()) return it->second;
+  std::string uuid = OrganizationFromXonUncached(rep, loc);
+  xon_cache_.emplace(std::string(encoded), uuid);
+  return uuid;
+}
+
+std::string Converter::OrganizationFromXonUncached(const Element& rep, const std::string& loc) {
   const std::string_view name = Trim(rep.Comp(1).value());
   std::string_view id_value = Trim(rep.Comp(10).value());
   if (id_value.empty()) id_value = Trim(rep.Comp(3).value());
@@ -548,6 +562,14 @@ std::string Converter::OrganizationFromXon(const Element& rep, const std::string
 }
 
 std::string Converter::Practitioner(const Element& rep, const std::string& loc) {
+  const std::string_view encoded = rep.encoded();
+  if (auto it = xcn_cache_.find(encoded); it != xcn_cache_.end()) return it->second;
+  std::string uuid = PractitionerUncached(rep, loc);
+  xcn_cache_.emplace(std::string(encoded), uuid);
+  return uuid;
+}
+
+std::string Converter::PractitionerUncached(const Element& rep, const std::string& loc) {
   hl7::Xcn x = hl7::Xcn::From(rep);
   const std::string_view id = Trim(x.id);
   const std::string_view family = Trim(x.family);

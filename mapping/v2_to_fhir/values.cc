@@ -4,7 +4,6 @@
 #include <cstdlib>
 #include <utility>
 
-#include "absl/strings/str_format.h"
 #include "mapping/v2_to_fhir/internal/strings.h"
 
 namespace bridge::v2_to_fhir {
@@ -381,18 +380,47 @@ std::optional<std::string_view> DefaultUnitMap(std::string_view unit) {
   return std::nullopt;
 }
 
+namespace {
+
+// Appends `n` as exactly `width` digits (n >= 0; wider values are written
+// in full).
+void AppendDigits(std::string* out, int n, int width) {
+  char buf[12];
+  int len = 0;
+  do {
+    buf[len++] = static_cast<char>('0' + n % 10);
+    n /= 10;
+  } while (n > 0 && len < 11);
+  for (int i = len; i < width; ++i) out->push_back('0');
+  while (len > 0) out->push_back(buf[--len]);
+}
+
+}  // namespace
+
 std::string FormatOffset(int minutes) {
-  const char sign = minutes < 0 ? '-' : '+';
+  std::string out;
+  out.push_back(minutes < 0 ? '-' : '+');
   minutes = std::abs(minutes);
-  return absl::StrFormat("%c%02d:%02d", sign, minutes / 60, minutes % 60);
+  AppendDigits(&out, minutes / 60, 2);
+  out.push_back(':');
+  AppendDigits(&out, minutes % 60, 2);
+  return out;
 }
 
 std::optional<std::string> FhirDate(const hl7::DateTime& t) {
   using P = hl7::DateTime::Precision;
   if (t.year <= 0) return std::nullopt;
-  std::string out = absl::StrFormat("%04d", t.year);
-  if (t.precision >= P::kMonth) absl::StrAppendFormat(&out, "-%02d", t.month);
-  if (t.precision >= P::kDay) absl::StrAppendFormat(&out, "-%02d", t.day);
+  std::string out;
+  out.reserve(10);
+  AppendDigits(&out, t.year, 4);
+  if (t.precision >= P::kMonth) {
+    out.push_back('-');
+    AppendDigits(&out, t.month, 2);
+  }
+  if (t.precision >= P::kDay) {
+    out.push_back('-');
+    AppendDigits(&out, t.day, 2);
+  }
   return out;
 }
 
@@ -405,9 +433,19 @@ std::optional<std::string> FhirDateTime(const hl7::DateTime& t, int default_offs
 std::optional<std::string> FhirInstant(const hl7::DateTime& t, int default_offset_minutes) {
   using P = hl7::DateTime::Precision;
   if (t.year <= 0 || t.precision < P::kHour) return std::nullopt;
-  std::string out = absl::StrFormat("%04d-%02d-%02dT%02d:%02d:%02d", t.year, t.month, t.day,
-                                    t.hour, t.precision >= P::kMinute ? t.minute : 0,
-                                    t.precision >= P::kSecond ? t.second : 0);
+  std::string out;
+  out.reserve(32);
+  AppendDigits(&out, t.year, 4);
+  out.push_back('-');
+  AppendDigits(&out, t.month, 2);
+  out.push_back('-');
+  AppendDigits(&out, t.day, 2);
+  out.push_back('T');
+  AppendDigits(&out, t.hour, 2);
+  out.push_back(':');
+  AppendDigits(&out, t.precision >= P::kMinute ? t.minute : 0, 2);
+  out.push_back(':');
+  AppendDigits(&out, t.precision >= P::kSecond ? t.second : 0, 2);
   if (t.precision >= P::kSecond && !t.fraction.empty()) {
     out.push_back('.');
     out.append(t.fraction);
@@ -437,7 +475,12 @@ std::optional<std::string> FhirTime(std::string_view text) {
   const int mm = digits.size() >= 4 ? std::atoi(std::string(digits.substr(2, 2)).c_str()) : 0;
   const int ss = digits.size() >= 6 ? std::atoi(std::string(digits.substr(4, 2)).c_str()) : 0;
   if (hh > 23 || mm > 59 || ss > 59) return std::nullopt;
-  std::string out = absl::StrFormat("%02d:%02d:%02d", hh, mm, ss);
+  std::string out;
+  AppendDigits(&out, hh, 2);
+  out.push_back(':');
+  AppendDigits(&out, mm, 2);
+  out.push_back(':');
+  AppendDigits(&out, ss, 2);
   if (!fraction.empty()) {
     out.push_back('.');
     out.append(fraction);
