@@ -197,7 +197,7 @@ class Parser {
     offset_base_ = m_.converted_ ? 0 : start;
     // Offsets and counts are 32-bit and 28-bit in the tree.
     if (m_.text().size() >= Message::kCountMask) {
-      return ParseError(ErrorCode::kValueTooLong, "MSH", 1, 0, 0, "message exceeds 256 MiB");
+      return ParseError(ErrorCode::kValueTooLong, "MSH", 1, 0, 0, "message exceeds 64 MiB");
     }
 
     // Room for a typical message up front, so pushes never reallocate on the
@@ -281,24 +281,12 @@ class Parser {
   // the terminator.
   absl::Status ScanFields(std::size_t pos, int sequence, std::uint32_t first_field,
                           std::size_t* end) {
-    const ClassTable& cls = *table_;
     const char* base = m_.text().data();
     const std::size_t n = m_.text().size();
     while (pos < n && base[pos] == m_.delimiters_.field) {
       std::size_t begin = ++pos;
       std::uint8_t flags = 0;
-      // The string's own NUL after the last byte is the sentinel that ends
-      // the loop at the end of the text.
-      for (;;) {
-        std::uint8_t k = cls[static_cast<unsigned char>(base[pos])];
-        if (k == 0) {
-          ++pos;
-          continue;
-        }
-        if (k & (kField | kTerminator)) break;
-        flags |= k;
-        ++pos;
-      }
+      pos = FieldEnd(begin, &flags);
       if (pos < n && base[pos] == '\0') {
         return ParseError(ErrorCode::kDataTypeError, "", sequence,
                           static_cast<int>(m_.level_size_[0] - first_field) + 1, Offset(pos),
@@ -312,6 +300,25 @@ class Parser {
     }
     *end = pos;
     return absl::OkStatus();
+  }
+
+  // Where the field starting at `begin` ends (at a field separator, CR, LF or
+  // NUL; the string's own NUL after the last byte ends the text), and which
+  // separator classes occur in it.
+  std::size_t FieldEnd(std::size_t begin, std::uint8_t* flags) const {
+    const ClassTable& cls = *table_;
+    const char* base = m_.text().data();
+    std::size_t pos = begin;
+    for (;;) {
+      std::uint8_t k = cls[static_cast<unsigned char>(base[pos])];
+      if (k == 0) {
+        ++pos;
+        continue;
+      }
+      if (k & (kField | kTerminator)) return pos;
+      *flags |= k;
+      ++pos;
+    }
   }
 
   // Builds the node for [begin, end) at `level`, whose text holds the
@@ -353,12 +360,11 @@ class Parser {
     node.aux = m_.level_size_[child_index];
     if ((flags & separator_class) == 0) {
       // No separator of this level (a field with components but one
-      // repetition, say): one child spanning everything, without another
-      // pass over the bytes at this level.
+      // repetition, say): no node and no pass over the bytes for it.
+      // The child is stored in place of this node, one more level skipped.
       Node child = Split(child_level, begin, end, flags);
-      Push(child_index, child);
-      node.meta = Message::kParent | 1;
-      return node;
+      child.meta += 1u << Message::kSkipShift;
+      return child;
     }
     std::uint32_t count = 0;
     std::size_t piece = begin;

@@ -207,9 +207,20 @@ class Message {
   static constexpr std::uint32_t kParent = 1u << 31;
   static constexpr std::uint32_t kDecoded = 1u << 30;
   static constexpr std::uint32_t kNull = 1u << 29;
-  static constexpr std::uint32_t kCountMask = (1u << 28) - 1;
+  // A parent whose text has no separator of the next level down (a field
+  // with components but one repetition) does not store that level: its
+  // children sit `skip` levels further down, and the levels in between are
+  // implied, like the levels below a leaf.
+  static constexpr int kSkipShift = 26;
+  static constexpr std::uint32_t kSkipMask = 3u << kSkipShift;
+  static constexpr std::uint32_t kCountMask = (1u << kSkipShift) - 1;
   static std::uint32_t ChildCount(const Node& node) {
     return (node.meta & kParent) ? node.meta & kCountMask : 0;
+  }
+  // Level of a parent's stored children.
+  static int ChildLevel(const Node& node, Level node_level) {
+    return static_cast<int>(node_level) + 1 +
+           static_cast<int>((node.meta & kSkipMask) >> kSkipShift);
   }
   struct SegmentNode {
     std::uint32_t begin = 0;
@@ -246,7 +257,7 @@ inline std::string_view Element::value() const {
   const Message::Node* node = &message_->nodes(node_level_)[node_];
   int level = static_cast<int>(node_level_);
   while ((node->meta & Message::kParent) && level < static_cast<int>(Level::kSubcomponent)) {
-    ++level;
+    level = Message::ChildLevel(*node, static_cast<Level>(level));
     node = &message_->nodes(static_cast<Level>(level))[node->aux];
   }
   return message_->LeafValue(*node);
@@ -266,16 +277,17 @@ inline bool Element::is_null() const {
 
 inline bool Element::is_leaf() const {
   if (message_ == nullptr) return false;
-  return level_ != node_level_ ||
-         (message_->nodes(node_level_)[node_].meta & Message::kParent) == 0;
+  return (message_->nodes(node_level_)[node_].meta & Message::kParent) == 0;
 }
 
 inline int Element::size() const {
   if (message_ == nullptr || level_ == Level::kSubcomponent) return 0;
-  if (level_ != node_level_) return 1;
   const Message::Node& node = message_->nodes(node_level_)[node_];
   const std::uint32_t count = Message::ChildCount(node);
-  return count == 0 ? 1 : static_cast<int>(count);
+  if (count == 0 || static_cast<int>(level_) + 1 < Message::ChildLevel(node, node_level_)) {
+    return 1;  // a leaf, or a level the node implies: one child
+  }
+  return static_cast<int>(count);
 }
 
 inline Element Element::Child(int n) const {
@@ -283,8 +295,9 @@ inline Element Element::Child(int n) const {
   const Level child_level = static_cast<Level>(static_cast<int>(level_) + 1);
   const Message::Node& node = message_->nodes(node_level_)[node_];
   const std::uint32_t count = Message::ChildCount(node);
-  if (level_ != node_level_ || count == 0) {
-    // A leaf stands for its only child at every lower level.
+  if (count == 0 || static_cast<int>(child_level) < Message::ChildLevel(node, node_level_)) {
+    // A leaf, or a parent above its stored children, stands for its only
+    // child at the levels in between.
     return n == 1 ? Element(message_, node_level_, node_, child_level) : Element();
   }
   if (static_cast<std::uint32_t>(n) > count) return Element();

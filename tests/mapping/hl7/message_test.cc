@@ -281,3 +281,37 @@ TEST(MessageRegressionTest, UndefinedWindows1252BytesFallBackToLatin1) {
 
 }  // namespace
 }  // namespace bridge::hl7
+
+namespace bridge::hl7 {
+namespace {
+
+// A level with no separator of its own is not stored (the node stands for
+// it), so every shape of nesting must still read the same way.
+TEST(MessageShapeTest, LevelsWithoutTheirOwnSeparatorReadLikeAnyOther) {
+  absl::StatusOr<Message> m = Message::Parse(
+      "MSH|^~\\&|A|B|C|D|1||ORU^R01|1|P|2.5.1\r"
+      "ZZZ|a&b|c^d&e|f~g&h|i^j~k|\"\"&x\r");
+  ASSERT_TRUE(m.ok()) << m.status();
+  Element subs_only = m->Get("ZZZ-1");
+  EXPECT_EQ(subs_only.size(), 1);
+  EXPECT_EQ(subs_only.Rep(1).size(), 1);
+  EXPECT_EQ(subs_only.Rep(1).Comp(1).size(), 2);
+  EXPECT_EQ(subs_only.Comp(1).Sub(2).value(), "b");
+  EXPECT_FALSE(subs_only.is_leaf());
+  EXPECT_FALSE(subs_only.Rep(1).is_leaf());
+  EXPECT_EQ(subs_only.Rep(1).encoded(), "a&b");
+  EXPECT_EQ(m->Get("ZZZ-2-2-2").value(), "e");
+  EXPECT_EQ(m->Get("ZZZ-2").Rep(1).size(), 2);
+  EXPECT_EQ(m->Get("ZZZ-3(2)-1-2").value(), "h");
+  EXPECT_EQ(m->Get("ZZZ-3(1)").size(), 1);
+  EXPECT_TRUE(m->Get("ZZZ-3(1)").is_leaf());
+  EXPECT_EQ(m->Get("ZZZ-4(1)-2").value(), "j");
+  EXPECT_EQ(m->Get("ZZZ-4(2)-1").value(), "k");
+  EXPECT_FALSE(m->Get("ZZZ-4(2)-2").present());
+  EXPECT_TRUE(m->Get("ZZZ-5-1-1").is_null());
+  EXPECT_EQ(m->Get("ZZZ-5-1-2").value(), "x");
+  EXPECT_EQ(m->Get("ZZZ-5").value(), "");
+}
+
+}  // namespace
+}  // namespace bridge::hl7
