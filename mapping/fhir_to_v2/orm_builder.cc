@@ -6,13 +6,13 @@
 #include "mapping/hl7/encoder.h"
 #include "mapping/hl7/error.h"
 #include "mapping/hl7/oru.h"
-#include "mapping/v2_to_fhir/internal/strings.h"
+#include "mapping/fhir/text.h"
 
 namespace bridge::fhir_to_v2 {
 namespace {
 
-using v2_to_fhir::Cat;
-using v2_to_fhir::Trim;
+using fhir::text::Cat;
+using fhir::text::Trim;
 
 absl::Status Invalid(std::string_view segment, int field, std::string_view message) {
   return hl7::Hl7Error(absl::StatusCode::kInvalidArgument, hl7::ErrorCode::kRequiredFieldMissing,
@@ -42,7 +42,7 @@ std::string V2Date(std::string_view d) {
 
 std::string IsoDate(std::string_view v2) {
   v2 = Trim(v2);
-  if (v2.size() >= 8 && v2_to_fhir::IsAllDigits(v2.substr(0, 8))) {
+  if (v2.size() >= 8 && fhir::text::IsAllDigits(v2.substr(0, 8))) {
     return Cat(v2.substr(0, 4), "-", v2.substr(4, 2), "-", v2.substr(6, 2));
   }
   return std::string(v2);

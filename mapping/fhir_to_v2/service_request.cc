@@ -4,14 +4,14 @@
 #include <string>
 
 #include "mapping/fhir_to_v2/orm_builder.h"
-#include "mapping/v2_to_fhir/internal/strings.h"
+#include "mapping/fhir/text.h"
 #include "rapidjson/document.h"
 
 namespace bridge::fhir_to_v2 {
 namespace {
 
 using rapidjson::Value;
-using v2_to_fhir::Cat;
+using fhir::text::Cat;
 
 const Value* Member(const Value& v, const char* name) {
   if (!v.IsObject()) return nullptr;
@@ -24,7 +24,7 @@ const Value* Member(const Value& v, const char* name) {
 std::string Str(const Value& v, const char* name) {
   const Value* m = Member(v, name);
   if (m == nullptr || !m->IsString()) return "";
-  return std::string(v2_to_fhir::Trim(std::string_view(m->GetString(), m->GetStringLength())));
+  return std::string(fhir::text::Trim(std::string_view(m->GetString(), m->GetStringLength())));
 }
 
 const Value* Array(const Value& v, const char* name) {
