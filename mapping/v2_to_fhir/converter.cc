@@ -149,10 +149,13 @@ std::string FullText(const Element& e) {
 
 std::string Ref(std::string_view uuid) { return Cat("urn:uuid:", uuid); }
 
+// References and fixed codings are never inspected after they are built, so
+// they are kept as serialized text (one allocation instead of a small tree).
 Json Reference(std::string_view uuid) {
-  Json r = Json::Object();
-  r.Set("reference", Ref(uuid));
-  return r;
+  std::string text = "{\"reference\":\"urn:uuid:";
+  text.append(uuid);  // hex and dashes only: nothing to escape
+  text.append("\"}");
+  return Json::Raw(std::move(text));
 }
 
 void SetIf(Json& obj, std::string_view key, std::string_view value) {
@@ -168,9 +171,10 @@ Json CodingJson(std::string_view system, std::string_view code, std::string_view
 }
 
 Json ConceptOf(std::string_view system, std::string_view code, std::string_view display = {}) {
-  Json cc = Json::Object();
-  cc.Set("coding", Json::Array()).Push(CodingJson(system, code, display));
-  return cc;
+  std::string text = "{\"coding\":[";
+  CodingJson(system, code, display).AppendTo(&text);
+  text.append("]}");
+  return Json::Raw(std::move(text));
 }
 
 struct Entry {
@@ -218,8 +222,10 @@ class Converter {
   void MapPatient(int pid_segment);
   void MapOrder(const hl7::OrderObservation& order);
   struct ObservationContext;
+  // Returns the Observation's uuid; *ask_at_order_entry tells whether it is
+  // an AOE answer (OBX-29 QST/SCI or OBX-11 O) for ServiceRequest.supportingInfo.
   std::string MapObservation(const hl7::Observation& obs, const ObservationContext& ctx,
-                             bool specimen_level);
+                             bool specimen_level, bool* ask_at_order_entry);
   bool MapValue(const hl7::SegmentRef& obx, int obx_index, Json& target, std::string* domain_value);
   void Finish();
 
@@ -1065,7 +1071,7 @@ bool Converter::MapValue(const hl7::SegmentRef& obx, int obx_index, Json& target
 }
 
 std::string Converter::MapObservation(const hl7::Observation& obs, const ObservationContext& ctx,
-                                      bool specimen_level) {
+                                      bool specimen_level, bool* ask_at_order_entry) {
   const hl7::SegmentRef obx = m_.segment(obs.obx);
   const std::string type(Trim(obx.Field(2).value()));
   const Element code_field = obx.Field(3);
@@ -1085,6 +1091,7 @@ std::string Converter::MapObservation(const hl7::Observation& obs, const Observa
   }
   const std::string_view nature = Trim(obx.Field(29).value());
   const bool aoe = nature == "QST" || nature == "SCI" || status_code == "O";
+  *ask_at_order_entry = aoe;
 
   ResultRecord r;
   r.patient_index = std::max(patient_index_, 0);
@@ -1305,7 +1312,7 @@ std::string Converter::MapObservation(const hl7::Observation& obs, const Observa
   e.record.category = aoe ? "" : "laboratory";
   r.observation_id = e.uuid;
   out_->domain.results.push_back(std::move(r));
-  return aoe ? "" : e.uuid;
+  return e.uuid;
 }
 
 void Converter::MapOrder(const hl7::OrderObservation& order) {
@@ -1587,6 +1594,7 @@ void Converter::MapOrder(const hl7::OrderObservation& order) {
 
   // Observations.
   std::vector<std::string> results;
+  std::vector<std::string> supporting;  // AOE answers -> ServiceRequest.supportingInfo
   std::vector<std::string> narrative;  // rule T
   std::vector<std::string> performer_orgs;
   for (const hl7::Observation& obs : order.observations) {
@@ -1618,8 +1626,9 @@ void Converter::MapOrder(const hl7::OrderObservation& order) {
       Report(Loc(obs.obx), "text OBX without OBX-3: DiagnosticReport.presentedForm (rule T)");
       continue;
     }
-    const std::string uuid = MapObservation(obs, ctx, false);
-    if (!uuid.empty()) results.push_back(uuid);
+    bool aoe = false;
+    const std::string uuid = MapObservation(obs, ctx, false, &aoe);
+    (aoe ? supporting : results).push_back(uuid);
     const std::string org = OrganizationFromXon(obx.Field(23).Rep(1), Loc(obs.obx, 23));
     if (!org.empty() &&
         std::find(performer_orgs.begin(), performer_orgs.end(), org) == performer_orgs.end()) {
@@ -1632,10 +1641,17 @@ void Converter::MapOrder(const hl7::OrderObservation& order) {
     sctx.specimen_focus = spm_specimens[i];
     sctx.specimen_uuid.clear();
     for (const hl7::Observation& obs : order.specimens[i].observations) {
-      MapObservation(obs, sctx, true);
+      bool aoe = false;
+      const std::string uuid = MapObservation(obs, sctx, true, &aoe);
+      if (aoe) supporting.push_back(uuid);
       for (int other : obs.other) Report(Loc(other), "segment not mapped");
     }
     for (int other : order.specimens[i].other) Report(Loc(other), "segment not mapped");
+  }
+
+  if (!supporting.empty()) {
+    Json& info = entries_[entry_index_.at(sr_uuid)].resource.Set("supportingInfo", Json::Array());
+    for (const std::string& uuid : supporting) info.Push(Reference(uuid));
   }
 
   // DiagnosticReport.
