@@ -16,7 +16,7 @@ Json& Json::Set(std::string_view key, Json value) {
       return v;
     }
   }
-  if (members_.empty()) members_.reserve(8);
+  if (members_.empty()) members_.reserve(4);
   members_.emplace_back(std::string(key), std::move(value));
   return members_.back().second;
 }
@@ -45,7 +45,7 @@ void Json::Remove(std::string_view key) {
 }
 
 Json& Json::Push(Json value) {
-  if (items_.empty()) items_.reserve(4);
+  if (items_.empty()) items_.reserve(2);
   items_.push_back(std::move(value));
   return items_.back();
 }

@@ -1867,12 +1867,15 @@ void Converter::Finish() {
   out.append(R"(,"entry":[)");
   for (size_t i = 0; i < entries_.size(); ++i) {
     Entry& e = entries_[i];
-    e.record.json = e.resource.Serialize();
     if (i > 0) out.push_back(',');
     out.append(R"({"fullUrl":)");
     fhir::AppendJsonString(Ref(e.uuid), &out);
     out.append(R"(,"resource":)");
-    out.append(e.record.json);
+    // Serialized once, straight into the Bundle; the stored copy is a slice.
+    const size_t start = out.size();
+    e.resource.AppendTo(&out);
+    e.record.json.assign(out, start, out.size() - start);
+    e.resource = Json();  // free the tree early
     out.append(R"(,"request":{"method":)");
     fhir::AppendJsonString(e.method, &out);
     out.append(R"(,"url":)");
