@@ -8,6 +8,7 @@
 //                                          are left, printing each claimed id
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <string>
 #include <thread>
 
@@ -22,15 +23,20 @@ using bridge::storage::OpenStore;
 using bridge::storage::Store;
 using bridge::storage::StoreOptions;
 
+// Retries only what may succeed later (kUnavailable), for at most 120 s;
+// anything else ends the process with exit code 3.
 std::unique_ptr<Store> OpenWithRetry(const std::string& url) {
   StoreOptions options;
   options.database_url = url;
-  for (;;) {
+  for (int attempt = 0;; ++attempt) {
     absl::StatusOr<std::unique_ptr<Store>> store = OpenStore(options);
     if (store.ok()) {
       return *std::move(store);
     }
     std::fprintf(stderr, "open: %s\n", store.status().ToString().c_str());
+    if (!absl::IsUnavailable(store.status()) || attempt >= 1200) {
+      std::exit(3);
+    }
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
 }
@@ -63,6 +69,9 @@ int Claim(const std::string& url, const std::string& claimer) {
         store->ClaimOutbox(claimer, absl::Minutes(10), 7);
     if (!items.ok()) {
       std::fprintf(stderr, "claim: %s\n", items.status().ToString().c_str());
+      if (!absl::IsUnavailable(items.status())) {
+        return 2;
+      }
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
       continue;
     }

@@ -99,9 +99,20 @@ class Child {
     return Wait();
   }
 
-  std::vector<int64_t> Wait(int* exit_code = nullptr) {
+  // Reaps the child; kills it (and fails the test) if it runs past `limit`.
+  std::vector<int64_t> Wait(int* exit_code = nullptr,
+                            std::chrono::seconds limit = std::chrono::seconds(300)) {
     int status = 0;
-    waitpid(pid_, &status, 0);
+    const auto deadline = std::chrono::steady_clock::now() + limit;
+    while (waitpid(pid_, &status, WNOHANG) == 0) {
+      if (std::chrono::steady_clock::now() > deadline) {
+        ADD_FAILURE() << "child " << pid_ << " still running after " << limit.count() << " s";
+        kill(pid_, SIGKILL);
+        waitpid(pid_, &status, 0);
+        break;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
     reaped_ = true;
     if (exit_code != nullptr) {
       *exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
@@ -196,6 +207,7 @@ TEST(StoreCrashTest, PostgresImmediateStopMidLoadLosesNothingReported) {
     std::this_thread::sleep_for(std::chrono::milliseconds(500));
     const size_t before = child.Reported();
     ASSERT_EQ(std::system(absl::StrCat(ctl, " start >/dev/null 2>&1").c_str()), 0);
+    ASSERT_TRUE(testing::WaitForPostgres()) << "PostgreSQL did not come back";
     // The writer reconnects by itself and carries on.
     EXPECT_TRUE(child.WaitForReports(before + 30, std::chrono::seconds(60)));
     reported["PG"] = child.Kill();

@@ -2,9 +2,11 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <random>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
@@ -58,6 +60,20 @@ std::string PsqlCommand(const std::string& dsn, const std::string& sql) {
 
 }  // namespace
 
+bool WaitForPostgres() {
+  // After a crash test's `pg_ctl stop -m immediate` + start, recovery may
+  // still refuse connections for a moment.
+  for (int attempt = 0; attempt < 600; ++attempt) {
+    int rc = 0;
+    RunCommand(PsqlCommand(*PostgresDsn(), "SELECT 1"), &rc);
+    if (rc == 0) {
+      return true;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  return false;
+}
+
 std::string SqliteByHand() { return STORAGE_SQLITE_BY_HAND; }
 
 TestDatabase::TestDatabase(Backend backend) : backend_(backend) {
@@ -69,6 +85,7 @@ TestDatabase::TestDatabase(Backend backend) : backend_(backend) {
   std::random_device random;
   schema_ = absl::StrCat("t_", random(), "_", random());
   const std::string dsn = *PostgresDsn();
+  EXPECT_TRUE(WaitForPostgres());
   int rc = 0;
   std::string out = RunCommand(PsqlCommand(dsn, absl::StrCat("CREATE SCHEMA ", schema_)), &rc);
   EXPECT_EQ(rc, 0) << out;

@@ -26,6 +26,9 @@ bool PostgresRequired();
 // The PostgreSQL DSN for tests, or nullopt when BRIDGE_TEST_PG_DSN is unset.
 std::optional<std::string> PostgresDsn();
 
+// Waits up to 60 s until the test PostgreSQL accepts connections.
+bool WaitForPostgres();
+
 // One isolated database for one test; dropped by the destructor.
 class TestDatabase {
  public:
