@@ -17,7 +17,7 @@ Json& Json::Set(std::string_view key, Json value) {
     }
   }
   if (members_.empty()) members_.reserve(4);
-  members_.emplace_back(std::string(key), std::move(value));
+  members_.emplace_back(key, std::move(value));
   return members_.back().second;
 }
 
@@ -93,10 +93,10 @@ void Json::AppendTo(std::string* out) const {
     case Kind::kBool:
     case Kind::kNumber:
     case Kind::kRaw:
-      out->append(scalar_);
+      out->append(scalar());
       break;
     case Kind::kString:
-      AppendJsonString(scalar_, out);
+      AppendJsonString(scalar(), out);
       break;
     case Kind::kObject: {
       out->push_back('{');

@@ -5,6 +5,10 @@
 // tokens, never through a double, so `0.10` stays `0.10` (FHIR decimals keep
 // their precision, MAPPING.md 1.5).
 //
+// Keys are not copied: a key must outlive the Json (use string literals, as
+// all FHIR element names are). String values are copied, except those made
+// with Json::Literal (static text such as code-system URIs).
+//
 //   Json obs = Json::Object();
 //   obs.Set("resourceType", "Observation");
 //   obs.Set("valueQuantity", Json::Object()).Set("value", Json::Number("0.10"));
@@ -46,6 +50,21 @@ class Json {
     return j;
   }
   static Json Integer(long long n) { return Number(std::to_string(n)); }
+  // Already-serialized static JSON, not copied (must outlive the Json).
+  static Json RawLiteral(std::string_view serialized) {
+    Json j(Kind::kRaw);
+    j.literal_ = serialized;
+    j.is_literal_ = true;
+    return j;
+  }
+  // A string value that is not copied: `text` must outlive the Json
+  // (a string literal or a constant).
+  static Json Literal(std::string_view text) {
+    Json j(Kind::kString);
+    j.literal_ = text;
+    j.is_literal_ = true;
+    return j;
+  }
   // Already-serialized JSON, written verbatim.
   static Json Raw(std::string serialized) {
     Json j(Kind::kRaw);
@@ -57,16 +76,17 @@ class Json {
   bool is_object() const { return kind_ == Kind::kObject; }
   bool is_array() const { return kind_ == Kind::kArray; }
   // String/number text.
-  const std::string& scalar() const { return scalar_; }
+  std::string_view scalar() const { return is_literal_ ? literal_ : std::string_view(scalar_); }
 
   // Objects: sets `key` (replacing an existing member) and returns the value.
+  // `key` is not copied (see above).
   Json& Set(std::string_view key, Json value);
   // Objects: the member or nullptr.
   const Json* Find(std::string_view key) const;
   Json* Find(std::string_view key);
   bool Has(std::string_view key) const { return Find(key) != nullptr; }
   void Remove(std::string_view key);
-  const std::vector<std::pair<std::string, Json>>& members() const { return members_; }
+  const std::vector<std::pair<std::string_view, Json>>& members() const { return members_; }
 
   // Arrays: appends and returns the new element.
   Json& Push(Json value);
@@ -86,8 +106,10 @@ class Json {
   explicit Json(Kind kind) : kind_(kind) {}
 
   Kind kind_ = Kind::kNull;
+  bool is_literal_ = false;
+  std::string_view literal_;
   std::string scalar_;
-  std::vector<std::pair<std::string, Json>> members_;
+  std::vector<std::pair<std::string_view, Json>> members_;
   std::vector<Json> items_;
 };
 

@@ -433,7 +433,7 @@ Json Converter::Quantity(std::string_view value, const Element& units, const std
     return q;
   }
   if (!ucum.empty()) {
-    q.Set("system", Json(kUcum));
+    q.Set("system", Json::Literal(kUcum));
     q.Set("code", Json(ucum));
   }
   return q;
@@ -551,7 +551,7 @@ std::string Converter::OrganizationFromXonUncached(const Element& rep, const std
   if (std::optional<Json> id =
           Identifier(id_value, hl7::Hd::FromSubcomponents(rep.Comp(6)), rep.Comp(7).value())) {
     const Json* sys = id->Find("system");
-    key = Cat(sys != nullptr ? sys->scalar() : "", "|", id_value);
+    key = Cat(sys != nullptr ? sys->scalar() : std::string_view(), "|", id_value);
     org.Set("identifier", Json::Array()).Push(*std::move(id));
   } else {
     key = Cat("name|", name);
@@ -643,7 +643,7 @@ void Converter::MapPatient(int pid_index) {
       std::optional<Json> id = Identifier(cx.id, cx.assigning_authority, cx.identifier_type_code);
       if (!id.has_value()) continue;
       const Json* sys = id->Find("system");
-      const std::string system = sys != nullptr ? sys->scalar() : "";
+      const std::string system(sys != nullptr ? sys->scalar() : std::string_view());
       IdentifierRecord ir;
       ir.value = std::string(Trim(cx.id));
       ir.authority = std::string(!cx.assigning_authority.namespace_id.empty()
@@ -862,12 +862,12 @@ bool Converter::MapValue(const hl7::SegmentRef& obx, int obx_index, Json& target
     return true;
   }
   std::vector<Element> reps = value.Reps();
-  std::vector<std::pair<std::string, Json>> values;  // (key, value) per repetition
+  std::vector<std::pair<std::string_view, Json>> values;  // (key literal, value) per repetition
   std::string domain;
   for (size_t i = 0; i < reps.size(); ++i) {
     const Element& rep = reps[i];
     if (i > 0) domain.push_back('~');
-    std::string key;
+    std::string_view key;  // a literal: Json keys are not copied
     Json v;
     if (type == "NM") {
       domain += std::string(Trim(rep.value()));
@@ -1122,18 +1122,18 @@ std::string Converter::MapObservation(const hl7::Observation& obs, const Observa
   r.comments = NoteLines(obs.notes);
 
   Json o = Json::Object();
-  o.Set("resourceType", "Observation");
+  o.Set("resourceType", Json::Literal("Observation"));
   Json extensions = Json::Array();
   if (!sub_id.empty()) {
     Json ext = Json::Object();
-    ext.Set("url", Json(kSubIdExtension));
+    ext.Set("url", Json::Literal(kSubIdExtension));
     ext.Set("valueString", Json(sub_id));
     extensions.Push(std::move(ext));
   }
   if (std::optional<std::string> analysis =
           Time(obx.Field(19), Loc(obs.obx, 19), TimeKind::kDateTime)) {
     Json ext = Json::Object();
-    ext.Set("url", Json(kAnalysisTimeExtension));
+    ext.Set("url", Json::Literal(kAnalysisTimeExtension));
     ext.Set("valueDateTime", Json(*analysis));
     extensions.Push(std::move(ext));
   }
@@ -1198,9 +1198,9 @@ std::string Converter::MapObservation(const hl7::Observation& obs, const Observa
     o.Set("_status", std::move(alt));
   }
   if (!aoe) {
-    o.Set("category", Json::Array())
-        .Push(ConceptOf("http://terminology.hl7.org/CodeSystem/observation-category",
-                        "laboratory", "Laboratory"));
+    o.Set("category", Json::RawLiteral(
+                          R"([{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/)"
+                          R"(observation-category","code":"laboratory","display":"Laboratory"}]}])"));
     r.result_status = std::string(status_code);
   }
   Json code = CodeableConcept(code_field.Rep(1), Loc(obs.obx, 3));
