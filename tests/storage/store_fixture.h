@@ -8,6 +8,7 @@
 
 #include <memory>
 #include <optional>
+#include <ostream>
 #include <string>
 
 #include "storage/store.h"
@@ -18,6 +19,9 @@ namespace bridge::storage::testing {
 enum class Backend { kSqlite, kPostgres };
 
 std::string BackendName(Backend backend);
+
+// gtest prints the parameter with this (test names read "... Sqlite").
+inline void PrintTo(Backend backend, std::ostream* os) { *os << BackendName(backend); }
 
 // True when PostgreSQL tests must fail rather than skip without a server
 // (the CI or BRIDGE_REQUIRE_PG environment variable is set).
