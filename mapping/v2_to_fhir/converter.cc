@@ -41,9 +41,9 @@ const std::map<std::string_view, std::set<int>>& MappedFields() {
   static const auto* kMapped = new std::map<std::string_view, std::set<int>>{
       {"MSH", {1, 2, 3, 4, 5, 6, 7, 9, 10, 11, 12, 15, 16, 18, 21}},
       {"PID", {1, 2, 3, 5, 6, 7, 8, 11, 13, 14, 19}},
-      {"ORC", {1, 2, 3, 4, 5, 9, 12}},
-      {"OBR", {1, 2, 3, 4, 5, 6, 7, 8, 14, 15, 16, 22, 24, 25, 27}},
-      {"OBX", {1, 2, 3, 4, 5, 6, 7, 8, 11, 14, 16, 17, 19, 21, 23, 29}},
+      {"ORC", {1, 2, 3, 4, 5, 7, 9, 12}},
+      {"OBR", {1, 2, 3, 4, 5, 6, 7, 8, 11, 14, 15, 16, 22, 24, 25, 27, 31}},
+      {"OBX", {1, 2, 3, 4, 5, 6, 7, 8, 11, 14, 16, 17, 18, 19, 20, 21, 23, 29}},
       {"NTE", {1, 2, 3}},
       {"SPM", {1, 2, 4, 8, 17, 18}},
       {"TQ1", {1, 9}},
@@ -1267,8 +1267,24 @@ std::string Converter::MapObservation(const hl7::Observation& obs, const Observa
     Json method = CodeableConcept(obx.Field(17).Rep(1), Loc(obs.obx, 17));
     if (!method.empty()) o.Set("method", std::move(method));
   }
+  if (!obx.Field(20).empty()) {
+    Json site = CodeableConcept(obx.Field(20).Rep(1), Loc(obs.obx, 20));
+    if (!site.empty()) o.Set("bodySite", std::move(site));
+  }
   if (!ctx.specimen_uuid.empty() && !specimen_level) {
     o.Set("specimen", Reference(ctx.specimen_uuid));
+  }
+  // OBX-18 equipment: a logical reference (no Device resource, MAPPING 5.6).
+  if (const std::string_view device_id = Trim(obx.Field(18).Rep(1).Comp(1).value());
+      !device_id.empty()) {
+    Json device = Json::Object();
+    Json id = Json::Object();
+    id.Set("value", Json(device_id));
+    device.Set("identifier", std::move(id));
+    const std::string_view ns = Trim(obx.Field(18).Rep(1).Comp(2).value());
+    const std::string display = ns.empty() ? std::string(device_id) : Cat(ns, " ", device_id);
+    device.Set("display", Json(display));
+    o.Set("device", std::move(device));
   }
   const std::string range_text(Trim(FullText(obx.Field(7))));
   if (!range_text.empty()) {
@@ -1457,6 +1473,14 @@ void Converter::MapOrder(const hl7::OrderObservation& order) {
     if (orc.has_value()) requester = Practitioner(orc->Field(12).Rep(1), Loc(order.orc, 12));
     if (requester.empty()) requester = Practitioner(obr.Field(16).Rep(1), Loc(order.obr, 16));
     if (!requester.empty()) sr.Set("requester", Reference(requester));
+  }
+  {
+    Json reasons = Json::Array();
+    for (const Element& rep : obr.Field(31).Reps()) {
+      Json cc = CodeableConcept(rep, Loc(order.obr, 31));
+      if (!cc.empty()) reasons.Push(std::move(cc));
+    }
+    if (!reasons.empty()) sr.Set("reasonCode", std::move(reasons));
   }
   std::vector<Json> order_notes = Notes(order.notes);
   if (!order_notes.empty()) {
