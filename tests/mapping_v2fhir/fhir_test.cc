@@ -1,0 +1,52 @@
+// mapping/fhir: the ordered JSON tree and the deterministic ids, checked
+// against independent implementations (Python's uuid and hashlib).
+#include "gtest/gtest.h"
+#include "mapping/fhir/ids.h"
+#include "mapping/fhir/json.h"
+
+namespace bridge::fhir {
+namespace {
+
+TEST(IdsTest, UuidV5MatchesRfc4122) {
+  // python3: uuid.uuid5(uuid.NAMESPACE_DNS, "python.org")
+  EXPECT_EQ(UuidV5("6ba7b810-9dad-11d1-80b4-00c04fd430c8", "python.org"),
+            "886313e1-3b8a-5372-9b90-0c9aee199e5d");
+  EXPECT_EQ(UuidV5(kBridgeNamespace, "Patient|x"), "ae60a456-48f5-5a51-b7e3-61cdcaa20e9e");
+}
+
+TEST(IdsTest, Sha256Hex) {
+  EXPECT_EQ(Sha256Hex("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+}
+
+TEST(IdsTest, SearchValuesAreEscapedThenPercentEncoded) {
+  EXPECT_EQ(EscapeSearchValue("21:AA:B0029251S.1"), "21%3AAA%3AB0029251S.1");
+  EXPECT_EQ(EscapeSearchValue("a|b,c$d\\e"), "a%5C%7Cb%5C%2Cc%5C%24d%5C%5Ce");
+  EXPECT_EQ(SearchToken("urn:oid:1.2", "X 1"), "urn%3Aoid%3A1.2|X%201");
+  EXPECT_EQ(SearchToken("", "v"), "v");
+}
+
+TEST(JsonTest, KeepsOrderAndNumberDigits) {
+  Json o = Json::Object();
+  o.Set("b", Json::Number("0.10"));
+  o.Set("a", "x\"y\\z\n\x01");
+  o.Set("c", Json::Array()).Push(Json::Bool(true));
+  o.Set("b", Json::Number("1769.859285"));  // replaces in place
+  EXPECT_EQ(o.Serialize(), R"({"b":1769.859285,"a":"x\"y\\z\n\u0001","c":[true]})");
+  EXPECT_EQ(PrettyJson(R"({"v":0.10,"w":[1,2]})"),
+            "{\n  \"v\": 0.10,\n  \"w\": [\n    1,\n    2\n  ]\n}");
+  EXPECT_EQ(Json::Literal("lit").Serialize(), "\"lit\"");
+  EXPECT_EQ(Json::RawLiteral("[1]").Serialize(), "[1]");
+  EXPECT_TRUE(o.Has("a"));
+  o.Remove("a");
+  EXPECT_FALSE(o.Has("a"));
+}
+
+TEST(JsonTest, IsJsonNumber) {
+  for (const char* ok : {"0", "-1", "0.10", "12.5e3", "1E-2"}) EXPECT_TRUE(IsJsonNumber(ok)) << ok;
+  for (const char* bad : {"", "+1", ".5", "5.", "007", "1e", "--1", "0x10"}) {
+    EXPECT_FALSE(IsJsonNumber(bad)) << bad;
+  }
+}
+
+}  // namespace
+}  // namespace bridge::fhir
