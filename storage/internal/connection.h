@@ -9,6 +9,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -17,6 +18,49 @@
 namespace bridge::storage::internal {
 
 enum class Dialect { kSqlite, kPostgres };
+
+// `text` as valid UTF-8 without NUL: each invalid byte and each NUL becomes
+// U+FFFD. PostgreSQL rejects such text outright (SQLite would keep it), so
+// every text column goes through this on both backends: a header field in
+// Latin-1 must not stop a message from being stored. Raw bytes are BLOBs
+// and are never altered.
+inline std::string ValidUtf8(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  const auto* p = reinterpret_cast<const unsigned char*>(text.data());
+  const size_t n = text.size();
+  for (size_t i = 0; i < n;) {
+    const unsigned char c = p[i];
+    size_t length = 0;
+    if (c >= 0x01 && c < 0x80) {
+      length = 1;
+    } else if (c >= 0xC2 && c <= 0xDF) {
+      length = 2;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+      length = 3;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+      length = 4;
+    }
+    bool valid = length > 0 && i + length <= n;
+    for (size_t k = 1; valid && k < length; ++k) {
+      valid = (p[i + k] & 0xC0) == 0x80;
+    }
+    if (valid && length == 3) {  // no overlongs, no surrogates
+      valid = !(c == 0xE0 && p[i + 1] < 0xA0) && !(c == 0xED && p[i + 1] >= 0xA0);
+    }
+    if (valid && length == 4) {  // no overlongs, nothing past U+10FFFF
+      valid = !(c == 0xF0 && p[i + 1] < 0x90) && !(c == 0xF4 && p[i + 1] >= 0x90);
+    }
+    if (valid) {
+      out.append(text.substr(i, length));
+      i += length;
+    } else {
+      out.append("\xEF\xBF\xBD");
+      ++i;
+    }
+  }
+  return out;
+}
 
 // A bound parameter value.
 struct Param {
@@ -28,8 +72,8 @@ struct Param {
   static Param Null() { return Param{}; }
   static Param Int(int64_t v) { return Param{Kind::kInt, v, {}}; }
   // Empty text is stored as NULL (see store.h).
-  static Param Text(std::string v) {
-    return v.empty() ? Param{} : Param{Kind::kText, 0, std::move(v)};
+  static Param Text(const std::string& v) {
+    return v.empty() ? Param{} : Param{Kind::kText, 0, ValidUtf8(v)};
   }
   static Param Blob(std::string v) { return Param{Kind::kBlob, 0, std::move(v)}; }
   static Param OptInt(const std::optional<int64_t>& v) { return v ? Int(*v) : Null(); }

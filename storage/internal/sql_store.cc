@@ -62,7 +62,7 @@ Param OptTimeParam(const std::optional<absl::Time>& t) {
 }
 
 // Key columns are stored as '' rather than NULL so that equality finds them.
-Param KeyText(const std::string& s) { return Param{Param::Kind::kText, 0, s}; }
+Param KeyText(const std::string& s) { return Param{Param::Kind::kText, 0, ValidUtf8(s)}; }
 
 // Cursors are opaque to callers: "c" + hex of the last key.
 std::string EncodeCursor(std::string_view key) {
@@ -1053,7 +1053,8 @@ class SqlStore final : public Store {
   using KnownMessages = std::map<MessageKey, std::vector<KnownMessage>>;
 
   static MessageKey KeyOf(const InboundMessage& m) {
-    return {m.sending_application, m.sending_facility, m.message_control_id};
+    return {ValidUtf8(m.sending_application), ValidUtf8(m.sending_facility),
+            ValidUtf8(m.message_control_id)};
   }
 
   // Begins the batch's transaction, locks the chain head and loads the
@@ -1486,9 +1487,17 @@ class SqlStore final : public Store {
   // Appends one audit row at head.id + 1 and advances `head`.
   // The INSERT of one audit row at head.id + 1; advances `head` (the caller
   // keeps the old head if the statement then fails).
-  Connection::Statement MessageInsert(std::string_view direction, const InboundMessage& m,
+  Connection::Statement MessageInsert(std::string_view direction, const InboundMessage& received,
                                       std::optional<int64_t> duplicate_of, bool reused,
                                       ChainHead& head) {
+    // The chain covers exactly what is stored: text as stored (valid UTF-8).
+    InboundMessage m = received;
+    for (std::string* field :
+         {&m.message_type, &m.trigger_event, &m.message_control_id, &m.sending_application,
+          &m.sending_facility, &m.receiving_application, &m.receiving_facility, &m.version,
+          &m.ack_status, &m.source_ip, &m.peer_certificate_subject, &m.error_detail}) {
+      *field = ValidUtf8(*field);
+    }
     ChainRow row;
     row.id = head.id + 1;
     row.direction = std::string(direction);

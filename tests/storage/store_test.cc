@@ -143,6 +143,28 @@ TEST_P(StoreTest, RawBytesAreKeptExactly) {
   EXPECT_EQ(VerifiedRows(), 1);
 }
 
+TEST_P(StoreTest, NonUtf8HeaderFieldsDoNotStopAMessageFromBeingStored) {
+  // A Latin-1 sender: MSH-4 "Müller" with 0xFC, and a NUL in a text field.
+  IngestRecord record = MakeOru("LATIN-1", "P1", 1);
+  record.message.sending_facility = "M\xFCller";
+  record.message.raw_message += "NTE|1||M\xFCller\r";
+  record.message.error_detail = std::string("a\0b", 3);
+  record.results[0].test_name =
+      "Gl\xFC"
+      "cose";
+  const IngestOutcome first = IngestOk(record);
+  absl::StatusOr<StoredMessage> stored = store_->GetMessage(first.message_id);
+  ASSERT_TRUE(stored.ok()) << stored.status();
+  EXPECT_EQ(stored->message.sending_facility, "M\xEF\xBF\xBDller");  // U+FFFD
+  EXPECT_EQ(stored->message.error_detail,
+            "a\xEF\xBF\xBD"
+            "b");
+  EXPECT_EQ(stored->message.raw_message, record.message.raw_message);  // bytes untouched
+  const IngestOutcome again = IngestOk(record);
+  EXPECT_EQ(again.duplicate_of, first.message_id);
+  EXPECT_EQ(VerifiedRows(), 2);
+}
+
 TEST_P(StoreTest, ResendIsAReceiptWithTheOriginalAck) {
   const IngestOutcome first = IngestOk(MakeOru("DUP-1", "7", 2));
   IngestRecord resend = MakeOru("DUP-1", "7", 2);
