@@ -64,9 +64,8 @@ unsigned Digest(bool sha256, std::string_view a, std::string_view b, unsigned ch
 std::string UuidV5(std::string_view ns, std::string_view name) {
   const std::array<std::uint8_t, 16> ns_bytes = ParseUuid(ns);
   unsigned char hash[EVP_MAX_MD_SIZE] = {};
-  Digest(false,
-         std::string_view(reinterpret_cast<const char*>(ns_bytes.data()), ns_bytes.size()), name,
-         hash);
+  Digest(false, std::string_view(reinterpret_cast<const char*>(ns_bytes.data()), ns_bytes.size()),
+         name, hash);
   hash[6] = static_cast<unsigned char>((hash[6] & 0x0F) | 0x50);  // version 5
   hash[8] = static_cast<unsigned char>((hash[8] & 0x3F) | 0x80);  // RFC 4122 variant
   std::string out;

@@ -3,8 +3,8 @@
 #include <cstdio>
 
 #include "rapidjson/memorystream.h"
-#include "rapidjson/reader.h"
 #include "rapidjson/prettywriter.h"
+#include "rapidjson/reader.h"
 #include "rapidjson/stringbuffer.h"
 
 namespace bridge::fhir {

@@ -31,9 +31,9 @@ class Json {
 
   Json() = default;
   // A string value (so `obj.Set("k", "text")` works).
-  Json(const char* text) : kind_(Kind::kString), scalar_(text) {}  // NOLINT
+  Json(const char* text) : kind_(Kind::kString), scalar_(text) {}             // NOLINT
   Json(std::string text) : kind_(Kind::kString), scalar_(std::move(text)) {}  // NOLINT
-  Json(std::string_view text) : kind_(Kind::kString), scalar_(text) {}  // NOLINT
+  Json(std::string_view text) : kind_(Kind::kString), scalar_(text) {}        // NOLINT
 
   static Json Object() { return Json(Kind::kObject); }
   static Json Array() { return Json(Kind::kArray); }

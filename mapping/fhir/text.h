@@ -14,10 +14,8 @@ inline void AppendPiece(std::string* out, std::string_view s) { out->append(s); 
 inline void AppendPiece(std::string* out, const char* s) { out->append(s); }
 inline void AppendPiece(std::string* out, const std::string& s) { out->append(s); }
 template <typename T>
-  requires std::is_integral_v<T>
-void AppendPiece(std::string* out, T n) {
-  out->append(std::to_string(n));
-}
+requires std::is_integral_v<T>
+void AppendPiece(std::string* out, T n) { out->append(std::to_string(n)); }
 }  // namespace strings_internal
 
 // absl::StrCat for std::string_view (Debian's Abseil has its own string_view).

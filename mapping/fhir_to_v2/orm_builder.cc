@@ -3,10 +3,11 @@
 #include <utility>
 
 #include "absl/time/time.h"
+
+#include "mapping/fhir/text.h"
 #include "mapping/hl7/encoder.h"
 #include "mapping/hl7/error.h"
 #include "mapping/hl7/oru.h"
-#include "mapping/fhir/text.h"
 
 namespace bridge::fhir_to_v2 {
 namespace {
@@ -176,10 +177,9 @@ absl::StatusOr<std::string> BuildOrm(const OrderRequest& order, const OrmOptions
 absl::StatusOr<OrderRequest> ParseOrder(const hl7::Message& m) {
   const std::string_view code = m.message_code();
   if (code != "ORM" && code != "OML") {
-    return hl7::Hl7Error(absl::StatusCode::kInvalidArgument,
-                         hl7::ErrorCode::kUnsupportedMessageType,
-                         {.segment = "MSH", .segment_sequence = 1, .field = 9},
-                         "not an ORM^O01 or OML^O21 message");
+    return hl7::Hl7Error(
+        absl::StatusCode::kInvalidArgument, hl7::ErrorCode::kUnsupportedMessageType,
+        {.segment = "MSH", .segment_sequence = 1, .field = 9}, "not an ORM^O01 or OML^O21 message");
   }
   OrderRequest order;
   bool first_orc = true;

@@ -27,15 +27,16 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+
 #include "mapping/hl7/message.h"
 
 namespace bridge::fhir_to_v2 {
 
 struct TestCode {
-  std::string code;     // OBR-4.1
-  std::string display;  // OBR-4.2
-  std::string system;   // OBR-4.3, a v2 coding-system name (`L`, `99LAB`, `LN`); never a URI
-  std::string alternate_code;     // OBR-4.4 (e.g. LOINC)
+  std::string code;            // OBR-4.1
+  std::string display;         // OBR-4.2
+  std::string system;          // OBR-4.3, a v2 coding-system name (`L`, `99LAB`, `LN`); never a URI
+  std::string alternate_code;  // OBR-4.4 (e.g. LOINC)
   std::string alternate_display;  // OBR-4.5
   std::string alternate_system;   // OBR-4.6
   friend bool operator==(const TestCode&, const TestCode&) = default;
@@ -52,10 +53,10 @@ struct PatientDemographics {
 };
 
 struct Provider {
-  std::string id;         // XCN-1, e.g. an NPI
+  std::string id;  // XCN-1, e.g. an NPI
   std::string family_name;
   std::string given_name;
-  std::string id_type;    // XCN-13, e.g. "NPI" (then XCN-9 is the NPI authority)
+  std::string id_type;  // XCN-13, e.g. "NPI" (then XCN-9 is the NPI authority)
   friend bool operator==(const Provider&, const Provider&) = default;
 };
 
@@ -67,7 +68,7 @@ struct OrderRequest {
   Provider ordering_provider;  // ORC-12 and OBR-16
   std::string priority = "R";  // R routine, S stat, A asap (OBR-5 / TQ1-9)
   std::string placer_order_number;
-  std::string filler_order_number;  // ORC-3/OBR-3, for a cancel once the LIS assigned one
+  std::string filler_order_number;   // ORC-3/OBR-3, for a cancel once the LIS assigned one
   std::string order_control = "NW";  // NW new, CA cancel (MAPPING 9.2)
   std::string note;                  // NTE after each OBR ("" = none); newlines kept
   friend bool operator==(const OrderRequest&, const OrderRequest&) = default;
@@ -79,11 +80,11 @@ struct OrmOptions {
   std::string sending_facility = "MPS_PMS";        // MSH-4
   std::string receiving_application;               // MSH-5 (the LIS)
   std::string receiving_facility;                  // MSH-6
-  std::string control_id;  // MSH-10: unique, 1..20 characters (passed in)
-  absl::Time timestamp = absl::UnixEpoch();  // MSH-7 and ORC-9 (passed in)
-  int utc_offset_minutes = 0;                // zone MSH-7 is written in
-  std::string version = "2.5.1";             // MSH-12
-  std::string processing_id = "P";           // MSH-11
+  std::string control_id;                          // MSH-10: unique, 1..20 characters (passed in)
+  absl::Time timestamp = absl::UnixEpoch();        // MSH-7 and ORC-9 (passed in)
+  int utc_offset_minutes = 0;                      // zone MSH-7 is written in
+  std::string version = "2.5.1";                   // MSH-12
+  std::string processing_id = "P";                 // MSH-11
   Flavor flavor = Flavor::kOrmO01;
   // Assigning authority of PID-3 and namespace of the placer numbers (ORC-2).
   std::string patient_authority = "MPS_PMS";

@@ -3,15 +3,16 @@
 // on misuse).
 #include <string>
 
-#include "mapping/fhir_to_v2/orm_builder.h"
-#include "mapping/fhir/text.h"
 #include "rapidjson/document.h"
+
+#include "mapping/fhir/text.h"
+#include "mapping/fhir_to_v2/orm_builder.h"
 
 namespace bridge::fhir_to_v2 {
 namespace {
 
-using rapidjson::Value;
 using fhir::text::Cat;
+using rapidjson::Value;
 
 const Value* Member(const Value& v, const char* name) {
   if (!v.IsObject()) return nullptr;

@@ -8,6 +8,7 @@
 #include <utility>
 
 #include "absl/time/clock.h"
+
 #include "mapping/fhir/ids.h"
 #include "mapping/fhir/json.h"
 #include "mapping/hl7/datatypes.h"
@@ -240,13 +241,14 @@ class Converter {
   std::string msh_org_uuid_;
   std::string patient_uuid_;
   int patient_index_ = -1;
-  std::deque<Entry> entries_;  // deque: references from Add() stay valid
+  std::deque<Entry> entries_;                  // deque: references from Add() stay valid
   std::map<std::string, size_t> entry_index_;  // uuid -> entries_
   std::set<std::string> observation_keys_;
   std::set<int> misplaced_status_;
   // Encoded XON / XCN -> uuid ("" when nothing was created), per message.
   std::map<std::string, std::string, std::less<>> xon_cache_;
-  std::map<std::string, std::string, std::less<>> xcn_cache_;  // OBX segments whose status was read from OBX-10
+  std::map<std::string, std::string, std::less<>>
+      xcn_cache_;                // OBX segments whose status was read from OBX-10
   std::vector<int> occurrence_;  // per segment: 1-based occurrence of its name
 };
 
@@ -278,15 +280,15 @@ std::string Converter::SystemForCodingName(std::string_view name, const std::str
     Warn(Cat(loc, ": code without a coding system"));
     return "";
   }
-  if (auto it = o_.sender.code_systems.find(std::string(name)); it != o_.sender.code_systems.end()) {
+  if (auto it = o_.sender.code_systems.find(std::string(name));
+      it != o_.sender.code_systems.end()) {
     return it->second;
   }
   if (std::optional<std::string> uri = WellKnownCodingSystem(name)) return *uri;
   if (!IsLocalCodingSystemName(name)) {
     Warn(Cat(loc, ": unknown coding system ", name, ", minted a local URI"));
   }
-  return Cat(o_.base_uri, "/CodeSystem/v2-local/", UrlComponent(sender_), "/",
-                      UrlComponent(name));
+  return Cat(o_.base_uri, "/CodeSystem/v2-local/", UrlComponent(sender_), "/", UrlComponent(name));
 }
 
 std::string Converter::SystemForHd(const hl7::Hd& hd) {
@@ -445,7 +447,8 @@ std::vector<std::string> Converter::NoteLines(const std::vector<int>& ntes) {
     const hl7::SegmentRef nte = m_.segment(index);
     const Element comment = nte.Field(3);
     std::vector<std::string> parts;
-    for (const Element& rep : comment.Reps()) parts.push_back(std::string(TrimRight(FullText(rep))));
+    for (const Element& rep : comment.Reps())
+      parts.push_back(std::string(TrimRight(FullText(rep))));
     std::string line;
     for (size_t i = 0; i < parts.size(); ++i) {
       if (i > 0) line.push_back('\n');
@@ -474,8 +477,8 @@ std::vector<Json> Converter::Notes(const std::vector<int>& ntes) {
   };
   for (size_t i = 0; i < ntes.size(); ++i) {
     const hl7::SegmentRef nte = m_.segment(ntes[i]);
-    std::string key = Cat(nte.Field(4).encoded(), "|", nte.Field(5).encoded(), "|",
-                                   nte.Field(6).encoded());
+    std::string key =
+        Cat(nte.Field(4).encoded(), "|", nte.Field(5).encoded(), "|", nte.Field(6).encoded());
     if (open && key != current_key) flush();
     if (open) current.push_back('\n');
     current += lines[i];
@@ -561,8 +564,7 @@ std::string Converter::OrganizationFromXonUncached(const Element& rep, const std
   Entry& e = Add("Organization", key, std::move(org));
   if (key.front() != '|' && key.rfind("name|", 0) != 0) {
     e.record.identifier = key;
-    e.if_none_exist = Cat("identifier=", fhir::SearchToken(key.substr(0, key.find('|')),
-                                                                      id_value));
+    e.if_none_exist = Cat("identifier=", fhir::SearchToken(key.substr(0, key.find('|')), id_value));
   }
   return e.uuid;
 }
@@ -660,8 +662,8 @@ void Converter::MapPatient(int pid_index) {
           key_value = ir.value;
           key_system = system;
         }
-        if (record.pms_id.empty() && Trim(cx.assigning_authority.namespace_id) ==
-                                         o_.pms_assigning_authority) {
+        if (record.pms_id.empty() &&
+            Trim(cx.assigning_authority.namespace_id) == o_.pms_assigning_authority) {
           record.pms_id = ir.value;
         }
       }
@@ -698,9 +700,9 @@ void Converter::MapPatient(int pid_index) {
     Json name = Json::Object();
     const std::string_view type = Trim(x.name_type);
     static const std::map<std::string_view, std::string_view> kUse = {
-        {"L", "official"}, {"R", "official"}, {"D", "usual"},    {"M", "maiden"},
-        {"N", "nickname"}, {"MSK", "anonymous"}, {"TEMP", "temp"}, {"NAV", "temp"},
-        {"BAD", "old"}};
+        {"L", "official"}, {"R", "official"}, {"D", "usual"},
+        {"M", "maiden"},   {"N", "nickname"}, {"MSK", "anonymous"},
+        {"TEMP", "temp"},  {"NAV", "temp"},   {"BAD", "old"}};
     if (auto it = kUse.find(type); it != kUse.end()) name.Set("use", Json(it->second));
     SetIf(name, "family", Trim(x.family));
     if (!Trim(x.given).empty() || !Trim(x.middle).empty()) {
@@ -814,9 +816,8 @@ void Converter::MapPatient(int pid_index) {
   }
   if (!telecoms.empty()) p.Set("telecom", std::move(telecoms));
 
-  const std::string key = key_value.empty()
-                              ? Cat("msg|", m_.control_id(), "|", pid_index)
-                              : Cat(key_system, "|", key_value);
+  const std::string key = key_value.empty() ? Cat("msg|", m_.control_id(), "|", pid_index)
+                                            : Cat(key_system, "|", key_value);
   Entry& e = Add("Patient", key, std::move(p));
   if (!key_value.empty() && !key_system.empty()) {
     e.if_none_exist = Cat("identifier=", fhir::SearchToken(key_system, key_value));
@@ -835,9 +836,9 @@ struct Converter::ObservationContext {
   std::string filler_number;
   std::string placer_number;
   std::string service_request_uuid;
-  std::string obr7;      // FHIR dateTime
-  std::string issued;    // FHIR instant
-  std::string specimen_uuid;  // single specimen of the group
+  std::string obr7;            // FHIR dateTime
+  std::string issued;          // FHIR instant
+  std::string specimen_uuid;   // single specimen of the group
   std::string specimen_focus;  // SPECIMEN_OBSERVATION: the SPM's Specimen
 };
 
@@ -889,11 +890,10 @@ bool Converter::MapValue(const hl7::SegmentRef& obx, int obx_index, Json& target
         v = Json(FullText(rep));
       }
     } else if (type == "SN") {
-      const StructuredNumeric sn =
-          ParseStructuredNumeric(rep.Comp(1).value(), rep.Comp(2).value(), rep.Comp(3).value(),
-                                 rep.Comp(4).value());
-      domain += Cat(Trim(rep.Comp(1).value()), Trim(rep.Comp(2).value()),
-                             Trim(rep.Comp(3).value()), Trim(rep.Comp(4).value()));
+      const StructuredNumeric sn = ParseStructuredNumeric(rep.Comp(1).value(), rep.Comp(2).value(),
+                                                          rep.Comp(3).value(), rep.Comp(4).value());
+      domain += Cat(Trim(rep.Comp(1).value()), Trim(rep.Comp(2).value()), Trim(rep.Comp(3).value()),
+                    Trim(rep.Comp(4).value()));
       switch (sn.kind) {
         case StructuredNumeric::Kind::kQuantity: {
           key = "valueQuantity";
@@ -1009,7 +1009,8 @@ bool Converter::MapValue(const hl7::SegmentRef& obx, int obx_index, Json& target
         const std::string_view sub = Trim(rep.Comp(3).value());
         std::string content_type = "application/octet-stream";
         if (EqualsIgnoreCase(sub, "PDF")) content_type = "application/pdf";
-        if (EqualsIgnoreCase(sub, "JPEG") || EqualsIgnoreCase(sub, "JPG")) content_type = "image/jpeg";
+        if (EqualsIgnoreCase(sub, "JPEG") || EqualsIgnoreCase(sub, "JPG"))
+          content_type = "image/jpeg";
         if (EqualsIgnoreCase(sub, "PNG")) content_type = "image/png";
         if (EqualsIgnoreCase(sub, "RTF")) content_type = "text/rtf";
         if (EqualsIgnoreCase(sub, "HTML")) content_type = "text/html";
@@ -1043,9 +1044,9 @@ bool Converter::MapValue(const hl7::SegmentRef& obx, int obx_index, Json& target
       const std::string raw = FullText(rep);
       if (!Trim(raw).empty()) {
         Warn(Cat(loc, ": value type ", type.empty() ? "(empty)" : type,
-                          " not mapped, kept as text"));
+                 " not mapped, kept as text"));
         Report(loc, Cat("value type ", type.empty() ? "(empty)" : type,
-                                 " has no FHIR mapping; kept as valueString"));
+                        " has no FHIR mapping; kept as valueString"));
         key = "valueString";
         v = Json(raw);
       }
@@ -1141,14 +1142,13 @@ std::string Converter::MapObservation(const hl7::Observation& obs, const Observa
 
   // Business key (section 2).
   const std::string code_system(Trim(code_field.Comp(3).value()));
-  std::string order_key = ctx.filler_number.empty()
-                              ? Cat("placer:", ctx.placer_number)
-                              : ctx.filler_number;
+  std::string order_key =
+      ctx.filler_number.empty() ? Cat("placer:", ctx.placer_number) : ctx.filler_number;
   if (ctx.filler_number.empty() && ctx.placer_number.empty()) {
     order_key = Cat("msg:", m_.control_id(), ":", ctx.order_index);
   }
-  std::string tuple = Cat(ctx.filler_system, "\x1f", order_key, "\x1f", code_system,
-                                   "\x1f", r.test_code, "\x1f", sub_id);
+  std::string tuple = Cat(ctx.filler_system, "\x1f", order_key, "\x1f", code_system, "\x1f",
+                          r.test_code, "\x1f", sub_id);
   if (r.test_code.empty() || observation_keys_.count(tuple) > 0) {
     Append(&tuple, "\x1f", set_id, "\x1f", obs.obx);
     if (!r.test_code.empty()) {
@@ -1198,9 +1198,10 @@ std::string Converter::MapObservation(const hl7::Observation& obs, const Observa
     o.Set("_status", std::move(alt));
   }
   if (!aoe) {
-    o.Set("category", Json::RawLiteral(
-                          R"([{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/)"
-                          R"(observation-category","code":"laboratory","display":"Laboratory"}]}])"));
+    o.Set("category",
+          Json::RawLiteral(
+              R"([{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/)"
+              R"(observation-category","code":"laboratory","display":"Laboratory"}]}])"));
     r.result_status = std::string(status_code);
   }
   Json code = CodeableConcept(code_field.Rep(1), Loc(obs.obx, 3));
@@ -1216,8 +1217,7 @@ std::string Converter::MapObservation(const hl7::Observation& obs, const Observa
   if (!ctx.specimen_focus.empty()) {
     o.Set("focus", Json::Array()).Push(Reference(ctx.specimen_focus));
   }
-  std::optional<std::string> effective =
-      Time(obx.Field(14), Loc(obs.obx, 14), TimeKind::kDateTime);
+  std::optional<std::string> effective = Time(obx.Field(14), Loc(obs.obx, 14), TimeKind::kDateTime);
   if (!effective.has_value() && !ctx.obr7.empty()) effective = ctx.obr7;
   if (effective.has_value()) {
     o.Set("effectiveDateTime", Json(*effective));
@@ -1320,8 +1320,7 @@ std::string Converter::MapObservation(const hl7::Observation& obs, const Observa
   e.record.patient_ref = patient_uuid_.empty() ? "" : Ref(patient_uuid_);
   e.record.code = r.test_system.empty() && r.test_code.empty()
                       ? ""
-                      : Cat(SystemForCodingName(r.test_system, Loc(obs.obx, 3)), "|",
-                                     r.test_code);
+                      : Cat(SystemForCodingName(r.test_system, Loc(obs.obx, 3)), "|", r.test_code);
   if (r.test_code.empty()) e.record.code.clear();
   e.record.date = r.observation_date;
   e.record.status = status;
@@ -1385,7 +1384,7 @@ void Converter::MapOrder(const hl7::OrderObservation& order) {
   if (reject) {
     out_->rejected_orders = true;
     Warn(Cat(Loc(order.obr, 25), ": OBR-25 ", rec.result_status,
-                      " (no order/patient on record): order group refused"));
+             " (no order/patient on record): order group refused"));
     Report(Loc(order.obr, 25), "OBR-25 Y/Z: order group refused, not mapped");
     for (const hl7::Observation& obs : order.observations) {
       Report(Loc(obs.obx), "in an order group refused for OBR-25 Y/Z: not mapped");
@@ -1424,8 +1423,8 @@ void Converter::MapOrder(const hl7::OrderObservation& order) {
   if (!sr_ids.empty()) sr.Set("identifier", sr_ids);
   if (orc.has_value()) {
     const hl7::Ei group = hl7::Ei::From(orc->Field(4).Rep(1));
-    if (std::optional<Json> id = Identifier(group.entity_identifier, group.assigning_authority,
-                                            "PGN")) {
+    if (std::optional<Json> id =
+            Identifier(group.entity_identifier, group.assigning_authority, "PGN")) {
       sr.Set("requisition", *std::move(id));
     }
   }
@@ -1489,24 +1488,23 @@ void Converter::MapOrder(const hl7::OrderObservation& order) {
   }
   std::string sr_key = placer_number.empty()
                            ? Cat("filler|", filler_system, "|", filler_number, "|",
-                                          placer_number.empty() && filler_number.empty()
-                                              ? Cat(m_.control_id(), "|", order.obr)
-                                              : "")
+                                 placer_number.empty() && filler_number.empty()
+                                     ? Cat(m_.control_id(), "|", order.obr)
+                                     : "")
                            : Cat(placer_system, "|", placer_number);
   Entry& sr_entry = Add("ServiceRequest", sr_key, std::move(sr));
   const std::string sr_uuid = sr_entry.uuid;
   if (!placer_number.empty() && !placer_system.empty()) {
-    sr_entry.if_none_exist =
-        Cat("identifier=", fhir::SearchToken(placer_system, placer_number));
+    sr_entry.if_none_exist = Cat("identifier=", fhir::SearchToken(placer_system, placer_number));
     sr_entry.record.identifier = Cat(placer_system, "|", placer_number);
   }
   sr_entry.record.patient_ref = patient_uuid_.empty() ? "" : Ref(patient_uuid_);
   sr_entry.record.status = sr_status;
-  sr_entry.record.code = rec.test_code.empty()
-                             ? ""
-                             : Cat(SystemForCodingName(Trim(obr.Field(4).Comp(3).value()),
-                                                                Loc(order.obr, 4)),
-                                            "|", rec.test_code);
+  sr_entry.record.code =
+      rec.test_code.empty()
+          ? ""
+          : Cat(SystemForCodingName(Trim(obr.Field(4).Comp(3).value()), Loc(order.obr, 4)), "|",
+                rec.test_code);
   const std::string sr_code = sr_entry.record.code;  // sr_entry dangles after the next Add()
   ctx.service_request_uuid = sr_uuid;
   rec.service_request_id = sr_uuid;
@@ -1520,9 +1518,8 @@ void Converter::MapOrder(const hl7::OrderObservation& order) {
     sp.Set("resourceType", "Specimen");
     const Element spm2 = spm.Field(2);
     Json ids = Json::Array();
-    const hl7::Hd placer_hd = hl7::Hd::FromSubcomponents(spm2.Comp(1).Sub(2).present()
-                                                             ? spm2.Comp(1)
-                                                             : Element());
+    const hl7::Hd placer_hd =
+        hl7::Hd::FromSubcomponents(spm2.Comp(1).Sub(2).present() ? spm2.Comp(1) : Element());
     std::string_view spm_placer = Trim(spm2.Comp(1).Sub(1).value());
     std::string_view spm_filler = Trim(spm2.Comp(2).Sub(1).value());
     hl7::Hd placer_auth{spm2.Comp(1).Sub(2).value(), spm2.Comp(1).Sub(3).value(),
@@ -1586,8 +1583,8 @@ void Converter::MapOrder(const hl7::OrderObservation& order) {
       const std::string_view code = Trim(sps.Sub(1).value());
       const std::string_view text = Trim(sps.Sub(2).value());
       if (!code.empty() && (sps.size() > 1)) {
-        Json coding = CodingJson(SystemForCodingName(sps.Sub(3).value(), Loc(order.obr, 15)), code,
-                                 text);
+        Json coding =
+            CodingJson(SystemForCodingName(sps.Sub(3).value(), Loc(order.obr, 15)), code, text);
         type.Set("coding", Json::Array()).Push(std::move(coding));
       } else if (!code.empty()) {
         type.Set("text", Json(code));
@@ -1595,7 +1592,8 @@ void Converter::MapOrder(const hl7::OrderObservation& order) {
       if (!type.empty()) sp.Set("type", std::move(type));
     }
     if (!patient_uuid_.empty()) sp.Set("subject", Reference(patient_uuid_));
-    if (std::optional<std::string> t = Time(obr.Field(14), Loc(order.obr, 14), TimeKind::kDateTime)) {
+    if (std::optional<std::string> t =
+            Time(obr.Field(14), Loc(order.obr, 14), TimeKind::kDateTime)) {
       sp.Set("receivedTime", Json(*t));
     }
     sp.Set("request", Json::Array()).Push(Reference(sr_uuid));
@@ -1619,7 +1617,7 @@ void Converter::MapOrder(const hl7::OrderObservation& order) {
   // Observations.
   std::vector<std::string> results;
   std::vector<std::string> supporting;  // AOE answers -> ServiceRequest.supportingInfo
-  std::vector<std::string> narrative;  // rule T
+  std::vector<std::string> narrative;   // rule T
   std::vector<std::string> performer_orgs;
   for (const hl7::Observation& obs : order.observations) {
     const hl7::SegmentRef obx = m_.segment(obs.obx);
@@ -1790,9 +1788,8 @@ void Converter::MapOrder(const hl7::OrderObservation& order) {
   dr_entry.record.patient_ref = patient_uuid_.empty() ? "" : Ref(patient_uuid_);
   dr_entry.record.status = dr_status;
   dr_entry.record.date = ctx.obr7;
-  dr_entry.record.category = std::string(Trim(obr.Field(24).value()).empty()
-                                             ? std::string_view("LAB")
-                                             : Trim(obr.Field(24).value()));
+  dr_entry.record.category = std::string(
+      Trim(obr.Field(24).value()).empty() ? std::string_view("LAB") : Trim(obr.Field(24).value()));
   dr_entry.record.code = sr_code;
   rec.diagnostic_report_id = dr_entry.uuid;
   out_->domain.orders.push_back(std::move(rec));
@@ -1921,11 +1918,10 @@ absl::Status Converter::Run() {
                          {.segment = "MSH"}, "message does not start with MSH");
   }
   if (m_.message_code() != "ORU" || (m_.trigger_event() != "R01" && !m_.trigger_event().empty())) {
-    return hl7::Hl7Error(absl::StatusCode::kInvalidArgument,
-                         hl7::ErrorCode::kUnsupportedMessageType,
-                         {.segment = "MSH", .segment_sequence = 1, .field = 9},
-                         Cat("not an ORU^R01 message (", m_.message_code(), "^",
-                                      m_.trigger_event(), ")"));
+    return hl7::Hl7Error(
+        absl::StatusCode::kInvalidArgument, hl7::ErrorCode::kUnsupportedMessageType,
+        {.segment = "MSH", .segment_sequence = 1, .field = 9},
+        Cat("not an ORU^R01 message (", m_.message_code(), "^", m_.trigger_event(), ")"));
   }
   occurrence_.resize(static_cast<size_t>(m_.segment_count()));
   {

@@ -24,6 +24,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+
 #include "mapping/hl7/message.h"
 
 namespace bridge::v2_to_fhir {
@@ -99,7 +100,7 @@ struct PatientRecord {
 };
 
 struct OrderRecord {
-  int patient_index = 0;  // into LabDomain::patients
+  int patient_index = 0;            // into LabDomain::patients
   std::string placer_order_number;  // ORC-2 else OBR-2 (EI.1)
   std::string filler_order_number;  // ORC-3 else OBR-3 (EI.1)
   std::string test_code;            // OBR-4.1
@@ -113,20 +114,20 @@ struct OrderRecord {
 // One per OBX (columns of the guide's lab_results table, plus links).
 struct ResultRecord {
   int patient_index = 0;
-  int order_index = 0;  // into LabDomain::orders
-  std::string test_code;      // OBX-3.1
-  std::string test_name;      // OBX-3.2 (else OBX-3.9)
-  std::string test_system;    // OBX-3.3 as sent
-  std::string value;          // OBX-5 as text (repetitions joined with "~" for non-text types)
-  std::string units;          // OBX-6.1
-  std::string reference_range;  // OBX-7
-  std::string abnormal_flag;    // OBX-8 (first repetition)
-  std::string result_status;    // OBX-11
+  int order_index = 0;           // into LabDomain::orders
+  std::string test_code;         // OBX-3.1
+  std::string test_name;         // OBX-3.2 (else OBX-3.9)
+  std::string test_system;       // OBX-3.3 as sent
+  std::string value;             // OBX-5 as text (repetitions joined with "~" for non-text types)
+  std::string units;             // OBX-6.1
+  std::string reference_range;   // OBX-7
+  std::string abnormal_flag;     // OBX-8 (first repetition)
+  std::string result_status;     // OBX-11
   std::string sending_facility;  // MSH-4.1
   std::string filler_order_number;
   std::string placer_order_number;
-  std::string observation_date;  // OBX-14, else OBR-7, as FHIR dateTime ("" when none)
-  std::string value_type;        // OBX-2
+  std::string observation_date;    // OBX-14, else OBR-7, as FHIR dateTime ("" when none)
+  std::string value_type;          // OBX-2
   std::string observation_sub_id;  // OBX-4
   std::string set_id;              // OBX-1
   std::string segment;             // location of the OBX, e.g. "OBX(3)"
@@ -137,15 +138,15 @@ struct ResultRecord {
 
 // A FHIR resource as stored and indexed by storage.
 struct ResourceRecord {
-  std::string type;          // "Observation"
-  std::string id;            // uuid (the fullUrl without urn:uuid:)
-  std::string json;          // the resource (no id inside; storage assigns)
-  std::string patient_ref;   // "urn:uuid:..." of the subject, "" when none
-  std::string code;          // "system|code" of the first coding, "" when none
-  std::string date;          // effective/occurrence/issued dateTime, "" when none
+  std::string type;         // "Observation"
+  std::string id;           // uuid (the fullUrl without urn:uuid:)
+  std::string json;         // the resource (no id inside; storage assigns)
+  std::string patient_ref;  // "urn:uuid:..." of the subject, "" when none
+  std::string code;         // "system|code" of the first coding, "" when none
+  std::string date;         // effective/occurrence/issued dateTime, "" when none
   std::string status;
-  std::string category;      // "laboratory", "LAB", ... ("" when none)
-  std::string identifier;    // "system|value" business key, "" when none
+  std::string category;    // "laboratory", "LAB", ... ("" when none)
+  std::string identifier;  // "system|value" business key, "" when none
 };
 
 struct LabDomain {

@@ -54,16 +54,15 @@ bool IsUnitText(std::string_view s) {
 }
 
 constexpr std::array<std::string_view, 40> kMetricAtoms = {
-    "m",    "g",   "L",   "l",    "s",     "mol",  "eq",   "U",   "Pa",  "K",
-    "Cel",  "Hz",  "J",   "W",    "V",     "A",    "Ohm",  "kat", "osm", "bar",
-    "t",    "[IU]", "[iU]", "cal", "N",    "C",    "F",    "S",   "Wb",  "T",
-    "H",    "lm",  "lx",  "Bq",   "Gy",    "Sv",   "sr",   "rad", "m[Hg]", "m[H2O]"};
+    "m",  "g", "L",   "l",   "s",   "mol", "eq", "U",    "Pa",   "K",   "Cel",   "Hz",    "J", "W",
+    "V",  "A", "Ohm", "kat", "osm", "bar", "t",  "[IU]", "[iU]", "cal", "N",     "C",     "F", "S",
+    "Wb", "T", "H",   "lm",  "lx",  "Bq",  "Gy", "Sv",   "sr",   "rad", "m[Hg]", "m[H2O]"};
 constexpr std::array<std::string_view, 37> kPlainAtoms = {
-    "10*",    "10^",     "%",       "min",      "h",       "d",       "wk",     "mo",
-    "a",      "[ppm]",   "[ppb]",   "[ppth]",   "[pptr]",  "[pH]",    "[degF]", "[in_i]",
-    "[lb_av]", "[oz_av]", "[ft_i]", "[CFU]",    "[arb'U]", "[drp]",   "[HPF]",  "[LPF]",
-    "deg",    "[S]",     "[APL'U]", "[GPL'U]",  "[MPL'U]", "[beth'U]", "[knk'U]", "[mclg'U]",
-    "[tb'U]", "[hp'_X]", "[hp'_C]", "[kp_C]",   "[iU]"};
+    "10*",     "10^",     "%",       "min",     "h",       "d",        "wk",      "mo",
+    "a",       "[ppm]",   "[ppb]",   "[ppth]",  "[pptr]",  "[pH]",     "[degF]",  "[in_i]",
+    "[lb_av]", "[oz_av]", "[ft_i]",  "[CFU]",   "[arb'U]", "[drp]",    "[HPF]",   "[LPF]",
+    "deg",     "[S]",     "[APL'U]", "[GPL'U]", "[MPL'U]", "[beth'U]", "[knk'U]", "[mclg'U]",
+    "[tb'U]",  "[hp'_X]", "[hp'_C]", "[kp_C]",  "[iU]"};
 constexpr std::array<std::string_view, 20> kPrefixes = {"da", "Y", "Z", "E", "P", "T", "G",
                                                         "M",  "k", "h", "d", "c", "m", "u",
                                                         "n",  "p", "f", "a", "z", "y"};
@@ -109,8 +108,7 @@ bool ParseUcumComponent(std::string_view s, size_t* pos, int depth) {
   }
   // A symbol: up to an operator, annotation or parenthesis; brackets kept whole.
   size_t j = i;
-  while (j < s.size() && s[j] != '.' && s[j] != '/' && s[j] != '{' && s[j] != '(' &&
-         s[j] != ')') {
+  while (j < s.size() && s[j] != '.' && s[j] != '/' && s[j] != '{' && s[j] != '(' && s[j] != ')') {
     if (s[j] == '[') {
       const size_t close = s.find(']', j);
       if (close == std::string_view::npos) return false;
@@ -197,7 +195,7 @@ std::optional<std::string> ToFhirDecimal(std::string_view text) {
     out.push_back('.');
     out.append(frac);
   }
-  if (out == "-0" ) return std::string("0");
+  if (out == "-0") return std::string("0");
   return out;
 }
 
@@ -360,16 +358,36 @@ bool IsUcum(std::string_view unit) {
 
 std::optional<std::string_view> DefaultUnitMap(std::string_view unit) {
   static constexpr std::pair<std::string_view, std::string_view> kMap[] = {
-      {"mg/dl", "mg/dL"},     {"umol/l", "umol/L"},    {"mEq/L", "meq/L"},
-      {"mEq/l", "meq/L"},     {"IU/ml", "[IU]/mL"},    {"IU/mL", "[IU]/mL"},
-      {"IU/L", "[IU]/L"},     {"mIU/mL", "m[IU]/mL"},  {"uIU/mL", "u[IU]/mL"},
-      {"mIU/L", "m[IU]/L"},   {"mill/mm3", "10*6/uL"}, {"/mm3", "/uL"},
-      {"x10E3/uL", "10*3/uL"}, {"x10E6/uL", "10*6/uL"}, {"K/uL", "10*3/uL"},
-      {"K/mm3", "10*3/uL"},   {"M/uL", "10*6/uL"},     {"tera.l-1", "10*12/L"},
-      {"giga.l-1", "10*9/L"}, {"gm/dl", "g/dL"},       {"mmHg", "mm[Hg]"},
-      {"sec", "s"},           {"hr", "h"},             {"mcg/dL", "ug/dL"},
-      {"mcg/L", "ug/L"},      {"mcg/mL", "ug/mL"},     {"cells/uL", "{cells}/uL"},
-      {"years", "a"},         {"yr", "a"},             {"Years", "a"},
+      {"mg/dl", "mg/dL"},
+      {"umol/l", "umol/L"},
+      {"mEq/L", "meq/L"},
+      {"mEq/l", "meq/L"},
+      {"IU/ml", "[IU]/mL"},
+      {"IU/mL", "[IU]/mL"},
+      {"IU/L", "[IU]/L"},
+      {"mIU/mL", "m[IU]/mL"},
+      {"uIU/mL", "u[IU]/mL"},
+      {"mIU/L", "m[IU]/L"},
+      {"mill/mm3", "10*6/uL"},
+      {"/mm3", "/uL"},
+      {"x10E3/uL", "10*3/uL"},
+      {"x10E6/uL", "10*6/uL"},
+      {"K/uL", "10*3/uL"},
+      {"K/mm3", "10*3/uL"},
+      {"M/uL", "10*6/uL"},
+      {"tera.l-1", "10*12/L"},
+      {"giga.l-1", "10*9/L"},
+      {"gm/dl", "g/dL"},
+      {"mmHg", "mm[Hg]"},
+      {"sec", "s"},
+      {"hr", "h"},
+      {"mcg/dL", "ug/dL"},
+      {"mcg/L", "ug/L"},
+      {"mcg/mL", "ug/mL"},
+      {"cells/uL", "{cells}/uL"},
+      {"years", "a"},
+      {"yr", "a"},
+      {"Years", "a"},
   };
   for (const auto& [from, to] : kMap) {
     if (from == unit) return to;

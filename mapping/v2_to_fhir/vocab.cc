@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "absl/strings/ascii.h"
+
 #include "mapping/v2_to_fhir/internal/strings.h"
 
 namespace bridge::v2_to_fhir {
@@ -39,9 +40,9 @@ constexpr std::array<Pair, 10> kSex = {{{"F", "female"},
                                         {"unknown", "unknown"}}};
 
 constexpr std::array<std::string_view, 39> kV3Flags = {
-    "<",  ">",  "A",   "AA",  "B",  "CAR", "D",   "DET",   "E",     "EX", "EXP", "H",  "HH",
-    "HU", "I",  "IE",  "IND", "L",  "LL",  "LU",  "MS",    "N",     "NCL", "ND", "NEG", "NR",
-    "NS", "POS", "R",  "RR",  "S",  "SDD", "SYN-R", "SYN-S", "U",   "UNE", "VS", "W",  "WR"};
+    "<",  ">",   "A",  "AA",  "B", "CAR", "D",     "DET",   "E", "EX",  "EXP", "H",   "HH",
+    "HU", "I",   "IE", "IND", "L", "LL",  "LU",    "MS",    "N", "NCL", "ND",  "NEG", "NR",
+    "NS", "POS", "R",  "RR",  "S", "SDD", "SYN-R", "SYN-S", "U", "UNE", "VS",  "W",   "WR"};
 constexpr std::array<std::string_view, 5> kV2OnlyFlags = {"AC", "HM", "OBX", "QCF", "TOX"};
 
 constexpr std::array<Pair, 8> kOrderStatus = {{{"CA", "revoked"},
@@ -53,17 +54,13 @@ constexpr std::array<Pair, 8> kOrderStatus = {{{"CA", "revoked"},
                                                {"RP", "revoked"},
                                                {"SC", "active"}}};
 
-constexpr std::array<Pair, 22> kOrderControl = {{{"NW", "active"},  {"CA", "active"},
-                                                 {"CR", "revoked"}, {"OC", "revoked"},
-                                                 {"DC", "revoked"}, {"OD", "revoked"},
-                                                 {"DR", "revoked"}, {"DF", "revoked"},
-                                                 {"HD", "active"},  {"HR", "on-hold"},
-                                                 {"OH", "on-hold"}, {"RL", "active"},
-                                                 {"OK", "active"},  {"RO", "active"},
-                                                 {"RQ", "active"},  {"PR", "active"},
-                                                 {"PY", "active"},  {"AF", "active"},
-                                                 {"FU", "completed"}, {"OR", "active"},
-                                                 {"NA", "active"},  {"SN", "active"}}};
+constexpr std::array<Pair, 22> kOrderControl = {
+    {{"NW", "active"},  {"CA", "active"},  {"CR", "revoked"},   {"OC", "revoked"},
+     {"DC", "revoked"}, {"OD", "revoked"}, {"DR", "revoked"},   {"DF", "revoked"},
+     {"HD", "active"},  {"HR", "on-hold"}, {"OH", "on-hold"},   {"RL", "active"},
+     {"OK", "active"},  {"RO", "active"},  {"RQ", "active"},    {"PR", "active"},
+     {"PY", "active"},  {"AF", "active"},  {"FU", "completed"}, {"OR", "active"},
+     {"NA", "active"},  {"SN", "active"}}};
 
 constexpr std::array<Pair, 3> kPriority = {{{"S", "stat"}, {"A", "asap"}, {"R", "routine"}}};
 

@@ -40,7 +40,7 @@ std::optional<ObservationStatus> MapObservationStatus(std::string_view v2);
 // Table 0123 OBR-25 -> DiagnosticReport.status (8.4). Y and Z (no order / no
 // patient) give nullopt with *reject = true.
 std::optional<std::string_view> MapReportStatus(std::string_view v2, bool* reject,
-                                                 bool* equivalent);
+                                                bool* equivalent);
 
 // Table 0038 ORC-5 -> ServiceRequest.status (8.5).
 std::optional<std::string_view> MapOrderStatus(std::string_view v2);

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "absl/time/time.h"
+
 #include "mapping/hl7/message.h"
 #include "mapping/v2_to_fhir/converter.h"
 #include "tests/bench/oru_generator.h"
@@ -40,17 +41,16 @@ std::string TypicalOru() {
       {"2823-3", "Potassium [Moles/volume] in Serum or Plasma", "5.9", "mmol/L", "3.5-5.1", "H"},
       {"2951-2", "Sodium [Moles/volume] in Serum or Plasma", "139", "mmol/L", "136-145", "N"},
       {"2075-0", "Chloride [Moles/volume] in Serum or Plasma", "101", "mmol/L", "98-107", "N"},
-      {"2028-9", "Carbon dioxide, total [Moles/volume] in Serum or Plasma", "24", "mmol/L",
-       "22-29", "N"},
+      {"2028-9", "Carbon dioxide, total [Moles/volume] in Serum or Plasma", "24", "mmol/L", "22-29",
+       "N"},
       {"3094-0", "Urea nitrogen [Mass/volume] in Serum or Plasma", "18", "mg/dL", "7-20", "N"},
-      {"2160-0", "Creatinine [Mass/volume] in Serum or Plasma", "1.42", "mg/dL", "0.60-1.30",
-       "H"},
+      {"2160-0", "Creatinine [Mass/volume] in Serum or Plasma", "1.42", "mg/dL", "0.60-1.30", "H"},
       {"2345-7", "Glucose [Mass/volume] in Serum or Plasma", "112", "mg/dL", "70-99", "H"},
       {"17861-6", "Calcium [Mass/volume] in Serum or Plasma", "9.4", "mg/dL", "8.6-10.3", "N"},
       {"1742-6", "Alanine aminotransferase [Enzymatic activity/volume] in Serum or Plasma", "32",
        "U/L", "7-56", "N"},
-      {"1920-8", "Aspartate aminotransferase [Enzymatic activity/volume] in Serum or Plasma",
-       "29", "U/L", "10-40", "N"}};
+      {"1920-8", "Aspartate aminotransferase [Enzymatic activity/volume] in Serum or Plasma", "29",
+       "U/L", "10-40", "N"}};
   int i = 0;
   for (const auto& r : rows) {
     ++i;
@@ -87,8 +87,8 @@ void BM_TypicalOruToBundle(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations());
   state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * bytes.size()));
   state.counters["msg_bytes"] = static_cast<double>(bytes.size());
-  state.counters["bundle_bytes"] =
-      static_cast<double>(out_bytes) / static_cast<double>(std::max<int64_t>(1, state.iterations()));
+  state.counters["bundle_bytes"] = static_cast<double>(out_bytes) /
+                                   static_cast<double>(std::max<int64_t>(1, state.iterations()));
 }
 BENCHMARK(BM_TypicalOruToBundle);
 

@@ -13,10 +13,11 @@
 #include <string>
 #include <string_view>
 
+#include "rapidjson/document.h"
+
 #include "mapping/fhir_to_v2/orm_builder.h"
 #include "mapping/hl7/message.h"
 #include "mapping/v2_to_fhir/converter.h"
-#include "rapidjson/document.h"
 
 namespace {
 

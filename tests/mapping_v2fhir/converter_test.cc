@@ -7,6 +7,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "rapidjson/document.h"
+
 #include "tests/mapping_v2fhir/test_util.h"
 #include "tests/support/test_paths.h"
 
@@ -20,7 +21,8 @@ std::string Golden(const std::string& name) {
                                         (name + ".hl7"));
 }
 
-Conversion Convert(const std::string& er7, const ConvertOptions& options = testing::GoldenOptions()) {
+Conversion Convert(const std::string& er7,
+                   const ConvertOptions& options = testing::GoldenOptions()) {
   absl::StatusOr<Conversion> c = ConvertOruText(er7, options);
   EXPECT_TRUE(c.ok()) << c.status();
   return c.ok() ? *std::move(c) : Conversion{};
@@ -187,7 +189,9 @@ TEST(ConvertOruTest, SenderSettingsMapCodesUnitsAndAuthorities) {
   options.sender.assigning_authorities["MPS_PMS"] = "urn:oid:1.2.3.4.5.1";
   const Conversion c = Convert(Golden("guide_sample_oru"), options);
   EXPECT_THAT(c.bundle_json, HasSubstr("{\"system\":\"http://lab.example/codes\",\"code\":\"K\""));
-  EXPECT_THAT(c.bundle_json, HasSubstr("\"unit\":\"mEq/L\",\"system\":\"http://unitsofmeasure.org\",\"code\":\"mmol/L\""));
+  EXPECT_THAT(
+      c.bundle_json,
+      HasSubstr("\"unit\":\"mEq/L\",\"system\":\"http://unitsofmeasure.org\",\"code\":\"mmol/L\""));
   EXPECT_THAT(c.bundle_json, HasSubstr("\"system\":\"urn:oid:1.2.3.4.5.1\",\"value\":\"12345\""));
 }
 

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "gtest/gtest.h"
+
 #include "mapping/hl7/batch.h"
 #include "mapping/hl7/message.h"
 #include "mapping/v2_to_fhir/converter.h"
@@ -123,8 +124,8 @@ TEST(V2ToFhirCorpusTest, MatchesOtherConvertersExceptDocumentedDecisions) {
   ASSERT_GE(count, 5);
   const fs::path source = bridge::testing::SourceDir();
   const std::string command = "cd '" + (source / "tests").string() +
-                              "' && node mapping_v2fhir/crosscheck.mjs '" + pairs.string() +
-                              "' '" + (source / "docs/mapping-decisions.md").string() + "' 2>&1";
+                              "' && node mapping_v2fhir/crosscheck.mjs '" + pairs.string() + "' '" +
+                              (source / "docs/mapping-decisions.md").string() + "' 2>&1";
   FILE* pipe = popen(command.c_str(), "r");
   ASSERT_NE(pipe, nullptr);
   std::string output;

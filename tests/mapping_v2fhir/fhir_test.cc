@@ -1,6 +1,7 @@
 // mapping/fhir: the ordered JSON tree and the deterministic ids, checked
 // against independent implementations (Python's uuid and hashlib).
 #include "gtest/gtest.h"
+
 #include "mapping/fhir/ids.h"
 #include "mapping/fhir/json.h"
 

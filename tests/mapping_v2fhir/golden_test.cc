@@ -7,9 +7,10 @@
 #include <fstream>
 
 #include "gtest/gtest.h"
+#include "rapidjson/document.h"
+
 #include "mapping/fhir/json.h"
 #include "mapping/v2_to_fhir/converter.h"
-#include "rapidjson/document.h"
 #include "tests/mapping_v2fhir/test_util.h"
 #include "tests/support/test_paths.h"
 

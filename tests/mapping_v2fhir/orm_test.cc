@@ -1,8 +1,6 @@
 // Orders -> ORM^O01 / OML^O21: golden files from FHIR ServiceRequests,
 // parse-back round trips with the codec, escaping, validation, and the link
 // from a built order's placer number to the ORU that echoes it.
-#include "mapping/fhir_to_v2/orm_builder.h"
-
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -10,6 +8,8 @@
 #include "absl/time/time.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+
+#include "mapping/fhir_to_v2/orm_builder.h"
 #include "mapping/hl7/message.h"
 #include "mapping/v2_to_fhir/converter.h"
 #include "tests/mapping_v2fhir/test_util.h"
@@ -228,9 +228,13 @@ TEST(BuildOrmTest, PlacerNumberEchoedInOruLinksTheResultToTheOrder) {
   const std::string oru =
       "MSH|^~\\&|LIS|LAB|LAB_BRIDGE|MPS_PMS|20240506120000-0500||ORU^R01^ORU_R01|R-1|P|2.5.1\r"
       "PID|1||12345^^^MPS_PMS^MR||Doe^Jane\r"
-      "ORC|RE|" + std::string(orm.Get("ORC-2").encoded()) + "|F-9^LAB\r"
-      "OBR|1|" + std::string(orm.Get("OBR-2").encoded()) + "|F-9^LAB|" +
-      std::string(orm.Get("OBR-4").encoded()) + "|||20240506100000-0500||||||||||||||||||F\r"
+      "ORC|RE|" +
+      std::string(orm.Get("ORC-2").encoded()) +
+      "|F-9^LAB\r"
+      "OBR|1|" +
+      std::string(orm.Get("OBR-2").encoded()) + "|F-9^LAB|" +
+      std::string(orm.Get("OBR-4").encoded()) +
+      "|||20240506100000-0500||||||||||||||||||F\r"
       "OBX|1|NM|718-7^Hemoglobin^LN||13.2|g/dL|12-16|N|||F\r";
   absl::StatusOr<v2_to_fhir::Conversion> c =
       v2_to_fhir::ConvertOruText(oru, v2_to_fhir::testing::GoldenOptions());
@@ -239,8 +243,8 @@ TEST(BuildOrmTest, PlacerNumberEchoedInOruLinksTheResultToTheOrder) {
   EXPECT_EQ(c->domain.orders[0].placer_order_number, PlacerNumberFor(order, 0));
   EXPECT_EQ(c->domain.results[0].placer_order_number, order.placer_order_number);
   // The ServiceRequest's conditional create matches the order we placed.
-  EXPECT_THAT(c->bundle_json,
-              HasSubstr("\"ifNoneExist\":\"identifier=https%3A%2F%2Flab-bridge.local%2Ffhir%2Fsid%2FMPS_PMS|ORD001\""));
+  EXPECT_THAT(c->bundle_json, HasSubstr("\"ifNoneExist\":\"identifier=https%3A%2F%2Flab-bridge."
+                                        "local%2Ffhir%2Fsid%2FMPS_PMS|ORD001\""));
   // An ORU that echoes the bare number (no namespace) links the same way.
   std::string bare = oru;
   bare.replace(bare.find("ORD001^MPS_PMS"), 14, "ORD001");
@@ -248,8 +252,8 @@ TEST(BuildOrmTest, PlacerNumberEchoedInOruLinksTheResultToTheOrder) {
   absl::StatusOr<v2_to_fhir::Conversion> c2 =
       v2_to_fhir::ConvertOruText(bare, v2_to_fhir::testing::GoldenOptions());
   ASSERT_TRUE(c2.ok());
-  EXPECT_THAT(c2->bundle_json,
-              HasSubstr("\"ifNoneExist\":\"identifier=https%3A%2F%2Flab-bridge.local%2Ffhir%2Fsid%2FMPS_PMS|ORD001\""));
+  EXPECT_THAT(c2->bundle_json, HasSubstr("\"ifNoneExist\":\"identifier=https%3A%2F%2Flab-bridge."
+                                         "local%2Ffhir%2Fsid%2FMPS_PMS|ORD001\""));
 }
 
 TEST(FromServiceRequestTest, RejectsWhatCannotBecomeAnOrder) {
@@ -257,15 +261,18 @@ TEST(FromServiceRequestTest, RejectsWhatCannotBecomeAnOrder) {
   EXPECT_FALSE(FromServiceRequest("[]").ok());
   EXPECT_FALSE(FromServiceRequest(R"({"resourceType":"Patient"})").ok());
   // Wrong JSON types never crash.
-  EXPECT_FALSE(FromServiceRequest(
-                   R"({"resourceType":"ServiceRequest","status":5,"code":"x","subject":[],"identifier":{}})")
-                   .ok());
-  EXPECT_FALSE(FromServiceRequest(
-                   R"({"resourceType":"ServiceRequest","id":"a","status":"active","code":{"text":"x"}})")
-                   .ok());
-  EXPECT_FALSE(FromServiceRequest(
-                   R"({"resourceType":"ServiceRequest","id":"a","status":"completed","code":{"coding":[{"code":"x"}]},"subject":{"identifier":{"value":"1"}}})")
-                   .ok());
+  EXPECT_FALSE(
+      FromServiceRequest(
+          R"({"resourceType":"ServiceRequest","status":5,"code":"x","subject":[],"identifier":{}})")
+          .ok());
+  EXPECT_FALSE(
+      FromServiceRequest(
+          R"({"resourceType":"ServiceRequest","id":"a","status":"active","code":{"text":"x"}})")
+          .ok());
+  EXPECT_FALSE(
+      FromServiceRequest(
+          R"({"resourceType":"ServiceRequest","id":"a","status":"completed","code":{"coding":[{"code":"x"}]},"subject":{"identifier":{"value":"1"}}})")
+          .ok());
   absl::StatusOr<OrderRequest> ok = FromServiceRequest(
       R"({"resourceType":"ServiceRequest","id":"a","status":"active","code":{"coding":[{"code":"x"}]},"subject":{"identifier":{"value":"1"}}})");
   ASSERT_TRUE(ok.ok()) << ok.status();

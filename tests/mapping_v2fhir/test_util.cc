@@ -5,6 +5,7 @@
 #include <fstream>
 
 #include "absl/time/time.h"
+
 #include "tests/support/test_paths.h"
 
 namespace bridge::v2_to_fhir::testing {

@@ -3,6 +3,7 @@
 #include "mapping/v2_to_fhir/values.h"
 
 #include "gtest/gtest.h"
+
 #include "mapping/hl7/datatypes.h"
 
 namespace bridge::v2_to_fhir {
@@ -102,14 +103,16 @@ TEST(ReferenceRangeTest, SpecificationVectors) {
 }
 
 TEST(UcumTest, RecognisesCommonLabUnits) {
-  for (const char* unit : {"mg/dL", "mmol/L", "10*3/uL", "10*9/L", "g/dL", "%", "fL", "pg",
-                           "U/L", "[IU]/mL", "m[IU]/L", "mL/min/{1.73_m2}", "{index}", "/[HPF]",
-                           "mm[Hg]", "a", "ng/mL", "umol/L", "meq/L", "s", "kg/m2", "10*12/L",
-                           "{cells}/uL", "pg/{cell}", "mg/dl"}) {
+  for (const char* unit :
+       {"mg/dL",   "mmol/L", "10*3/uL", "10*9/L",  "g/dL",       "%",
+        "fL",      "pg",     "U/L",     "[IU]/mL", "m[IU]/L",    "mL/min/{1.73_m2}",
+        "{index}", "/[HPF]", "mm[Hg]",  "a",       "ng/mL",      "umol/L",
+        "meq/L",   "s",      "kg/m2",   "10*12/L", "{cells}/uL", "pg/{cell}",
+        "mg/dl"}) {
     EXPECT_TRUE(IsUcum(unit)) << unit;
   }
-  for (const char* unit : {"mEq/L", "mill/mm3", "x10E3/uL", "bananas", "IU/L", "CM",
-                           "mg per dL", "", "MG/DL"}) {
+  for (const char* unit :
+       {"mEq/L", "mill/mm3", "x10E3/uL", "bananas", "IU/L", "CM", "mg per dL", "", "MG/DL"}) {
     EXPECT_FALSE(IsUcum(unit)) << unit;
   }
 }
