@@ -38,6 +38,7 @@ std::string MaskDatabaseUrl(std::string_view url) {
 absl::StatusOr<std::unique_ptr<Store>> OpenStore(const StoreOptions& options) {
   const std::string& url = options.database_url;
   std::unique_ptr<internal::Connection> connection;
+  std::unique_ptr<internal::Connection> read_connection;
   if (absl::StartsWith(url, "sqlite://")) {
     const std::string path = url.substr(9);
     if (path.empty()) {
@@ -45,25 +46,29 @@ absl::StatusOr<std::unique_ptr<Store>> OpenStore(const StoreOptions& options) {
           "DATABASE_URL: sqlite:// needs a file path (sqlite:///abs/file.db or "
           "sqlite://./relative.db)");
     }
-    absl::StatusOr<std::unique_ptr<internal::Connection>> opened =
-        sqlite::OpenSqlite(path, options.lock_timeout);
-    if (!opened.ok()) {
-      return opened.status();
+    for (auto* target : {&connection, &read_connection}) {
+      absl::StatusOr<std::unique_ptr<internal::Connection>> opened =
+          sqlite::OpenSqlite(path, options.lock_timeout);
+      if (!opened.ok()) {
+        return opened.status();
+      }
+      *target = *std::move(opened);
     }
-    connection = *std::move(opened);
   } else if (absl::StartsWith(url, "postgresql://") || absl::StartsWith(url, "postgres://")) {
-    absl::StatusOr<std::unique_ptr<internal::Connection>> opened =
-        postgres::OpenPostgres(url, options.lock_timeout);
-    if (!opened.ok()) {
-      return opened.status();
+    for (auto* target : {&connection, &read_connection}) {
+      absl::StatusOr<std::unique_ptr<internal::Connection>> opened =
+          postgres::OpenPostgres(url, options.lock_timeout);
+      if (!opened.ok()) {
+        return opened.status();
+      }
+      *target = *std::move(opened);
     }
-    connection = *std::move(opened);
   } else {
     return absl::InvalidArgumentError(
         absl::StrCat("DATABASE_URL: unsupported '", MaskDatabaseUrl(url),
                      "'; expected sqlite://PATH or postgresql://user:pass@host:port/db"));
   }
-  return internal::MakeSqlStore(std::move(connection), options);
+  return internal::MakeSqlStore(std::move(connection), std::move(read_connection), options);
 }
 
 }  // namespace bridge::storage

@@ -354,8 +354,11 @@ struct ChainHead {
 
 class SqlStore final : public Store {
  public:
-  SqlStore(std::unique_ptr<Connection> connection, StoreOptions options)
-      : options_(std::move(options)), conn_(std::move(connection)) {}
+  SqlStore(std::unique_ptr<Connection> connection, std::unique_ptr<Connection> read_connection,
+           StoreOptions options)
+      : options_(std::move(options)),
+        conn_(std::move(connection)),
+        read_conn_(std::move(read_connection)) {}
 
   ~SqlStore() override {
     {
@@ -1122,6 +1125,13 @@ class SqlStore final : public Store {
     KnownMessages known_messages;
     KnownMessages* known = &known_messages;
     absl::StatusOr<ChainHead> head = BeginBatch(batch, known);
+    if (absl::IsUnavailable(head.status())) {
+      // Nothing was written yet, so one retry is safe; it reconnects if the
+      // connection was lost since the last batch.
+      conn_->Rollback();
+      known_messages.clear();
+      head = BeginBatch(batch, known);
+    }
     if (!head.ok()) {
       conn_->Rollback();
       fail_all(head.status());
@@ -1665,9 +1675,21 @@ class SqlStore final : public Store {
     return OrderFromRow((*rows)[0]);
   }
 
+  // Queries run on their own connection, so the APIs are not held up by a
+  // group commit in progress (SQLite WAL readers do not block the writer).
   absl::StatusOr<std::vector<Row>> Read(const std::string& sql, const std::vector<Param>& params) {
-    std::lock_guard<std::mutex> lock(db_mu_);
-    return conn_->Query(sql, params);
+    if (read_conn_ == nullptr) {
+      std::lock_guard<std::mutex> lock(db_mu_);
+      return conn_->Query(sql, params);
+    }
+    std::lock_guard<std::mutex> lock(read_mu_);
+    absl::StatusOr<std::vector<Row>> rows = read_conn_->Query(sql, params);
+    if (absl::IsUnavailable(rows.status())) {
+      // A read is idempotent: one immediate retry, which reconnects if the
+      // connection was lost (a server restart, a failover).
+      rows = read_conn_->Query(sql, params);
+    }
+    return rows;
   }
 
   template <typename T>
@@ -1697,6 +1719,8 @@ class SqlStore final : public Store {
 
   std::mutex db_mu_;  // guards conn_: a connection is not thread-safe
   std::unique_ptr<Connection> conn_;
+  std::mutex read_mu_;                     // guards read_conn_
+  std::unique_ptr<Connection> read_conn_;  // may be null: reads then use conn_
 
   std::mutex queue_mu_;
   std::condition_variable queue_cv_;
@@ -1709,8 +1733,10 @@ class SqlStore final : public Store {
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Store>> MakeSqlStore(std::unique_ptr<Connection> connection,
+                                                    std::unique_ptr<Connection> read_connection,
                                                     const StoreOptions& options) {
-  auto store = std::make_unique<SqlStore>(std::move(connection), options);
+  auto store =
+      std::make_unique<SqlStore>(std::move(connection), std::move(read_connection), options);
   if (absl::Status s = store->Start(); !s.ok()) {
     return s;
   }

@@ -14,9 +14,11 @@
 
 namespace bridge::storage::internal {
 
-// Takes ownership of `connection`, migrates when options.migrate_on_open and
-// starts the group-commit thread.
+// Takes ownership of `connection` (all writes) and `read_connection` (queries;
+// may be null, then queries share `connection`), migrates when
+// options.migrate_on_open and starts the group-commit thread.
 absl::StatusOr<std::unique_ptr<Store>> MakeSqlStore(std::unique_ptr<Connection> connection,
+                                                    std::unique_ptr<Connection> read_connection,
                                                     const StoreOptions& options);
 
 }  // namespace bridge::storage::internal

@@ -100,7 +100,7 @@ TestDatabase::~TestDatabase() {
   }
 }
 
-void TestDatabase::KillConnections() const {
+int TestDatabase::KillConnections() const {
   int rc = 0;
   std::string out = RunCommand(
       PsqlCommand(*PostgresDsn(),
@@ -109,6 +109,7 @@ void TestDatabase::KillConnections() const {
                                schema_, "'")),
       &rc);
   EXPECT_EQ(rc, 0) << out;
+  return rc == 0 ? std::stoi(out) : -1;
 }
 
 std::string TestDatabase::RunSql(const std::string& sql) const {

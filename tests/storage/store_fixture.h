@@ -51,8 +51,8 @@ class TestDatabase {
   std::string RunSql(const std::string& sql) const;
 
   // PostgreSQL only: terminates the server side of every connection this
-  // test's stores hold (they share an application_name).
-  void KillConnections() const;
+  // test's stores hold (they share an application_name); returns how many.
+  int KillConnections() const;
 
  private:
   Backend backend_;
