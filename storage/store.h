@@ -20,14 +20,19 @@
 // timeout) and the same call may succeed later; kInvalidArgument means the
 // input can never be stored as given; kNotFound / kAlreadyExists /
 // kFailedPrecondition as documented per method; kDataLoss only from
-// VerifyAuditChain; kInternal for anything else.
+// VerifyAuditChain; kInternal for anything else. A lost PostgreSQL
+// connection is re-established by the next call; a call that had written
+// nothing yet (any query, the start of an ingest batch) is retried once
+// internally, so a server restart costs at most the batch in flight.
 //
 // Text fields: an empty string is stored as NULL and read back as "".
 // Times are stored as microseconds since the Unix epoch (UTC).
 //
 // Thread safety: a Store is safe for concurrent use from any number of
-// threads. Every method blocks (disk and network I/O): call it from a worker
-// pool, never from an I/O thread.
+// threads. Writes go through one connection (Ingest calls are queued to one
+// committer thread and grouped); queries use a second connection. Every
+// method blocks (disk and network I/O): call it from a worker pool, never
+// from an I/O thread.
 #pragma once
 
 #include <cstdint>
