@@ -7,7 +7,9 @@
 #include <set>
 #include <utility>
 
+#include "absl/time/civil_time.h"
 #include "absl/time/clock.h"
+#include "absl/time/time.h"
 
 #include "mapping/fhir/ids.h"
 #include "mapping/fhir/json.h"
@@ -201,7 +203,8 @@ class Converter {
     out_->report.items.push_back({std::move(location), std::move(reason)});
   }
   std::string Loc(int segment_index, int field = 0) const;
-  int Offset();
+  // Offset (minutes) for a timestamp written without one (MAPPING 4.7).
+  int Offset(const hl7::DateTime& t);
   std::string SystemForCodingName(std::string_view name, const std::string& loc);
   std::string SystemForHd(const hl7::Hd& hd);
   Json CodeableConcept(const Element& rep, const std::string& loc);
@@ -263,7 +266,14 @@ std::string Converter::Loc(int segment_index, int field) const {
   return loc;
 }
 
-int Converter::Offset() {
+int Converter::Offset(const hl7::DateTime& t) {
+  if (o_.sender.time_zone.has_value()) {
+    // The sender's IANA zone at that wall-clock time (DST-aware); for a time
+    // that is skipped or repeated by a transition, the offset before it.
+    const absl::TimeZone::TimeInfo info = o_.sender.time_zone->At(absl::CivilSecond(
+        t.year, std::max(t.month, 1), std::max(t.day, 1), t.hour, t.minute, t.second));
+    return o_.sender.time_zone->At(info.pre).offset / 60;
+  }
   if (o_.sender.utc_offset_minutes.has_value()) return *o_.sender.utc_offset_minutes;
   if (msh7_offset_.has_value()) return *msh7_offset_;
   if (!default_offset_warned_) {
@@ -388,7 +398,7 @@ std::optional<std::string> Converter::Time(const Element& e, const std::string& 
     return std::nullopt;
   }
   const bool has_time = t->precision >= hl7::DateTime::Precision::kHour;
-  const int offset = (has_time && !t->utc_offset_minutes.has_value()) ? Offset() : 0;
+  const int offset = (has_time && !t->utc_offset_minutes.has_value()) ? Offset(*t) : 0;
   std::optional<std::string> out;
   switch (kind) {
     case TimeKind::kDate:
@@ -1877,7 +1887,7 @@ void Converter::Finish() {
   {
     absl::StatusOr<hl7::DateTime> t = hl7::ParseDateTime(Trim(msh.Field(7).Comp(1).value()));
     if (t.ok() && t->year > 0 && t->precision >= hl7::DateTime::Precision::kSecond) {
-      if (std::optional<std::string> ts = FhirInstant(*t, Offset())) {
+      if (std::optional<std::string> ts = FhirInstant(*t, Offset(*t))) {
         out.append(R"(,"timestamp":)");
         fhir::AppendJsonString(*ts, &out);
       }

@@ -31,8 +31,12 @@ namespace bridge::v2_to_fhir {
 
 // Per-sender settings (from lis_endpoints.json, read by api/).
 struct SenderSettings {
-  // UTC offset, in minutes, for timestamps that carry a time but no offset.
-  // nullopt: use MSH-7's offset, then ConvertOptions::default_utc_offset_minutes.
+  // The sender's IANA zone for timestamps that carry a time but no offset
+  // (DST-aware). Loaded by the caller (absl::LoadTimeZone reads tzdata, which
+  // mapping/ does not); takes precedence over utc_offset_minutes.
+  std::optional<absl::TimeZone> time_zone;
+  // Fixed UTC offset, in minutes, for such timestamps. With neither setting:
+  // MSH-7's offset, then ConvertOptions::default_utc_offset_minutes.
   std::optional<int> utc_offset_minutes;
   // Sender unit text (OBX-6.1) -> UCUM code; consulted before the built-in map.
   std::map<std::string, std::string> unit_map;

@@ -197,3 +197,28 @@ TEST(ConvertOruTest, SenderSettingsMapCodesUnitsAndAuthorities) {
 
 }  // namespace
 }  // namespace bridge::v2_to_fhir
+
+namespace bridge::v2_to_fhir {
+namespace {
+
+TEST(ConvertOruTest, SenderTimeZoneFollowsDaylightSavingTime) {
+  absl::TimeZone new_york;
+  if (!absl::LoadTimeZone("America/New_York", &new_york)) GTEST_SKIP() << "no tzdata";
+  ConvertOptions options = testing::GoldenOptions();
+  options.sender.time_zone = new_york;
+  const std::string msg =
+      "MSH|^~\\&|L|LAB|B|F|20260115120000||ORU^R01|TZ1|P|2.5.1\r"
+      "PID|1||1^^^MPS_PMS^MR\r"
+      "OBR|1|P1|F1|T^Test^L|||20260115100000\r"
+      "OBX|1|NM|T^Test^L||1||||||F|||20260715100000\r"
+      "OBX|2|NM|U^Test^L||1||||||F|||20260715100000+0100\r";
+  const Conversion c = Convert(msg, options);
+  EXPECT_THAT(c.bundle_json, HasSubstr("\"timestamp\":\"2026-01-15T12:00:00-05:00\""));
+  EXPECT_THAT(c.bundle_json, HasSubstr("\"effectiveDateTime\":\"2026-07-15T10:00:00-04:00\""));
+  EXPECT_THAT(c.bundle_json, HasSubstr("\"effectiveDateTime\":\"2026-01-15T10:00:00-05:00\""));
+  // An explicit offset always wins.
+  EXPECT_THAT(c.bundle_json, HasSubstr("\"effectiveDateTime\":\"2026-07-15T10:00:00+01:00\""));
+}
+
+}  // namespace
+}  // namespace bridge::v2_to_fhir
