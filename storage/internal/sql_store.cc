@@ -733,17 +733,17 @@ class SqlStore final : public Store {
     if (statuses.find(status) == statuses.end()) {
       return absl::InvalidArgumentError(absl::StrCat("storage: unknown order status ", Sv(status)));
     }
+    // Every placeholder must be used: PostgreSQL cannot type an unused one.
     std::string sql = "UPDATE lab_orders SET status = $1";
-    if (status == "sent") {
-      sql += ", sent_at = $2";
-    } else if (status == "acknowledged") {
-      sql += ", acknowledged_at = $2";
+    std::vector<Param> params = {Param::Text(std::string(status))};
+    if (status == "sent" || status == "acknowledged") {
+      sql += status == "sent" ? ", sent_at = $2" : ", acknowledged_at = $2";
+      params.push_back(Param::Int(ToMicros(when)));
     }
-    sql += " WHERE id = $3 RETURNING id";
+    sql += absl::StrCat(" WHERE id = $", params.size() + 1, " RETURNING id");
+    params.push_back(Param::Int(order_id));
     absl::StatusOr<bool> done = InTransaction<bool>([&]() -> absl::StatusOr<bool> {
-      absl::StatusOr<std::vector<Row>> rows = conn_->Query(
-          sql,
-          {Param::Text(std::string(status)), Param::Int(ToMicros(when)), Param::Int(order_id)});
+      absl::StatusOr<std::vector<Row>> rows = conn_->Query(sql, params);
       if (!rows.ok()) {
         return rows.status();
       }

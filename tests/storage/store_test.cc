@@ -457,6 +457,11 @@ TEST_P(StoreTest, OrdersAndOutboxLifecycle) {
   EXPECT_EQ(store_->GetOrder(a->order_id)->sent_at, now_);
   EXPECT_EQ(store_->UpdateOrderStatus(a->order_id, "bogus", now_).code(),
             absl::StatusCode::kInvalidArgument);
+  // Statuses without a timestamp column (PostgreSQL once refused these).
+  ASSERT_TRUE(store_->UpdateOrderStatus(b->order_id, "cancelled", now_).ok());
+  EXPECT_EQ(store_->GetOrder(b->order_id)->status, "cancelled");
+  ASSERT_TRUE(store_->UpdateOrderStatus(b->order_id, "pending", now_).ok());
+  EXPECT_EQ(store_->UpdateOrderStatus(999999, "failed", now_).code(), absl::StatusCode::kNotFound);
 
   // Retry: due again only at next_attempt_at.
   ASSERT_TRUE(
