@@ -1,0 +1,63 @@
+// api/apis.h
+//
+// The APIs lab-bridge offers its callers (REST on Boost.Beast today; the
+// FHIR facade and gRPC join here), started by the composition root with one
+// call and stopped with one:
+//
+//   absl::StatusOr<std::unique_ptr<Apis>> apis = StartApis(config, *store, &bus, {});
+//   if (!apis.ok()) { print apis.status(); exit 1; }  // port in use, bad tokens file
+//   ...
+//   (*apis)->Stop();
+//
+// Every API call needs a bearer token from the tokens file (see
+// api/service/auth.h) except /healthz, /readyz and, unless
+// ApisOptions::metrics_require_token, /metrics.
+//
+// Thread-safety: Stop may be called from any thread and is idempotent. The
+// store and the event bus must outlive the Apis.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+
+#include "api/config.h"
+#include "api/http/server.h"
+#include "api/service/auth.h"
+#include "storage/store.h"
+
+namespace bridge::api {
+
+namespace service {
+class EventBus;
+}
+
+struct ApisOptions {
+  // Where token hashes live (`lab-bridge token ...` writes it).
+  std::string tokens_file = "./var/api_tokens.json";
+  bool metrics_require_token = false;
+  // Overrides of Config: http_listen_host/http_port/worker_threads are taken
+  // from the Config; the rest of the HTTP limits from here.
+  http::HttpServerOptions http;
+  // Outbox destination of new orders (a name in lis_endpoints.json).
+  std::string lis_endpoint = "default";
+  // More Prometheus text lines appended to /metrics (e.g. MLLP counters).
+  std::function<std::string()> extra_metrics;
+};
+
+class Apis {
+ public:
+  virtual ~Apis() = default;
+  virtual std::uint16_t http_port() const = 0;
+  virtual service::TokenRegistry& tokens() = 0;
+  virtual void Stop() = 0;
+};
+
+absl::StatusOr<std::unique_ptr<Apis>> StartApis(const Config& config, storage::Store& store,
+                                                service::EventBus* events,
+                                                const ApisOptions& options);
+
+}  // namespace bridge::api

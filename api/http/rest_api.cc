@@ -1,0 +1,648 @@
+// api/http/rest_api.cc
+#include "api/http/rest_api.h"
+
+#include <rapidjson/document.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+
+#include <cctype>
+#include <charconv>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/ascii.h"
+#include "absl/time/time.h"
+
+namespace bridge::api::http {
+namespace {
+
+using Writer = rapidjson::Writer<rapidjson::StringBuffer>;
+
+// A request problem reported as FastAPI's 422 {"detail": [{loc, msg, type}]}.
+struct FieldError {
+  std::string where;  // "body", "query", "path"
+  std::string field;
+  std::string message;
+};
+
+void String(Writer& w, std::string_view text) {
+  w.String(text.data(), static_cast<rapidjson::SizeType>(text.size()));
+}
+
+void Key(Writer& w, std::string_view text) {
+  w.Key(text.data(), static_cast<rapidjson::SizeType>(text.size()));
+}
+
+void OptionalString(Writer& w, std::string_view key, std::string_view value) {
+  Key(w, key);
+  if (value.empty()) {
+    w.Null();
+  } else {
+    String(w, value);
+  }
+}
+
+std::string Rfc3339(absl::Time t) {
+  return absl::FormatTime("%Y-%m-%dT%H:%M:%E*SZ", t, absl::UTCTimeZone());
+}
+
+void OptionalTime(Writer& w, std::string_view key, const std::optional<absl::Time>& t) {
+  Key(w, key);
+  if (t.has_value()) {
+    String(w, Rfc3339(*t));
+  } else {
+    w.Null();
+  }
+}
+
+std::optional<std::int64_t> ParseInt(std::string_view text) {
+  std::int64_t value = 0;
+  if (text.empty()) return std::nullopt;
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (ec != std::errc() || end != text.data() + text.size()) return std::nullopt;
+  return value;
+}
+
+// The PMS id as the guide's integer when it is one, else as a string.
+void PatientId(Writer& w, std::string_view pms_id) {
+  Key(w, "patient_id");
+  if (std::optional<std::int64_t> n = ParseInt(pms_id); n.has_value() && pms_id[0] != '0') {
+    w.Int64(*n);
+  } else if (pms_id == "0") {
+    w.Int64(0);
+  } else if (pms_id.empty()) {
+    w.Null();
+  } else {
+    String(w, pms_id);
+  }
+}
+
+void WriteResult(Writer& w, const service::ResultView& view) {
+  const storage::StoredResult& r = view.result;
+  w.StartObject();
+  Key(w, "id");
+  w.Int64(r.id);
+  PatientId(w, view.pms_patient_id);
+  Key(w, "lab_order_id");
+  if (r.lab_order_id.has_value()) {
+    w.Int64(*r.lab_order_id);
+  } else {
+    w.Null();
+  }
+  Key(w, "test_code");
+  String(w, r.result.test_code);
+  OptionalString(w, "test_name", r.result.test_name);
+  OptionalString(w, "value", r.result.value);
+  OptionalString(w, "value_type", r.result.value_type);
+  OptionalString(w, "units", r.result.units);
+  OptionalString(w, "reference_range", r.result.reference_range);
+  OptionalString(w, "abnormal_flag", r.result.abnormal_flag);
+  OptionalString(w, "result_status", r.result.result_status);
+  OptionalString(w, "sending_facility", r.result.sending_facility);
+  OptionalString(w, "filler_order_number", r.result.filler_order_number);
+  OptionalString(w, "placer_order_number", r.result.placer_order_number);
+  OptionalTime(w, "observation_date", r.result.observation_date);
+  OptionalTime(w, "received_at", r.received_at);
+  Key(w, "hl7_message_id");
+  w.Int64(r.hl7_message_id);
+  Key(w, "critical");
+  w.Bool(r.result.critical);
+  Key(w, "acknowledged");
+  w.Bool(r.acknowledged_at.has_value());
+  OptionalString(w, "acknowledged_by", r.acknowledged_by);
+  OptionalTime(w, "acknowledged_at", r.acknowledged_at);
+  OptionalString(w, "acknowledgement_note", r.acknowledgement_note);
+  w.EndObject();
+}
+
+void WriteOrderFields(Writer& w, const service::OrderView& view) {
+  const storage::StoredOrder& o = view.order;
+  Key(w, "id");
+  w.Int64(o.id);
+  PatientId(w, view.pms_patient_id);
+  Key(w, "encounter_id");
+  if (o.encounter_id.has_value()) {
+    w.Int64(*o.encounter_id);
+  } else {
+    w.Null();
+  }
+  Key(w, "test_codes");
+  w.StartArray();
+  for (const std::string& code : o.test_codes) String(w, code);
+  w.EndArray();
+  OptionalString(w, "ordering_provider", o.ordering_provider);
+  Key(w, "priority");
+  String(w, o.priority);
+  Key(w, "status");
+  String(w, o.status);
+  Key(w, "placer_order_number");
+  String(w, o.placer_order_number);
+  Key(w, "hl7_message_id");
+  if (o.hl7_message_id.has_value()) {
+    w.Int64(*o.hl7_message_id);
+  } else {
+    w.Null();
+  }
+  Key(w, "created_at");
+  String(w, Rfc3339(o.created_at));
+  OptionalTime(w, "sent_at", o.sent_at);
+  OptionalTime(w, "acknowledged_at", o.acknowledged_at);
+}
+
+HttpResponse Json(int status, std::string body) {
+  HttpResponse r;
+  r.status = status;
+  r.body = std::move(body);
+  return r;
+}
+
+HttpResponse Unprocessable(const std::vector<FieldError>& errors) {
+  rapidjson::StringBuffer buffer;
+  Writer w(buffer);
+  w.StartObject();
+  Key(w, "detail");
+  w.StartArray();
+  for (const FieldError& e : errors) {
+    w.StartObject();
+    Key(w, "loc");
+    w.StartArray();
+    String(w, e.where);
+    String(w, e.field);
+    w.EndArray();
+    Key(w, "msg");
+    String(w, e.message);
+    Key(w, "type");
+    String(w, "value_error");
+    w.EndObject();
+  }
+  w.EndArray();
+  w.EndObject();
+  return Json(422, buffer.GetString());
+}
+
+HttpResponse Unprocessable(std::string where, std::string field, std::string message) {
+  return Unprocessable({FieldError{std::move(where), std::move(field), std::move(message)}});
+}
+
+// "true"/"false" and FastAPI's other spellings.
+std::optional<bool> ParseBool(std::string_view text) {
+  const std::string lower = absl::AsciiStrToLower(std::string(text));
+  if (lower == "true" || lower == "1" || lower == "yes" || lower == "on") return true;
+  if (lower == "false" || lower == "0" || lower == "no" || lower == "off") return false;
+  return std::nullopt;
+}
+
+// Reads limit and cursor; nullopt + *error on a bad limit.
+bool ReadPaging(const HttpRequest& request, int* limit, std::string* cursor, HttpResponse* error) {
+  *limit = service::kDefaultPageSize;
+  if (const std::string* text = request.QueryParam("limit")) {
+    std::optional<std::int64_t> n = ParseInt(*text);
+    if (!n.has_value() || *n < 1 || *n > service::kMaxPageSize) {
+      *error = Unprocessable("query", "limit",
+                             "expected an integer 1-" + std::to_string(service::kMaxPageSize));
+      return false;
+    }
+    *limit = static_cast<int>(*n);
+  }
+  if (const std::string* text = request.QueryParam("cursor")) *cursor = *text;
+  return true;
+}
+
+// The same request with `cursor` replaced by next_cursor.
+void AddNextLink(const HttpRequest& request, const std::string& next_cursor,
+                 HttpResponse* response) {
+  if (next_cursor.empty()) return;
+  std::string url = request.path + "?";
+  for (const auto& [key, value] : request.query) {
+    if (key == "cursor") continue;
+    url += PercentEncode(key) + "=" + PercentEncode(value) + "&";
+  }
+  url += "cursor=" + PercentEncode(next_cursor);
+  response->headers.emplace_back("Link", "<" + url + ">; rel=\"next\"");
+}
+
+std::optional<absl::Time> ParseTimeParam(std::string_view text) {
+  absl::Time t;
+  std::string error;
+  const std::string s(text);
+  if (absl::ParseTime("%Y-%m-%dT%H:%M:%E*S%Ez", s, &t, &error) ||
+      absl::ParseTime("%Y-%m-%dT%H:%M:%E*SZ", s, &t, &error) ||
+      absl::ParseTime("%Y-%m-%d", s, &t, &error)) {
+    return t;
+  }
+  return std::nullopt;
+}
+
+std::vector<std::string_view> SplitPath(std::string_view path) {
+  std::vector<std::string_view> parts;
+  while (!path.empty()) {
+    const std::size_t slash = path.find('/');
+    std::string_view part = path.substr(0, slash);
+    if (!part.empty()) parts.push_back(part);
+    if (slash == std::string_view::npos) break;
+    path = path.substr(slash + 1);
+  }
+  return parts;
+}
+
+HttpResponse MethodNotAllowed(std::string_view allow) {
+  HttpResponse r = JsonError(405, "method not allowed");
+  r.headers.emplace_back("Allow", std::string(allow));
+  return r;
+}
+
+}  // namespace
+
+int HttpStatusFor(const absl::Status& status) {
+  switch (status.code()) {
+    case absl::StatusCode::kOk:
+      return 200;
+    case absl::StatusCode::kInvalidArgument:
+    case absl::StatusCode::kOutOfRange:
+      return 400;
+    case absl::StatusCode::kUnauthenticated:
+      return 401;
+    case absl::StatusCode::kPermissionDenied:
+      return 403;
+    case absl::StatusCode::kNotFound:
+      return 404;
+    case absl::StatusCode::kAlreadyExists:
+    case absl::StatusCode::kFailedPrecondition:
+    case absl::StatusCode::kAborted:
+      return 409;
+    case absl::StatusCode::kResourceExhausted:
+      return 429;
+    case absl::StatusCode::kUnimplemented:
+      return 501;
+    case absl::StatusCode::kUnavailable:
+      return 503;
+    case absl::StatusCode::kDeadlineExceeded:
+      return 504;
+    default:
+      return 500;
+  }
+}
+
+HttpResponse JsonError(int http_status, std::string_view message) {
+  rapidjson::StringBuffer buffer;
+  Writer w(buffer);
+  w.StartObject();
+  Key(w, "detail");
+  String(w, message);
+  w.EndObject();
+  HttpResponse r = Json(http_status, buffer.GetString());
+  if (http_status == 401) {
+    r.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"lab-bridge\"");
+  }
+  return r;
+}
+
+HttpResponse ToHttpResponse(const absl::Status& status) {
+  const int code = HttpStatusFor(status);
+  // 5xx details may name internals (SQL, hosts): keep them out of the body.
+  if (code == 500) return JsonError(code, "internal error");
+  return JsonError(code, std::string(status.message()));
+}
+
+absl::StatusOr<service::Principal> Authorize(service::TokenRegistry& tokens,
+                                             const HttpRequest& request, service::Role role) {
+  std::string_view header = request.Header("authorization");
+  constexpr std::string_view kBearer = "bearer ";
+  if (header.size() <= kBearer.size() ||
+      absl::AsciiStrToLower(std::string(header.substr(0, kBearer.size()))) != kBearer) {
+    return absl::UnauthenticatedError("missing bearer token");
+  }
+  std::string_view token = header.substr(kBearer.size());
+  while (!token.empty() && token.front() == ' ') token.remove_prefix(1);
+  while (!token.empty() && token.back() == ' ') token.remove_suffix(1);
+  absl::StatusOr<service::Principal> who = tokens.Authenticate(token);
+  if (!who.ok()) {
+    return who.status();
+  }
+  if (!who->Has(role)) {
+    return absl::PermissionDeniedError("token \"" + who->name + "\" lacks the role " +
+                                       service::RoleName(role));
+  }
+  return who;
+}
+
+HttpResponse RestApi::Handle(const HttpRequest& request) {
+  const std::vector<std::string_view> parts = SplitPath(request.path);
+  const std::string& method = request.method;
+  const bool get = method == "GET" || method == "HEAD";
+  const bool post = method == "POST";
+
+  if (parts.size() == 1 && parts[0] == "healthz") {
+    if (!get) return MethodNotAllowed("GET, HEAD");
+    return Json(200, "{\"status\":\"ok\"}");
+  }
+  if (parts.size() == 1 && parts[0] == "readyz") {
+    if (!get) return MethodNotAllowed("GET, HEAD");
+    absl::Status ready = ready_();
+    if (!ready.ok()) {
+      return JsonError(503, "not ready: " + std::string(ready.message()));
+    }
+    return Json(200, "{\"status\":\"ready\"}");
+  }
+  if (parts.size() == 1 && parts[0] == "metrics") {
+    if (!get) return MethodNotAllowed("GET, HEAD");
+    if (options_.metrics_require_token) {
+      absl::StatusOr<service::Principal> who =
+          Authorize(tokens_, request, service::Role::kAuditRead);
+      if (!who.ok()) return ToHttpResponse(who.status());
+    }
+    HttpResponse r;
+    r.content_type = "text/plain; version=0.0.4; charset=utf-8";
+    r.body = metrics_();
+    return r;
+  }
+
+  if (parts.size() < 2 || parts[0] != "api") {
+    return JsonError(404, "no such path: " + request.path);
+  }
+
+  // Which role the route needs, decided before any work is done.
+  std::optional<service::Role> role;
+  std::string allow;
+  if (parts[1] == "lab-orders") {
+    if (parts.size() == 2) {
+      allow = "GET, HEAD, POST";
+      if (get) role = service::Role::kResultsRead;
+      if (post) role = service::Role::kOrdersWrite;
+    } else if (parts.size() == 3) {
+      allow = "GET, HEAD";
+      if (get) role = service::Role::kResultsRead;
+    } else if (parts.size() == 4 && parts[3] == "cancel") {
+      allow = "POST";
+      if (post) role = service::Role::kOrdersWrite;
+    }
+  } else if (parts[1] == "lab-results") {
+    if (parts.size() == 2 || (parts.size() == 3 && parts[2] == "critical")) {
+      allow = "GET, HEAD";
+      if (get) role = service::Role::kResultsRead;
+    } else if (parts.size() == 4 && parts[3] == "acknowledge") {
+      allow = "POST";
+      if (post) role = service::Role::kCriticalsAck;
+    }
+  }
+  if (allow.empty()) {
+    return JsonError(404, "no such path: " + request.path);
+  }
+  if (!role.has_value()) {
+    return MethodNotAllowed(allow);
+  }
+  absl::StatusOr<service::Principal> who = Authorize(tokens_, request, *role);
+  if (!who.ok()) {
+    return ToHttpResponse(who.status());
+  }
+
+  std::optional<std::int64_t> id;
+  if (parts.size() >= 3 && !(parts[1] == "lab-results" && parts[2] == "critical")) {
+    id = ParseInt(parts[2]);
+    if (!id.has_value() || *id <= 0) {
+      return Unprocessable("path", parts[1] == "lab-orders" ? "order_id" : "result_id",
+                           "expected a positive integer");
+    }
+  }
+  if (parts[1] == "lab-orders") {
+    if (parts.size() == 2) return post ? CreateOrder(request) : ListOrders(request);
+    if (parts.size() == 3) return GetOrder(*id);
+    return CancelOrder(*id);
+  }
+  if (parts.size() == 2) return ListResults(request, false);
+  if (parts.size() == 3) return ListResults(request, true);
+  return Acknowledge(request, *id, *who);
+}
+
+HttpResponse RestApi::ListOrders(const HttpRequest& request) {
+  int limit = 0;
+  std::string cursor;
+  HttpResponse error;
+  if (!ReadPaging(request, &limit, &cursor, &error)) return error;
+  const std::string* patient = request.QueryParam("patient_id");
+  const std::string* status = request.QueryParam("status");
+  if (status != nullptr && !status->empty() && !service::IsOrderStatus(*status)) {
+    return Unprocessable("query", "status",
+                         "expected pending, sent, acknowledged, resulted, failed, rejected or "
+                         "cancelled");
+  }
+  absl::StatusOr<service::OrderList> list =
+      orders_.List(patient ? *patient : "", status ? *status : "", limit, cursor);
+  if (!list.ok()) return ToHttpResponse(list.status());
+  rapidjson::StringBuffer buffer;
+  Writer w(buffer);
+  w.StartArray();
+  for (const service::OrderView& view : list->orders) {
+    w.StartObject();
+    WriteOrderFields(w, view);
+    w.EndObject();
+  }
+  w.EndArray();
+  HttpResponse r = Json(200, buffer.GetString());
+  AddNextLink(request, list->next_cursor, &r);
+  return r;
+}
+
+HttpResponse RestApi::CreateOrder(const HttpRequest& request) {
+  const std::string_view type = request.Header("content-type");
+  if (!type.empty() && absl::AsciiStrToLower(std::string(type)).find("json") == std::string::npos) {
+    return JsonError(415, "expected Content-Type: application/json");
+  }
+  rapidjson::Document body;
+  body.Parse(request.body.c_str(), request.body.size());
+  if (body.HasParseError()) return Unprocessable("body", "", "body is not valid JSON");
+  if (!body.IsObject()) return Unprocessable("body", "", "expected a JSON object");
+
+  service::OrderInput input;
+  std::vector<FieldError> errors;
+  if (!body.HasMember("patient_id") || body["patient_id"].IsNull()) {
+    errors.push_back({"body", "patient_id", "field required"});
+  } else if (body["patient_id"].IsInt64() && body["patient_id"].GetInt64() >= 0) {
+    input.pms_patient_id = std::to_string(body["patient_id"].GetInt64());
+  } else if (body["patient_id"].IsString() && body["patient_id"].GetStringLength() > 0) {
+    input.pms_patient_id = body["patient_id"].GetString();
+  } else {
+    errors.push_back({"body", "patient_id", "expected a PMS patient id (integer or string)"});
+  }
+  if (body.HasMember("encounter_id") && !body["encounter_id"].IsNull()) {
+    if (body["encounter_id"].IsInt64()) {
+      input.encounter_id = body["encounter_id"].GetInt64();
+    } else {
+      errors.push_back({"body", "encounter_id", "expected an integer"});
+    }
+  }
+  if (!body.HasMember("test_codes")) {
+    errors.push_back({"body", "test_codes", "field required"});
+  } else if (!body["test_codes"].IsArray() || body["test_codes"].Empty()) {
+    errors.push_back({"body", "test_codes", "expected a non-empty list of test codes"});
+  } else {
+    for (const rapidjson::Value& code : body["test_codes"].GetArray()) {
+      if (!code.IsString() || code.GetStringLength() == 0) {
+        errors.push_back({"body", "test_codes", "each test code must be a non-empty string"});
+        break;
+      }
+      input.test_codes.emplace_back(code.GetString(), code.GetStringLength());
+    }
+  }
+  if (!body.HasMember("ordering_provider") || body["ordering_provider"].IsNull()) {
+    errors.push_back({"body", "ordering_provider", "field required"});
+  } else if (!body["ordering_provider"].IsString()) {
+    errors.push_back({"body", "ordering_provider", "expected a string"});
+  } else {
+    input.ordering_provider = body["ordering_provider"].GetString();
+  }
+  if (body.HasMember("priority") && !body["priority"].IsNull()) {
+    if (!body["priority"].IsString()) {
+      errors.push_back({"body", "priority", "expected R, S or A"});
+    } else {
+      input.priority = body["priority"].GetString();
+      if (input.priority != "R" && input.priority != "S" && input.priority != "A") {
+        errors.push_back({"body", "priority", "expected R, S or A"});
+      }
+    }
+  }
+  if (!errors.empty()) return Unprocessable(errors);
+
+  absl::StatusOr<service::OrderView> order = orders_.Create(input);
+  if (!order.ok()) {
+    if (absl::IsInvalidArgument(order.status())) {
+      // The builder names the field ("test_codes: ..."): still a body problem.
+      const std::string message(order.status().message());
+      const std::size_t colon = message.find(':');
+      return Unprocessable("body", colon == std::string::npos ? "" : message.substr(0, colon),
+                           message);
+    }
+    return ToHttpResponse(order.status());
+  }
+  rapidjson::StringBuffer buffer;
+  Writer w(buffer);
+  w.StartObject();
+  WriteOrderFields(w, *order);
+  w.EndObject();
+  HttpResponse r = Json(201, buffer.GetString());
+  r.headers.emplace_back("Location", "/api/lab-orders/" + std::to_string(order->order.id));
+  return r;
+}
+
+HttpResponse RestApi::GetOrder(std::int64_t id) {
+  absl::StatusOr<service::OrderView> order = orders_.Get(id);
+  if (!order.ok()) return ToHttpResponse(order.status());
+  absl::StatusOr<std::vector<service::ResultView>> linked = results_.ForOrder(order->order);
+  if (!linked.ok()) return ToHttpResponse(linked.status());
+  rapidjson::StringBuffer buffer;
+  Writer w(buffer);
+  w.StartObject();
+  WriteOrderFields(w, *order);
+  Key(w, "results");
+  w.StartArray();
+  for (const service::ResultView& view : *linked) WriteResult(w, view);
+  w.EndArray();
+  w.EndObject();
+  return Json(200, buffer.GetString());
+}
+
+HttpResponse RestApi::CancelOrder(std::int64_t id) {
+  absl::StatusOr<service::OrderView> order = orders_.Cancel(id);
+  if (!order.ok()) return ToHttpResponse(order.status());
+  rapidjson::StringBuffer buffer;
+  Writer w(buffer);
+  w.StartObject();
+  WriteOrderFields(w, *order);
+  w.EndObject();
+  return Json(200, buffer.GetString());
+}
+
+HttpResponse RestApi::ListResults(const HttpRequest& request, bool critical_only) {
+  service::ResultFilter filter;
+  HttpResponse error;
+  if (!ReadPaging(request, &filter.limit, &filter.cursor, &error)) return error;
+  const auto read_bool = [&](const char* name, std::optional<bool>* out) -> bool {
+    if (const std::string* text = request.QueryParam(name)) {
+      *out = ParseBool(*text);
+      if (!out->has_value()) {
+        error = Unprocessable("query", name, "expected true or false");
+        return false;
+      }
+    }
+    return true;
+  };
+  std::optional<bool> abnormal;
+  if (!read_bool("abnormal_only", &abnormal) || !read_bool("critical", &filter.critical) ||
+      !read_bool("acknowledged", &filter.acknowledged)) {
+    return error;
+  }
+  filter.abnormal_only = abnormal.value_or(false);
+  if (critical_only) {
+    filter.critical = true;
+    // The guide's alert feed: unacknowledged unless asked otherwise.
+    if (request.QueryParam("acknowledged") == nullptr) filter.acknowledged = false;
+  }
+  if (const std::string* patient = request.QueryParam("patient_id")) {
+    filter.pms_patient_id = *patient;
+  }
+  if (const std::string* code = request.QueryParam("test_code")) filter.test_code = *code;
+  for (const char* name : {"from", "to"}) {
+    if (const std::string* text = request.QueryParam(name)) {
+      std::optional<absl::Time> t = ParseTimeParam(*text);
+      if (!t.has_value()) {
+        return Unprocessable("query", name, "expected YYYY-MM-DD or an RFC 3339 date-time");
+      }
+      (std::string_view(name) == "from" ? filter.observed_from : filter.observed_to) = t;
+    }
+  }
+  absl::StatusOr<service::ResultList> list = results_.List(filter);
+  if (!list.ok()) return ToHttpResponse(list.status());
+  rapidjson::StringBuffer buffer;
+  Writer w(buffer);
+  w.StartArray();
+  for (const service::ResultView& view : list->results) WriteResult(w, view);
+  w.EndArray();
+  HttpResponse r = Json(200, buffer.GetString());
+  AddNextLink(request, list->next_cursor, &r);
+  return r;
+}
+
+HttpResponse RestApi::Acknowledge(const HttpRequest& request, std::int64_t id,
+                                  const service::Principal& who) {
+  std::string acknowledged_by = who.name;
+  std::string note;
+  if (!request.body.empty()) {
+    rapidjson::Document body;
+    body.Parse(request.body.c_str(), request.body.size());
+    if (body.HasParseError() || !body.IsObject()) {
+      return Unprocessable("body", "", "expected a JSON object");
+    }
+    if (body.HasMember("acknowledged_by") && !body["acknowledged_by"].IsNull()) {
+      if (!body["acknowledged_by"].IsString() || body["acknowledged_by"].GetStringLength() == 0) {
+        return Unprocessable("body", "acknowledged_by", "expected a non-empty string");
+      }
+      acknowledged_by = body["acknowledged_by"].GetString();
+    }
+    if (body.HasMember("note") && !body["note"].IsNull()) {
+      if (!body["note"].IsString()) return Unprocessable("body", "note", "expected a string");
+      note = body["note"].GetString();
+    }
+  }
+  const absl::Time now = absl::Now();
+  if (absl::Status s = results_.Acknowledge(id, acknowledged_by, now, note); !s.ok()) {
+    return ToHttpResponse(s);
+  }
+  rapidjson::StringBuffer buffer;
+  Writer w(buffer);
+  w.StartObject();
+  Key(w, "id");
+  w.Int64(id);
+  Key(w, "acknowledged");
+  w.Bool(true);
+  Key(w, "acknowledged_by");
+  String(w, acknowledged_by);
+  Key(w, "acknowledged_at");
+  String(w, Rfc3339(now));
+  OptionalString(w, "acknowledgement_note", note);
+  w.EndObject();
+  return Json(200, buffer.GetString());
+}
+
+}  // namespace bridge::api::http

@@ -1,0 +1,92 @@
+// api/http/rest_api.h
+//
+// RestApi: the original guide's REST paths and the operator endpoints, as an
+// HttpHandler. It only translates HTTP into calls on api/service use cases
+// and their results into JSON (RapidJSON); errors become HTTP answers in one
+// place, ToHttpResponse (STYLE.md 3.3).
+//
+//   /healthz                               process up (no token)
+//   /readyz                                database reachable (no token)
+//   /metrics                               Prometheus text (token optional)
+//   POST /api/lab-orders                   orders:write   -> 201 order
+//   GET  /api/lab-orders?patient_id=&status=&limit=&cursor=   results:read
+//   GET  /api/lab-orders/{id}              results:read   (with its results)
+//   POST /api/lab-orders/{id}/cancel       orders:write
+//   GET  /api/lab-results?patient_id=&abnormal_only=&critical=&acknowledged=
+//        &test_code=&from=&to=&limit=&cursor=               results:read
+//   GET  /api/lab-results/critical?acknowledged=false       results:read
+//   POST /api/lab-results/{id}/acknowledge {acknowledged_by?, note?}  criticals:ack
+//
+// Lists are JSON arrays (the guide's `jq '.[]'` works); the next page is in
+// a `Link: <...>; rel="next"` header. Errors are FastAPI-shaped JSON:
+// {"detail": "..."}, and for a bad body or parameter 422 with
+// {"detail": [{"loc": ["body", "test_codes"], "msg": "...", "type": "value_error"}]}.
+//
+// Thread-safe; Handle blocks on storage (the server runs it on its pool).
+#pragma once
+
+#include <functional>
+#include <string>
+#include <string_view>
+
+#include "absl/status/status.h"
+
+#include "api/http/server.h"
+#include "api/service/auth.h"
+#include "api/service/orders.h"
+#include "api/service/results.h"
+
+namespace bridge::api::http {
+
+// The one translation of a Status into an HTTP status code (STYLE.md 3.3).
+int HttpStatusFor(const absl::Status& status);
+// A JSON error response {"detail": message} for `status`.
+HttpResponse ToHttpResponse(const absl::Status& status);
+// A JSON error response with an explicit HTTP status (server refusals).
+HttpResponse JsonError(int http_status, std::string_view message);
+
+struct RestApiOptions {
+  bool metrics_require_token = false;
+};
+
+class RestApi {
+ public:
+  using ReadyProbe = std::function<absl::Status()>;
+  using MetricsText = std::function<std::string()>;
+
+  RestApi(service::Results& results, service::Orders& orders, service::TokenRegistry& tokens,
+          ReadyProbe ready, MetricsText metrics, RestApiOptions options = {})
+      : results_(results),
+        orders_(orders),
+        tokens_(tokens),
+        ready_(std::move(ready)),
+        metrics_(std::move(metrics)),
+        options_(options) {}
+  RestApi(const RestApi&) = delete;
+  RestApi& operator=(const RestApi&) = delete;
+
+  HttpResponse Handle(const HttpRequest& request);
+
+ private:
+  HttpResponse ListOrders(const HttpRequest& request);
+  HttpResponse CreateOrder(const HttpRequest& request);
+  HttpResponse GetOrder(std::int64_t id);
+  HttpResponse CancelOrder(std::int64_t id);
+  HttpResponse ListResults(const HttpRequest& request, bool critical_only);
+  HttpResponse Acknowledge(const HttpRequest& request, std::int64_t id,
+                           const service::Principal& who);
+
+  service::Results& results_;
+  service::Orders& orders_;
+  service::TokenRegistry& tokens_;
+  ReadyProbe ready_;
+  MetricsText metrics_;
+  const RestApiOptions options_;
+};
+
+// Authenticates the request's `Authorization: Bearer` header and checks
+// `role`. Unauthenticated / PermissionDenied.
+absl::StatusOr<service::Principal> Authorize(service::TokenRegistry& tokens,
+                                             const HttpRequest& request, service::Role role);
+
+}  // namespace bridge::api::http

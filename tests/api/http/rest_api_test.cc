@@ -1,0 +1,494 @@
+// tests/api/http/rest_api_test.cc
+//
+// The guide's REST paths over the real HttpServer, RestApi, services and
+// Store (SQLite and PostgreSQL), through a real HTTP client on loopback.
+#include "api/http/rest_api.h"
+
+#include <rapidjson/document.h>
+
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "gtest/gtest.h"
+
+#include "api/apis.h"
+#include "api/config.h"
+#include "storage/store.h"
+#include "tests/api/http/http_test_client.h"
+#include "tests/storage/store_fixture.h"
+#include "tests/support/test_paths.h"
+
+namespace bridge::api {
+namespace {
+
+using storage::testing::Backend;
+using testing::Fetch;
+using testing::HttpResult;
+using testing::HttpTestClient;
+
+// The guide's Part D Step 1 ORU^R01 (MSG001, patient 12345^^^MPS_PMS^MR,
+// five OBX, potassium 6.8 HH) as the inbound pipeline stores it.
+storage::IngestRecord GuideSampleOru() {
+  storage::IngestRecord record;
+  record.message.message_type = "ORU";
+  record.message.trigger_event = "R01";
+  record.message.message_control_id = "MSG001";
+  record.message.sending_application = "LAB_LIS";
+  record.message.sending_facility = "REFERENCE_LAB";
+  record.message.receiving_application = "PMS_LAB";
+  record.message.receiving_facility = "MPS_PMS";
+  record.message.version = "2.5.1";
+  record.message.raw_message = "MSH|^~\\&|LAB_LIS|REFERENCE_LAB|...";
+  record.message.ack_status = "AA";
+  record.patient = storage::PatientRecord{"12345", "", "Doe", "Jane", "19900315", "F"};
+  struct Row {
+    const char* code;
+    const char* name;
+    const char* value;
+    const char* units;
+    const char* range;
+    const char* flag;
+  };
+  const Row rows[] = {{"WBC", "White Blood Cell Count", "7.5", "10*3/uL", "4.5-11.0", "N"},
+                      {"RBC", "Red Blood Cell Count", "4.8", "10*6/uL", "4.0-5.5", "N"},
+                      {"HGB", "Hemoglobin", "14.2", "g/dL", "12.0-16.0", "N"},
+                      {"PLT", "Platelet Count", "250", "10*3/uL", "150-400", "N"},
+                      {"K", "Potassium", "6.8", "mEq/L", "3.5-5.0", "HH"}};
+  for (const Row& row : rows) {
+    storage::ResultRecord r;
+    r.test_code = row.code;
+    r.test_name = row.name;
+    r.value = row.value;
+    r.value_type = "NM";
+    r.units = row.units;
+    r.reference_range = row.range;
+    r.abnormal_flag = row.flag;
+    r.result_status = "F";
+    r.sending_facility = "REFERENCE_LAB";
+    r.filler_order_number = "FIL001";
+    r.placer_order_number = "ORD001";
+    r.observation_date = absl::FromUnixSeconds(1771671600);  // 2026-02-21T11:00:00Z
+    r.critical = std::string(row.flag) == "HH";
+    record.results.push_back(r);
+  }
+  return record;
+}
+
+rapidjson::Document ParseJson(const std::string& text) {
+  rapidjson::Document doc;
+  doc.Parse(text.c_str());
+  EXPECT_FALSE(doc.HasParseError()) << text;
+  return doc;
+}
+
+// "<url>; rel=\"next\"" -> url.
+std::string NextLink(const HttpResult& r) {
+  const std::string link = r.Header("link");
+  const std::size_t open = link.find('<');
+  const std::size_t close = link.find('>');
+  if (open == std::string::npos || close == std::string::npos) return "";
+  return link.substr(open + 1, close - open - 1);
+}
+
+class RestApiTest : public ::testing::TestWithParam<Backend> {
+ protected:
+  void SetUp() override {
+    if (GetParam() == Backend::kPostgres && !storage::testing::PostgresDsn().has_value()) {
+      if (storage::testing::PostgresRequired()) {
+        FAIL() << "BRIDGE_TEST_PG_DSN is not set but PostgreSQL tests are required";
+      }
+      GTEST_SKIP() << "BRIDGE_TEST_PG_DSN not set";
+    }
+    db_ = std::make_unique<storage::testing::TestDatabase>(GetParam());
+    storage::StoreOptions store_options;
+    store_options.database_url = db_->url();
+    absl::StatusOr<std::unique_ptr<storage::Store>> store = storage::OpenStore(store_options);
+    ASSERT_TRUE(store.ok()) << store.status();
+    store_ = *std::move(store);
+    StartServer({});
+  }
+
+  void StartServer(ApisOptions options) {
+    if (apis_) apis_->Stop();
+    apis_.reset();
+    Config config;
+    config.http_listen_host = "127.0.0.1";
+    config.http_port = 0;
+    config.worker_threads = 2;
+    options.tokens_file = (dir_.path() / "tokens.json").string();
+    absl::StatusOr<std::unique_ptr<Apis>> apis = StartApis(config, *store_, nullptr, options);
+    ASSERT_TRUE(apis.ok()) << apis.status();
+    apis_ = *std::move(apis);
+    port_ = apis_->http_port();
+    if (admin_.empty()) {
+      absl::StatusOr<std::string> admin =
+          apis_->tokens().Create("admin", service::kAllRoles, absl::Now());
+      ASSERT_TRUE(admin.ok()) << admin.status();
+      admin_ = *admin;
+      absl::StatusOr<std::string> reader = apis_->tokens().Create(
+          "reader", static_cast<std::uint32_t>(service::Role::kResultsRead), absl::Now());
+      ASSERT_TRUE(reader.ok()) << reader.status();
+      reader_ = *reader;
+    }
+  }
+
+  void TearDown() override {
+    if (apis_) apis_->Stop();
+  }
+
+  void StoreGuideOru() {
+    absl::StatusOr<storage::IngestOutcome> outcome = store_->Ingest(GuideSampleOru());
+    ASSERT_TRUE(outcome.ok()) << outcome.status();
+  }
+
+  HttpResult Get(const std::string& target) { return Fetch(port_, "GET", target, admin_); }
+  HttpResult Post(const std::string& target, const std::string& body) {
+    return Fetch(port_, "POST", target, admin_, body);
+  }
+
+  bridge::testing::TempDir dir_;
+  std::unique_ptr<storage::testing::TestDatabase> db_;
+  std::unique_ptr<storage::Store> store_;
+  std::unique_ptr<Apis> apis_;
+  std::uint16_t port_ = 0;
+  std::string admin_;
+  std::string reader_;
+};
+
+// Part D Step 2: five results including K with flag HH; the critical feed
+// holds the potassium 6.8 mEq/L HH result.
+TEST_P(RestApiTest, GuidePartDStep2ResultsAndCriticalFeed) {
+  StoreGuideOru();
+  HttpResult r = Get("/api/lab-results?patient_id=12345");
+  ASSERT_EQ(r.status, 200) << r.body << r.error;
+  EXPECT_EQ(r.Header("content-type"), "application/json");
+  rapidjson::Document doc = ParseJson(r.body);
+  ASSERT_TRUE(doc.IsArray());
+  ASSERT_EQ(doc.Size(), 5u);
+  std::set<std::string> codes;
+  for (const auto& row : doc.GetArray()) {
+    codes.insert(row["test_code"].GetString());
+    EXPECT_EQ(row["patient_id"].GetInt64(), 12345);
+    if (std::string(row["test_code"].GetString()) == "K") {
+      EXPECT_STREQ(row["test_name"].GetString(), "Potassium");
+      EXPECT_STREQ(row["abnormal_flag"].GetString(), "HH");
+      EXPECT_STREQ(row["value"].GetString(), "6.8");
+      EXPECT_TRUE(row["critical"].GetBool());
+    }
+  }
+  EXPECT_EQ(codes, (std::set<std::string>{"WBC", "RBC", "HGB", "PLT", "K"}));
+
+  r = Get("/api/lab-results/critical");
+  ASSERT_EQ(r.status, 200) << r.body;
+  doc = ParseJson(r.body);
+  ASSERT_EQ(doc.Size(), 1u);
+  EXPECT_STREQ(doc[0]["test_code"].GetString(), "K");
+  EXPECT_STREQ(doc[0]["value"].GetString(), "6.8");
+  EXPECT_STREQ(doc[0]["units"].GetString(), "mEq/L");
+  EXPECT_STREQ(doc[0]["abnormal_flag"].GetString(), "HH");
+  EXPECT_FALSE(doc[0]["acknowledged"].GetBool());
+
+  // abnormal_only keeps only K (the N flags are normal).
+  r = Get("/api/lab-results?patient_id=12345&abnormal_only=true");
+  ASSERT_EQ(r.status, 200);
+  EXPECT_EQ(ParseJson(r.body).Size(), 1u);
+  // An unknown patient is an empty list, not an error.
+  r = Get("/api/lab-results?patient_id=99999");
+  ASSERT_EQ(r.status, 200);
+  EXPECT_EQ(r.body, "[]");
+}
+
+TEST_P(RestApiTest, ResultPagesFollowTheLinkHeaderWithoutGapsOrRepeats) {
+  StoreGuideOru();
+  std::string target = "/api/lab-results?patient_id=12345&limit=2";
+  std::set<std::int64_t> seen;
+  int pages = 0;
+  while (!target.empty()) {
+    HttpResult r = Get(target);
+    ASSERT_EQ(r.status, 200) << r.body;
+    rapidjson::Document doc = ParseJson(r.body);
+    EXPECT_LE(doc.Size(), 2u);
+    for (const auto& row : doc.GetArray()) {
+      const std::int64_t id = row["id"].GetInt64();
+      EXPECT_TRUE(seen.insert(id).second) << "repeated " << id;
+    }
+    target = NextLink(r);
+    if (!target.empty()) {
+      EXPECT_NE(target.find("patient_id=12345"), std::string::npos);
+    }
+    ASSERT_LT(++pages, 10);
+  }
+  EXPECT_EQ(seen.size(), 5u);
+  EXPECT_EQ(pages, 3);
+}
+
+TEST_P(RestApiTest, AcknowledgeClosesTheCriticalAlertOnce) {
+  StoreGuideOru();
+  rapidjson::Document critical = ParseJson(Get("/api/lab-results/critical").body);
+  ASSERT_EQ(critical.Size(), 1u);
+  const std::int64_t id = critical[0]["id"].GetInt64();
+  const std::string path = "/api/lab-results/" + std::to_string(id) + "/acknowledge";
+
+  HttpResult r = Post(path, R"({"acknowledged_by": "Dr. Smith", "note": "called patient"})");
+  ASSERT_EQ(r.status, 200) << r.body;
+  rapidjson::Document doc = ParseJson(r.body);
+  EXPECT_STREQ(doc["acknowledged_by"].GetString(), "Dr. Smith");
+
+  EXPECT_EQ(Get("/api/lab-results/critical").body, "[]");
+  doc = ParseJson(Get("/api/lab-results/critical?acknowledged=true").body);
+  ASSERT_EQ(doc.Size(), 1u);
+  EXPECT_STREQ(doc[0]["acknowledged_by"].GetString(), "Dr. Smith");
+  EXPECT_STREQ(doc[0]["acknowledgement_note"].GetString(), "called patient");
+
+  r = Post(path, "");
+  EXPECT_EQ(r.status, 409) << r.body;
+  EXPECT_TRUE(ParseJson(r.body).HasMember("detail"));
+  r = Post("/api/lab-results/999999/acknowledge", "");
+  EXPECT_EQ(r.status, 404) << r.body;
+  r = Post("/api/lab-results/abc/acknowledge", "");
+  EXPECT_EQ(r.status, 422) << r.body;
+}
+
+// Part B Step 4 / Part D Step 4: the order is stored pending with its outbox
+// row; read back, listed by patient and status, cancelled once.
+TEST_P(RestApiTest, OrderLifecycle) {
+  HttpResult r = Post("/api/lab-orders", R"({
+    "patient_id": 1, "encounter_id": 1, "test_codes": ["CBC", "BMP"],
+    "ordering_provider": "Dr. Smith", "priority": "R"})");
+  ASSERT_EQ(r.status, 201) << r.body;
+  rapidjson::Document order = ParseJson(r.body);
+  const std::int64_t id = order["id"].GetInt64();
+  EXPECT_EQ(order["patient_id"].GetInt64(), 1);
+  EXPECT_STREQ(order["status"].GetString(), "pending");
+  ASSERT_EQ(order["test_codes"].Size(), 2u);
+  EXPECT_STREQ(order["test_codes"][1].GetString(), "BMP");
+  EXPECT_TRUE(order["created_at"].IsString());
+  EXPECT_EQ(order["encounter_id"].GetInt64(), 1);
+  EXPECT_EQ(r.Header("location"), "/api/lab-orders/" + std::to_string(id));
+
+  // The outbox row holds an ORM^O01 for the dispatcher.
+  absl::StatusOr<std::vector<storage::OutboxItem>> claimed =
+      store_->ClaimOutbox("test", absl::Minutes(1), 10);
+  ASSERT_TRUE(claimed.ok()) << claimed.status();
+  ASSERT_EQ(claimed->size(), 1u);
+  EXPECT_NE((*claimed)[0].payload.find("ORM^O01"), std::string::npos);
+  EXPECT_NE((*claimed)[0].payload.find("1^^^MPS_PMS^MR"), std::string::npos);
+
+  r = Get("/api/lab-orders/" + std::to_string(id));
+  ASSERT_EQ(r.status, 200) << r.body;
+  rapidjson::Document got = ParseJson(r.body);
+  EXPECT_STREQ(got["ordering_provider"].GetString(), "Dr. Smith");
+  EXPECT_TRUE(got["results"].IsArray());
+
+  r = Get("/api/lab-orders?patient_id=1&status=pending");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(ParseJson(r.body).Size(), 1u);
+  EXPECT_EQ(Get("/api/lab-orders?patient_id=2").body, "[]");
+  EXPECT_EQ(Get("/api/lab-orders?status=sent").body, "[]");
+  EXPECT_EQ(Get("/api/lab-orders?status=bogus").status, 422);
+
+  r = Post("/api/lab-orders/" + std::to_string(id) + "/cancel", "");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_STREQ(ParseJson(r.body)["status"].GetString(), "cancelled");
+  r = Post("/api/lab-orders/" + std::to_string(id) + "/cancel", "");
+  EXPECT_EQ(r.status, 409) << r.body;
+  EXPECT_EQ(Get("/api/lab-orders/999999").status, 404);
+  EXPECT_EQ(Post("/api/lab-orders/999999/cancel", "").status, 404);
+}
+
+TEST_P(RestApiTest, BadOrderBodiesAre422NamingTheField) {
+  struct Case {
+    const char* body;
+    const char* field;
+  };
+  const Case cases[] = {
+      {R"({"test_codes": ["CBC"], "ordering_provider": "Dr. Smith"})", "patient_id"},
+      {R"({"patient_id": 1, "ordering_provider": "Dr. Smith"})", "test_codes"},
+      {R"({"patient_id": 1, "test_codes": [], "ordering_provider": "Dr. Smith"})", "test_codes"},
+      {R"({"patient_id": 1, "test_codes": [7], "ordering_provider": "Dr. Smith"})", "test_codes"},
+      {R"({"patient_id": 1, "test_codes": ["CBC"]})", "ordering_provider"},
+      {R"({"patient_id": 1, "test_codes": ["CBC"], "ordering_provider": "X", "priority": "Z"})",
+       "priority"},
+      {R"({"patient_id": true, "test_codes": ["CBC"], "ordering_provider": "X"})", "patient_id"},
+      {R"({"patient_id": 1, "encounter_id": "x", "test_codes": ["CBC"], "ordering_provider": "X"})",
+       "encounter_id"},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.body);
+    HttpResult r = Post("/api/lab-orders", c.body);
+    ASSERT_EQ(r.status, 422) << r.body;
+    rapidjson::Document doc = ParseJson(r.body);
+    ASSERT_TRUE(doc["detail"].IsArray());
+    EXPECT_STREQ(doc["detail"][0]["loc"][0].GetString(), "body");
+    EXPECT_STREQ(doc["detail"][0]["loc"][1].GetString(), c.field);
+  }
+  EXPECT_EQ(Post("/api/lab-orders", "{not json").status, 422);
+  EXPECT_EQ(Post("/api/lab-orders", "[1]").status, 422);
+  HttpTestClient client(port_);
+  HttpResult r =
+      client.Send("POST", "/api/lab-orders",
+                  {{"Authorization", "Bearer " + admin_}, {"Content-Type", "text/plain"}}, "x");
+  EXPECT_EQ(r.status, 415) << r.body;
+  // Nothing was stored by any of them.
+  EXPECT_EQ(Get("/api/lab-orders").body, "[]");
+}
+
+TEST_P(RestApiTest, BadQueryParametersAre422) {
+  for (const char* target :
+       {"/api/lab-results?limit=0", "/api/lab-results?limit=1001", "/api/lab-results?limit=x",
+        "/api/lab-results?abnormal_only=maybe", "/api/lab-results?from=yesterday",
+        "/api/lab-results/critical?acknowledged=2", "/api/lab-orders?limit=-1",
+        "/api/lab-orders/0"}) {
+    SCOPED_TRACE(target);
+    HttpResult r = Get(target);
+    EXPECT_EQ(r.status, 422) << r.body;
+    EXPECT_TRUE(ParseJson(r.body)["detail"].IsArray());
+  }
+}
+
+TEST_P(RestApiTest, EveryApiPathNeedsATokenAndItsRole) {
+  StoreGuideOru();
+  struct Route {
+    const char* method;
+    const char* target;
+    bool reader_allowed;
+  };
+  const Route routes[] = {
+      {"GET", "/api/lab-results?patient_id=12345", true},
+      {"GET", "/api/lab-results/critical", true},
+      {"POST", "/api/lab-results/1/acknowledge", false},
+      {"GET", "/api/lab-orders", true},
+      {"GET", "/api/lab-orders/1", true},
+      {"POST", "/api/lab-orders", false},
+      {"POST", "/api/lab-orders/1/cancel", false},
+  };
+  for (const Route& route : routes) {
+    SCOPED_TRACE(std::string(route.method) + " " + route.target);
+    HttpResult r = Fetch(port_, route.method, route.target);
+    EXPECT_EQ(r.status, 401) << r.body;
+    EXPECT_EQ(r.Header("www-authenticate"), "Bearer realm=\"lab-bridge\"");
+    EXPECT_TRUE(ParseJson(r.body).HasMember("detail"));
+    r = Fetch(port_, route.method, route.target, "lb_not-a-real-token");
+    EXPECT_EQ(r.status, 401) << r.body;
+    HttpTestClient client(port_);
+    r = client.Send(route.method, route.target, {{"Authorization", "Basic " + admin_}});
+    EXPECT_EQ(r.status, 401) << r.body;
+    r = Fetch(port_, route.method, route.target, reader_, "{}");
+    if (route.reader_allowed) {
+      EXPECT_NE(r.status, 401) << r.body;
+      EXPECT_NE(r.status, 403) << r.body;
+    } else {
+      EXPECT_EQ(r.status, 403) << r.body;
+      EXPECT_NE(r.body.find("lacks the role"), std::string::npos);
+    }
+  }
+  // A revoked token stops working at once.
+  ASSERT_TRUE(apis_->tokens().Revoke("reader").ok());
+  EXPECT_EQ(Fetch(port_, "GET", "/api/lab-results", reader_).status, 401);
+}
+
+TEST_P(RestApiTest, OperatorEndpointsNeedNoToken) {
+  StoreGuideOru();
+  HttpResult r = Fetch(port_, "GET", "/healthz");
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.body, R"({"status":"ok"})");
+  r = Fetch(port_, "GET", "/readyz");
+  EXPECT_EQ(r.status, 200) << r.body;
+  r = Fetch(port_, "GET", "/metrics");
+  ASSERT_EQ(r.status, 200);
+  EXPECT_EQ(r.Header("content-type"), "text/plain; version=0.0.4; charset=utf-8");
+  EXPECT_NE(r.body.find("labbridge_critical_results_open 1\n"), std::string::npos) << r.body;
+  EXPECT_NE(r.body.find("# TYPE labbridge_http_responses_total counter"), std::string::npos);
+  EXPECT_NE(r.body.find("labbridge_database_up 1"), std::string::npos);
+
+  // Configurable: /metrics behind a token with audit:read.
+  ApisOptions options;
+  options.metrics_require_token = true;
+  StartServer(options);
+  EXPECT_EQ(Fetch(port_, "GET", "/metrics").status, 401);
+  EXPECT_EQ(Fetch(port_, "GET", "/metrics", reader_).status, 403);
+  EXPECT_EQ(Fetch(port_, "GET", "/metrics", admin_).status, 200);
+  EXPECT_EQ(Fetch(port_, "GET", "/healthz").status, 200);
+}
+
+TEST_P(RestApiTest, UnknownPathsAndMethodsAreJsonErrors) {
+  HttpResult r = Get("/nope");
+  EXPECT_EQ(r.status, 404);
+  EXPECT_EQ(r.Header("content-type"), "application/json");
+  EXPECT_TRUE(ParseJson(r.body).HasMember("detail"));
+  EXPECT_EQ(Get("/api/lab-results/1/2/3").status, 404);
+  r = Fetch(port_, "DELETE", "/api/lab-orders", admin_);
+  EXPECT_EQ(r.status, 405);
+  EXPECT_EQ(r.Header("allow"), "GET, HEAD, POST");
+  EXPECT_TRUE(ParseJson(r.body).HasMember("detail"));
+  EXPECT_EQ(Fetch(port_, "POST", "/healthz").status, 405);
+  EXPECT_EQ(Fetch(port_, "GET", "/api/lab-results/1/acknowledge", admin_).status, 405);
+}
+
+TEST_P(RestApiTest, OversizeBodyIs413AndMalformedRequestIs400) {
+  ApisOptions options;
+  options.http.body_limit = 1024;
+  StartServer(options);
+  HttpResult r = Post("/api/lab-orders", std::string(4096, ' '));
+  EXPECT_EQ(r.status, 413) << r.body;
+  EXPECT_TRUE(ParseJson(r.body).HasMember("detail"));
+  HttpTestClient client(port_);
+  r = client.SendRaw("GARBAGE\r\n\r\n");
+  EXPECT_EQ(r.status, 400) << r.error;
+  EXPECT_TRUE(ParseJson(r.body).HasMember("detail"));
+}
+
+TEST_P(RestApiTest, KeepAliveServesManyRequestsOnOneConnection) {
+  HttpTestClient client(port_);
+  for (int i = 0; i < 20; ++i) {
+    HttpResult r = client.Send("GET", "/api/lab-results", {{"Authorization", "Bearer " + admin_}});
+    ASSERT_EQ(r.status, 200) << r.error;
+    EXPECT_TRUE(r.keep_alive);
+  }
+  EXPECT_EQ(client.connections_opened(), 1);
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, RestApiTest,
+                         ::testing::Values(Backend::kSqlite, Backend::kPostgres),
+                         [](const ::testing::TestParamInfo<Backend>& info) {
+                           return storage::testing::BackendName(info.param);
+                         });
+
+TEST(HttpStatusForTest, OneTableForEveryCode) {
+  const std::pair<absl::Status, int> cases[] = {
+      {absl::OkStatus(), 200},
+      {absl::InvalidArgumentError("x"), 400},
+      {absl::UnauthenticatedError("x"), 401},
+      {absl::PermissionDeniedError("x"), 403},
+      {absl::NotFoundError("x"), 404},
+      {absl::AlreadyExistsError("x"), 409},
+      {absl::FailedPreconditionError("x"), 409},
+      {absl::ResourceExhaustedError("x"), 429},
+      {absl::UnimplementedError("x"), 501},
+      {absl::UnavailableError("x"), 503},
+      {absl::DeadlineExceededError("x"), 504},
+      {absl::InternalError("x"), 500},
+      {absl::DataLossError("x"), 500},
+  };
+  for (const auto& [status, code] : cases) {
+    EXPECT_EQ(http::HttpStatusFor(status), code) << status;
+  }
+  // 500 bodies never carry internals.
+  EXPECT_EQ(http::ToHttpResponse(absl::InternalError("SELECT secret")).body,
+            R"({"detail":"internal error"})");
+}
+
+TEST(ParseQueryTest, DecodesPercentAndPlus) {
+  auto q = http::ParseQuery("a=1&b=x%20y+z&&c&d=%zz");
+  ASSERT_EQ(q.size(), 4u);
+  EXPECT_EQ(q[1].second, "x y z");
+  EXPECT_EQ(q[2].first, "c");
+  EXPECT_EQ(q[3].second, "%zz");
+  EXPECT_EQ(http::PercentEncode("a b/c"), "a%20b%2Fc");
+}
+
+}  // namespace
+}  // namespace bridge::api
