@@ -1,6 +1,8 @@
 #include "mapping/fhir/json.h"
 
+#include <cstdint>
 #include <cstdio>
+#include <cstring>
 
 #include "rapidjson/memorystream.h"
 #include "rapidjson/prettywriter.h"
@@ -54,6 +56,21 @@ void AppendJsonString(std::string_view text, std::string* out) {
   out->push_back('"');
   size_t run = 0;  // start of the current run of characters needing no escape
   for (size_t i = 0; i < text.size(); ++i) {
+    // Skip 8 bytes at a time while none is a control character, '"' or '\\'
+    // (SWAR: a byte is flagged when it is below 0x20 or equal to either).
+    while (i + 8 <= text.size()) {
+      std::uint64_t x;
+      std::memcpy(&x, text.data() + i, 8);
+      constexpr std::uint64_t kOnes = 0x0101010101010101ULL;
+      constexpr std::uint64_t kHigh = 0x8080808080808080ULL;
+      const std::uint64_t quote = x ^ (kOnes * '"');
+      const std::uint64_t backslash = x ^ (kOnes * '\\');
+      const std::uint64_t flagged =
+          ((x - kOnes * 0x20) | (quote - kOnes) | (backslash - kOnes)) & ~x & kHigh;
+      if (flagged != 0) break;
+      i += 8;
+    }
+    if (i >= text.size()) break;
     const unsigned char c = static_cast<unsigned char>(text[i]);
     if (c >= 0x20 && c != '"' && c != '\\') continue;
     out->append(text.data() + run, i - run);

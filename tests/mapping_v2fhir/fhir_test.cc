@@ -1,5 +1,8 @@
 // mapping/fhir: the ordered JSON tree and the deterministic ids, checked
 // against independent implementations (Python's uuid and hashlib).
+#include <cstdio>
+#include <string>
+
 #include "gtest/gtest.h"
 
 #include "mapping/fhir/ids.h"
@@ -40,6 +43,46 @@ TEST(JsonTest, KeepsOrderAndNumberDigits) {
   EXPECT_TRUE(o.Has("a"));
   o.Remove("a");
   EXPECT_FALSE(o.Has("a"));
+}
+
+TEST(JsonTest, StringEscapingMatchesAByteByByteReference) {
+  auto reference = [](std::string_view text) {
+    std::string out = "\"";
+    for (char ch : text) {
+      const unsigned char c = static_cast<unsigned char>(ch);
+      if (c == '"') {
+        out += "\\\"";
+      } else if (c == '\\') {
+        out += "\\\\";
+      } else if (c == '\n') {
+        out += "\\n";
+      } else if (c == '\r') {
+        out += "\\r";
+      } else if (c == '\t') {
+        out += "\\t";
+      } else if (c < 0x20) {
+        char buf[8];
+        std::snprintf(buf, sizeof(buf), "\\u%04x", c);
+        out += buf;
+      } else {
+        out += ch;
+      }
+    }
+    return out + "\"";
+  };
+  // Every special byte at every position of strings around the 8-byte stride.
+  const std::string specials = std::string("\"\\\n\r\t\x01\x1f", 7) + "\x7f\x80\xc3\xa9 ";
+  for (size_t len = 0; len < 24; ++len) {
+    for (size_t pos = 0; pos < len; ++pos) {
+      for (char special : specials) {
+        std::string text(len, 'a');
+        text[pos] = special;
+        std::string out;
+        AppendJsonString(text, &out);
+        ASSERT_EQ(out, reference(text)) << "len " << len << " pos " << pos;
+      }
+    }
+  }
 }
 
 TEST(JsonTest, IsJsonNumber) {
