@@ -21,17 +21,20 @@ void Counter(std::string* out, const std::string& name, const std::string& help,
 class ApisImpl final : public Apis {
  public:
   ApisImpl(const Config& config, storage::Store& store, const ApisOptions& options,
-           std::unique_ptr<service::TokenRegistry> tokens)
+           std::unique_ptr<service::TokenRegistry> tokens,
+           std::unique_ptr<service::AccessAudit> audit)
       : store_(store),
         options_(options),
         tokens_(std::move(tokens)),
+        audit_(std::move(audit)),
         results_(store),
         orders_(store, {.sending_application = config.identity.sending_application,
                         .sending_facility = config.identity.sending_facility,
                         .lis_endpoint = options.lis_endpoint}),
         rest_(
-            results_, orders_, *tokens_, [this] { return Ready(); }, [this] { return Metrics(); },
-            {.metrics_require_token = options.metrics_require_token}) {}
+            results_, orders_, *tokens_, audit_.get(), [this] { return Ready(); },
+            [this] { return Metrics(); }, {.metrics_require_token = config.metrics_require_token}) {
+  }
   ~ApisImpl() override { Stop(); }
 
   absl::Status StartHttp(http::HttpServerOptions http_options) {
@@ -47,6 +50,9 @@ class ApisImpl final : public Apis {
 
   std::uint16_t http_port() const override { return http_ ? http_->port() : 0; }
   service::TokenRegistry& tokens() override { return *tokens_; }
+  service::AccessAudit& access_audit() override { return *audit_; }
+  const std::string& initial_admin_token() const override { return initial_admin_token_; }
+  std::string initial_admin_token_;
   void Stop() override {
     if (http_) http_->Stop();
   }
@@ -107,6 +113,8 @@ class ApisImpl final : public Apis {
       Counter(&out, "labbridge_http_request_timeouts_total", "Requests answered 503 on timeout.",
               "counter", static_cast<std::int64_t>(h.request_timeouts.load()));
     }
+    Counter(&out, "labbridge_access_audit_records_total", "API calls recorded in the access audit.",
+            "counter", static_cast<std::int64_t>(audit_->recorded()));
     if (options_.extra_metrics) out += options_.extra_metrics();
     return out;
   }
@@ -114,6 +122,7 @@ class ApisImpl final : public Apis {
   storage::Store& store_;
   const ApisOptions options_;
   std::unique_ptr<service::TokenRegistry> tokens_;
+  std::unique_ptr<service::AccessAudit> audit_;
   service::Results results_;
   service::Orders orders_;
   http::RestApi rest_;
@@ -126,13 +135,27 @@ absl::StatusOr<std::unique_ptr<Apis>> StartApis(const Config& config, storage::S
                                                 service::EventBus* /*events: WatchResults, SSE*/,
                                                 const ApisOptions& options) {
   absl::StatusOr<std::unique_ptr<service::TokenRegistry>> tokens =
-      service::TokenRegistry::Open(options.tokens_file);
+      service::TokenRegistry::Open(config.api_tokens_file);
   if (!tokens.ok()) return tokens.status();
-  auto apis = std::make_unique<ApisImpl>(config, store, options, *std::move(tokens));
+  std::string admin_token;
+  if ((*tokens)->empty()) {
+    absl::StatusOr<std::string> created =
+        (*tokens)->Create("admin", service::kAllRoles, absl::Now());
+    if (!created.ok()) return created.status();
+    admin_token = *std::move(created);
+  }
+  absl::StatusOr<std::unique_ptr<service::AccessAudit>> audit =
+      service::AccessAudit::Open(config.access_audit_file);
+  if (!audit.ok()) return audit.status();
+  auto apis =
+      std::make_unique<ApisImpl>(config, store, options, *std::move(tokens), *std::move(audit));
   http::HttpServerOptions http_options = options.http;
   http_options.listen_host = config.http_listen_host;
   http_options.port = config.http_port;
   http_options.worker_threads = config.worker_threads;
+  http_options.body_limit = static_cast<std::size_t>(config.http_max_body_bytes);
+  http_options.request_timeout = absl::Seconds(config.http_request_timeout_seconds);
+  apis->initial_admin_token_ = std::move(admin_token);
   if (absl::Status s = apis->StartHttp(http_options); !s.ok()) return s;
   return std::unique_ptr<Apis>(std::move(apis));
 }

@@ -9,9 +9,10 @@
 //   ...
 //   (*apis)->Stop();
 //
-// Every API call needs a bearer token from the tokens file (see
+// Every API call needs a bearer token from Config::api_tokens_file (see
 // api/service/auth.h) except /healthz, /readyz and, unless
-// ApisOptions::metrics_require_token, /metrics.
+// Config::metrics_require_token, /metrics. Every call on patient data is
+// recorded in Config::access_audit_file (api/service/access_audit.h).
 //
 // Thread-safety: Stop may be called from any thread and is idempotent. The
 // store and the event bus must outlive the Apis.
@@ -26,6 +27,7 @@
 
 #include "api/config.h"
 #include "api/http/server.h"
+#include "api/service/access_audit.h"
 #include "api/service/auth.h"
 #include "storage/store.h"
 
@@ -36,11 +38,8 @@ class EventBus;
 }
 
 struct ApisOptions {
-  // Where token hashes live (`lab-bridge token ...` writes it).
-  std::string tokens_file = "./var/api_tokens.json";
-  bool metrics_require_token = false;
-  // Overrides of Config: http_listen_host/http_port/worker_threads are taken
-  // from the Config; the rest of the HTTP limits from here.
+  // HTTP limits not in Config (listen address, port, workers, body limit
+  // and request timeout come from the Config).
   http::HttpServerOptions http;
   // Outbox destination of new orders (a name in lis_endpoints.json).
   std::string lis_endpoint = "default";
@@ -53,6 +52,10 @@ class Apis {
   virtual ~Apis() = default;
   virtual std::uint16_t http_port() const = 0;
   virtual service::TokenRegistry& tokens() = 0;
+  virtual service::AccessAudit& access_audit() = 0;
+  // When the tokens file held no token at start, StartApis created one named
+  // "admin" with every role; this is it (print it once). "" otherwise.
+  virtual const std::string& initial_admin_token() const = 0;
   virtual void Stop() = 0;
 };
 

@@ -145,6 +145,13 @@ absl::StatusOr<Config> LoadConfig(const EnvLookup& env) {
     c.critical_flags = SplitList(*flags);
   }
   checks.push_back(ReadIntAs(env, "WORKER_THREADS", 1, 256, "expected 1-256", &c.worker_threads));
+  ReadString(env, "API_TOKENS_FILE", &c.api_tokens_file);
+  checks.push_back(ReadBool(env, "METRICS_REQUIRE_TOKEN", &c.metrics_require_token));
+  ReadString(env, "ACCESS_AUDIT_FILE", &c.access_audit_file);
+  checks.push_back(ReadIntAs(env, "HTTP_MAX_BODY_BYTES", 1024, 1 << 30, "expected bytes 1024-2^30",
+                             &c.http_max_body_bytes));
+  checks.push_back(ReadIntAs(env, "HTTP_REQUEST_TIMEOUT_SECONDS", 1, 3600,
+                             "expected seconds 1-3600", &c.http_request_timeout_seconds));
   ReadString(env, "LOG_LEVEL", &c.log_level);
   if (c.log_level != "debug" && c.log_level != "info" && c.log_level != "warning" &&
       c.log_level != "error") {
@@ -180,7 +187,10 @@ std::string DescribeConfig(const Config& c) {
       " http=", c.http_listen_host, ":", c.http_port, " grpc=", c.grpc_port,
       " lis_endpoints=", c.lis_endpoints_file,
       " critical_flags=", absl::StrJoin(c.critical_flags, ","), " workers=", c.worker_threads,
-      " log_level=", c.log_level);
+      " log_level=", c.log_level, " api_tokens=", c.api_tokens_file,
+      " metrics_token=", c.metrics_require_token ? "required" : "off",
+      " access_audit=", c.access_audit_file, " http_max_body=", c.http_max_body_bytes,
+      " http_timeout_s=", c.http_request_timeout_seconds);
 }
 
 }  // namespace bridge::api

@@ -22,6 +22,9 @@
 //   LIS_ENDPOINTS_FILE (config/lis_endpoints.json)
 //   CRITICAL_FLAGS (HH,LL,AA: OBX-8 flags that make a result critical)
 //   WORKER_THREADS (4: database and mapping work)  LOG_LEVEL (info)
+//   API_TOKENS_FILE (./var/api_tokens.json: bearer-token hashes and roles)
+//   METRICS_REQUIRE_TOKEN (false)  ACCESS_AUDIT_FILE (./var/access_audit.jsonl)
+//   HTTP_MAX_BODY_BYTES (1048576)  HTTP_REQUEST_TIMEOUT_SECONDS (30)
 #pragma once
 
 #include <functional>
@@ -57,6 +60,12 @@ struct Config {
   std::vector<std::string> critical_flags = {"HH", "LL", "AA"};
   int worker_threads = 4;
   std::string log_level = "info";
+  // APIs (api/apis.h).
+  std::string api_tokens_file = "./var/api_tokens.json";
+  bool metrics_require_token = false;
+  std::string access_audit_file = "./var/access_audit.jsonl";
+  int http_max_body_bytes = 1048576;
+  int http_request_timeout_seconds = 30;
 };
 
 // Returns the value of an environment variable, or nullopt when unset.

@@ -5,6 +5,7 @@
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
+#include <algorithm>
 #include <cctype>
 #include <charconv>
 #include <optional>
@@ -307,7 +308,8 @@ HttpResponse ToHttpResponse(const absl::Status& status) {
 }
 
 absl::StatusOr<service::Principal> Authorize(service::TokenRegistry& tokens,
-                                             const HttpRequest& request, service::Role role) {
+                                             const HttpRequest& request, service::Role role,
+                                             service::Principal* authenticated) {
   std::string_view header = request.Header("authorization");
   constexpr std::string_view kBearer = "bearer ";
   if (header.size() <= kBearer.size() ||
@@ -321,6 +323,7 @@ absl::StatusOr<service::Principal> Authorize(service::TokenRegistry& tokens,
   if (!who.ok()) {
     return who.status();
   }
+  if (authenticated != nullptr) *authenticated = *who;
   if (!who->Has(role)) {
     return absl::PermissionDeniedError("token \"" + who->name + "\" lacks the role " +
                                        service::RoleName(role));
@@ -332,7 +335,6 @@ HttpResponse RestApi::Handle(const HttpRequest& request) {
   const std::vector<std::string_view> parts = SplitPath(request.path);
   const std::string& method = request.method;
   const bool get = method == "GET" || method == "HEAD";
-  const bool post = method == "POST";
 
   if (parts.size() == 1 && parts[0] == "healthz") {
     if (!get) return MethodNotAllowed("GET, HEAD");
@@ -362,6 +364,35 @@ HttpResponse RestApi::Handle(const HttpRequest& request) {
   if (parts.size() < 2 || parts[0] != "api") {
     return JsonError(404, "no such path: " + request.path);
   }
+  service::Principal who{"-", 0};
+  Patients patients;
+  HttpResponse response = Dispatch(request, &who, &patients);
+  if (audit_ != nullptr) {
+    std::sort(patients.begin(), patients.end());
+    patients.erase(std::unique(patients.begin(), patients.end()), patients.end());
+    if (!patients.empty() && patients.front().empty()) patients.erase(patients.begin());
+    service::AccessEvent event;
+    event.time = absl::Now();
+    event.who = who.name;
+    event.protocol = "rest";
+    event.action = method == "POST" ? (parts.size() == 2 ? "create" : "update") : "read";
+    event.what = method + " " + request.path;
+    event.patients = std::move(patients);
+    event.outcome = response.status;
+    event.source = request.peer_address;
+    if (absl::Status s = audit_->Record(event); !s.ok()) {
+      return JsonError(503, "access audit unavailable");
+    }
+  }
+  return response;
+}
+
+HttpResponse RestApi::Dispatch(const HttpRequest& request, service::Principal* principal,
+                               Patients* patients) {
+  const std::vector<std::string_view> parts = SplitPath(request.path);
+  const std::string& method = request.method;
+  const bool get = method == "GET" || method == "HEAD";
+  const bool post = method == "POST";
 
   // Which role the route needs, decided before any work is done.
   std::optional<service::Role> role;
@@ -386,6 +417,9 @@ HttpResponse RestApi::Handle(const HttpRequest& request) {
       allow = "POST";
       if (post) role = service::Role::kCriticalsAck;
     }
+  } else if (parts[1] == "access-audit" && parts.size() == 2) {
+    allow = "GET, HEAD";
+    if (get) role = service::Role::kAuditRead;
   }
   if (allow.empty()) {
     return JsonError(404, "no such path: " + request.path);
@@ -393,10 +427,11 @@ HttpResponse RestApi::Handle(const HttpRequest& request) {
   if (!role.has_value()) {
     return MethodNotAllowed(allow);
   }
-  absl::StatusOr<service::Principal> who = Authorize(tokens_, request, *role);
+  absl::StatusOr<service::Principal> who = Authorize(tokens_, request, *role, principal);
   if (!who.ok()) {
     return ToHttpResponse(who.status());
   }
+  if (parts[1] == "access-audit") return ListAccessAudit(request);
 
   std::optional<std::int64_t> id;
   if (parts.size() >= 3 && !(parts[1] == "lab-results" && parts[2] == "critical")) {
@@ -407,16 +442,18 @@ HttpResponse RestApi::Handle(const HttpRequest& request) {
     }
   }
   if (parts[1] == "lab-orders") {
-    if (parts.size() == 2) return post ? CreateOrder(request) : ListOrders(request);
-    if (parts.size() == 3) return GetOrder(*id);
-    return CancelOrder(*id);
+    if (parts.size() == 2) {
+      return post ? CreateOrder(request, patients) : ListOrders(request, patients);
+    }
+    if (parts.size() == 3) return GetOrder(*id, patients);
+    return CancelOrder(*id, patients);
   }
-  if (parts.size() == 2) return ListResults(request, false);
-  if (parts.size() == 3) return ListResults(request, true);
+  if (parts.size() == 2) return ListResults(request, false, patients);
+  if (parts.size() == 3) return ListResults(request, true, patients);
   return Acknowledge(request, *id, *who);
 }
 
-HttpResponse RestApi::ListOrders(const HttpRequest& request) {
+HttpResponse RestApi::ListOrders(const HttpRequest& request, Patients* patients) {
   int limit = 0;
   std::string cursor;
   HttpResponse error;
@@ -435,6 +472,7 @@ HttpResponse RestApi::ListOrders(const HttpRequest& request) {
   Writer w(buffer);
   w.StartArray();
   for (const service::OrderView& view : list->orders) {
+    patients->push_back(view.pms_patient_id);
     w.StartObject();
     WriteOrderFields(w, view);
     w.EndObject();
@@ -445,7 +483,7 @@ HttpResponse RestApi::ListOrders(const HttpRequest& request) {
   return r;
 }
 
-HttpResponse RestApi::CreateOrder(const HttpRequest& request) {
+HttpResponse RestApi::CreateOrder(const HttpRequest& request, Patients* patients) {
   const std::string_view type = request.Header("content-type");
   if (!type.empty() && absl::AsciiStrToLower(std::string(type)).find("json") == std::string::npos) {
     return JsonError(415, "expected Content-Type: application/json");
@@ -504,6 +542,7 @@ HttpResponse RestApi::CreateOrder(const HttpRequest& request) {
     }
   }
   if (!errors.empty()) return Unprocessable(errors);
+  patients->push_back(input.pms_patient_id);
 
   absl::StatusOr<service::OrderView> order = orders_.Create(input);
   if (!order.ok()) {
@@ -526,9 +565,10 @@ HttpResponse RestApi::CreateOrder(const HttpRequest& request) {
   return r;
 }
 
-HttpResponse RestApi::GetOrder(std::int64_t id) {
+HttpResponse RestApi::GetOrder(std::int64_t id, Patients* patients) {
   absl::StatusOr<service::OrderView> order = orders_.Get(id);
   if (!order.ok()) return ToHttpResponse(order.status());
+  patients->push_back(order->pms_patient_id);
   absl::StatusOr<std::vector<service::ResultView>> linked = results_.ForOrder(order->order);
   if (!linked.ok()) return ToHttpResponse(linked.status());
   rapidjson::StringBuffer buffer;
@@ -543,9 +583,10 @@ HttpResponse RestApi::GetOrder(std::int64_t id) {
   return Json(200, buffer.GetString());
 }
 
-HttpResponse RestApi::CancelOrder(std::int64_t id) {
+HttpResponse RestApi::CancelOrder(std::int64_t id, Patients* patients) {
   absl::StatusOr<service::OrderView> order = orders_.Cancel(id);
   if (!order.ok()) return ToHttpResponse(order.status());
+  patients->push_back(order->pms_patient_id);
   rapidjson::StringBuffer buffer;
   Writer w(buffer);
   w.StartObject();
@@ -554,7 +595,8 @@ HttpResponse RestApi::CancelOrder(std::int64_t id) {
   return Json(200, buffer.GetString());
 }
 
-HttpResponse RestApi::ListResults(const HttpRequest& request, bool critical_only) {
+HttpResponse RestApi::ListResults(const HttpRequest& request, bool critical_only,
+                                  Patients* patients) {
   service::ResultFilter filter;
   HttpResponse error;
   if (!ReadPaging(request, &filter.limit, &filter.cursor, &error)) return error;
@@ -597,7 +639,10 @@ HttpResponse RestApi::ListResults(const HttpRequest& request, bool critical_only
   rapidjson::StringBuffer buffer;
   Writer w(buffer);
   w.StartArray();
-  for (const service::ResultView& view : list->results) WriteResult(w, view);
+  for (const service::ResultView& view : list->results) {
+    patients->push_back(view.pms_patient_id);
+    WriteResult(w, view);
+  }
   w.EndArray();
   HttpResponse r = Json(200, buffer.GetString());
   AddNextLink(request, list->next_cursor, &r);
@@ -643,6 +688,25 @@ HttpResponse RestApi::Acknowledge(const HttpRequest& request, std::int64_t id,
   OptionalString(w, "acknowledgement_note", note);
   w.EndObject();
   return Json(200, buffer.GetString());
+}
+
+HttpResponse RestApi::ListAccessAudit(const HttpRequest& request) {
+  int limit = 0;
+  std::string cursor;
+  HttpResponse error;
+  if (!ReadPaging(request, &limit, &cursor, &error)) return error;
+  if (audit_ == nullptr) return JsonError(501, "access audit is not configured");
+  const std::string* patient = request.QueryParam("patient_id");
+  absl::StatusOr<std::vector<service::AccessEvent>> events =
+      audit_->Query(patient ? *patient : "", limit);
+  if (!events.ok()) return ToHttpResponse(events.status());
+  std::string body = "[";
+  for (std::size_t i = 0; i < events->size(); ++i) {
+    if (i > 0) body += ",";
+    body += service::AccessEventToJson((*events)[i]);
+  }
+  body += "]";
+  return Json(200, std::move(body));
 }
 
 }  // namespace bridge::api::http

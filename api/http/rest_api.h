@@ -16,6 +16,11 @@
 //        &test_code=&from=&to=&limit=&cursor=               results:read
 //   GET  /api/lab-results/critical?acknowledged=false       results:read
 //   POST /api/lab-results/{id}/acknowledge {acknowledged_by?, note?}  criticals:ack
+//   GET  /api/access-audit?patient_id=&limit=               audit:read
+//
+// Every /api call, refused ones included, is recorded in the AccessAudit
+// (who, what, which patients, outcome, from where) before it is answered;
+// if the record cannot be written the caller gets 503, not the data.
 //
 // Lists are JSON arrays (the guide's `jq '.[]'` works); the next page is in
 // a `Link: <...>; rel="next"` header. Errors are FastAPI-shaped JSON:
@@ -32,6 +37,7 @@
 #include "absl/status/status.h"
 
 #include "api/http/server.h"
+#include "api/service/access_audit.h"
 #include "api/service/auth.h"
 #include "api/service/orders.h"
 #include "api/service/results.h"
@@ -54,11 +60,14 @@ class RestApi {
   using ReadyProbe = std::function<absl::Status()>;
   using MetricsText = std::function<std::string()>;
 
+  // `audit` may be null (nothing recorded; tests of other concerns).
   RestApi(service::Results& results, service::Orders& orders, service::TokenRegistry& tokens,
-          ReadyProbe ready, MetricsText metrics, RestApiOptions options = {})
+          service::AccessAudit* audit, ReadyProbe ready, MetricsText metrics,
+          RestApiOptions options = {})
       : results_(results),
         orders_(orders),
         tokens_(tokens),
+        audit_(audit),
         ready_(std::move(ready)),
         metrics_(std::move(metrics)),
         options_(options) {}
@@ -68,25 +77,32 @@ class RestApi {
   HttpResponse Handle(const HttpRequest& request);
 
  private:
-  HttpResponse ListOrders(const HttpRequest& request);
-  HttpResponse CreateOrder(const HttpRequest& request);
-  HttpResponse GetOrder(std::int64_t id);
-  HttpResponse CancelOrder(std::int64_t id);
-  HttpResponse ListResults(const HttpRequest& request, bool critical_only);
+  using Patients = std::vector<std::string>;  // PMS ids touched, for the access audit
+  HttpResponse Dispatch(const HttpRequest& request, service::Principal* who, Patients* patients);
+  HttpResponse ListOrders(const HttpRequest& request, Patients* patients);
+  HttpResponse CreateOrder(const HttpRequest& request, Patients* patients);
+  HttpResponse GetOrder(std::int64_t id, Patients* patients);
+  HttpResponse CancelOrder(std::int64_t id, Patients* patients);
+  HttpResponse ListResults(const HttpRequest& request, bool critical_only, Patients* patients);
   HttpResponse Acknowledge(const HttpRequest& request, std::int64_t id,
                            const service::Principal& who);
+  HttpResponse ListAccessAudit(const HttpRequest& request);
 
   service::Results& results_;
   service::Orders& orders_;
   service::TokenRegistry& tokens_;
+  service::AccessAudit* audit_;
   ReadyProbe ready_;
   MetricsText metrics_;
   const RestApiOptions options_;
 };
 
 // Authenticates the request's `Authorization: Bearer` header and checks
-// `role`. Unauthenticated / PermissionDenied.
+// `role`. Unauthenticated / PermissionDenied. `*authenticated` (optional)
+// gets the token's principal whenever the token itself is valid, so a
+// refusal for a missing role can be audited under the token's name.
 absl::StatusOr<service::Principal> Authorize(service::TokenRegistry& tokens,
-                                             const HttpRequest& request, service::Role role);
+                                             const HttpRequest& request, service::Role role,
+                                             service::Principal* authenticated = nullptr);
 
 }  // namespace bridge::api::http

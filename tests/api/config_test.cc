@@ -57,6 +57,27 @@ TEST(ConfigTest, ReadsEveryVariable) {
   EXPECT_NE(line.find("mtls"), std::string::npos) << line;
 }
 
+TEST(ConfigTest, ApiVariables) {
+  absl::StatusOr<Config> d = LoadConfig(FakeEnv({}));
+  ASSERT_TRUE(d.ok()) << d.status();
+  EXPECT_EQ(d->api_tokens_file, "./var/api_tokens.json");
+  EXPECT_FALSE(d->metrics_require_token);
+  EXPECT_EQ(d->access_audit_file, "./var/access_audit.jsonl");
+  EXPECT_EQ(d->http_max_body_bytes, 1048576);
+  EXPECT_EQ(d->http_request_timeout_seconds, 30);
+  absl::StatusOr<Config> c = LoadConfig(FakeEnv({{"API_TOKENS_FILE", "/etc/lb/tokens.json"},
+                                                 {"METRICS_REQUIRE_TOKEN", "true"},
+                                                 {"ACCESS_AUDIT_FILE", "/var/log/lb.jsonl"},
+                                                 {"HTTP_MAX_BODY_BYTES", "4096"},
+                                                 {"HTTP_REQUEST_TIMEOUT_SECONDS", "5"}}));
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->api_tokens_file, "/etc/lb/tokens.json");
+  EXPECT_TRUE(c->metrics_require_token);
+  EXPECT_EQ(c->access_audit_file, "/var/log/lb.jsonl");
+  EXPECT_EQ(c->http_max_body_bytes, 4096);
+  EXPECT_EQ(c->http_request_timeout_seconds, 5);
+}
+
 TEST(ConfigTest, ABadValueNamesTheVariable) {
   struct Case {
     std::map<std::string, std::string> env;
@@ -73,6 +94,9 @@ TEST(ConfigTest, ABadValueNamesTheVariable) {
            {{{"LOG_LEVEL", "loud"}}, "LOG_LEVEL"},
            {{{"MLLP_TLS_CERT", "a.crt"}}, "MLLP_TLS_KEY"},
            {{{"MLLP_TLS_CLIENT_CA", "ca.crt"}}, "MLLP_TLS_CLIENT_CA"},
+           {{{"METRICS_REQUIRE_TOKEN", "sometimes"}}, "METRICS_REQUIRE_TOKEN"},
+           {{{"HTTP_MAX_BODY_BYTES", "10"}}, "HTTP_MAX_BODY_BYTES"},
+           {{{"HTTP_REQUEST_TIMEOUT_SECONDS", "0"}}, "HTTP_REQUEST_TIMEOUT_SECONDS"},
        }) {
     absl::StatusOr<Config> config = LoadConfig(FakeEnv(c.env));
     ASSERT_FALSE(config.ok()) << c.expected;

@@ -111,23 +111,22 @@ class RestApiTest : public ::testing::TestWithParam<Backend> {
     StartServer({});
   }
 
-  void StartServer(ApisOptions options) {
+  void StartServer(ApisOptions options, Config config = {}) {
     if (apis_) apis_->Stop();
     apis_.reset();
-    Config config;
     config.http_listen_host = "127.0.0.1";
     config.http_port = 0;
     config.worker_threads = 2;
-    options.tokens_file = (dir_.path() / "tokens.json").string();
+    config.api_tokens_file = (dir_.path() / "tokens.json").string();
+    config.access_audit_file = (dir_.path() / "access.jsonl").string();
     absl::StatusOr<std::unique_ptr<Apis>> apis = StartApis(config, *store_, nullptr, options);
     ASSERT_TRUE(apis.ok()) << apis.status();
     apis_ = *std::move(apis);
     port_ = apis_->http_port();
     if (admin_.empty()) {
-      absl::StatusOr<std::string> admin =
-          apis_->tokens().Create("admin", service::kAllRoles, absl::Now());
-      ASSERT_TRUE(admin.ok()) << admin.status();
-      admin_ = *admin;
+      // The first start with no token created an admin token.
+      admin_ = apis_->initial_admin_token();
+      ASSERT_FALSE(admin_.empty());
       absl::StatusOr<std::string> reader = apis_->tokens().Create(
           "reader", static_cast<std::uint32_t>(service::Role::kResultsRead), absl::Now());
       ASSERT_TRUE(reader.ok()) << reader.status();
@@ -390,6 +389,45 @@ TEST_P(RestApiTest, EveryApiPathNeedsATokenAndItsRole) {
   EXPECT_EQ(Fetch(port_, "GET", "/api/lab-results", reader_).status, 401);
 }
 
+// Who read which patient's data, refused attempts included (HIPAA 164.312(b)).
+TEST_P(RestApiTest, EveryApiCallIsInTheAccessAudit) {
+  StoreGuideOru();
+  ASSERT_EQ(Fetch(port_, "GET", "/api/lab-results?patient_id=12345", reader_).status, 200);
+  ASSERT_EQ(Fetch(port_, "GET", "/api/lab-results/critical").status, 401);
+  ASSERT_EQ(Post("/api/lab-orders",
+                 R"({"patient_id": 777, "test_codes": ["CBC"], "ordering_provider": "X"})")
+                .status,
+            201);
+  // Reading the audit needs audit:read.
+  EXPECT_EQ(Fetch(port_, "GET", "/api/access-audit", reader_).status, 403);
+  HttpResult r = Get("/api/access-audit?patient_id=12345");
+  ASSERT_EQ(r.status, 200) << r.body;
+  rapidjson::Document doc = ParseJson(r.body);
+  ASSERT_EQ(doc.Size(), 1u) << r.body;
+  EXPECT_STREQ(doc[0]["who"].GetString(), "reader");
+  EXPECT_STREQ(doc[0]["protocol"].GetString(), "rest");
+  EXPECT_STREQ(doc[0]["action"].GetString(), "read");
+  EXPECT_STREQ(doc[0]["what"].GetString(), "GET /api/lab-results");
+  EXPECT_EQ(doc[0]["outcome"].GetInt(), 200);
+  EXPECT_STREQ(doc[0]["source"].GetString(), "127.0.0.1");
+  EXPECT_TRUE(doc[0]["time"].IsString());
+
+  doc = ParseJson(Get("/api/access-audit?limit=10").body);
+  // Newest first: the audit query above, the 403, the order, the 401, the read.
+  ASSERT_EQ(doc.Size(), 5u) << r.body;
+  EXPECT_EQ(doc[1]["outcome"].GetInt(), 403);
+  EXPECT_STREQ(doc[1]["who"].GetString(), "reader");
+  EXPECT_STREQ(doc[2]["action"].GetString(), "create");
+  EXPECT_STREQ(doc[2]["patients"][0].GetString(), "777");
+  EXPECT_EQ(doc[3]["outcome"].GetInt(), 401);
+  EXPECT_STREQ(doc[3]["who"].GetString(), "-");
+  // Values and names never reach the audit file.
+  const std::string file = bridge::testing::ReadFileOrDie(dir_.path() / "access.jsonl");
+  EXPECT_EQ(file.find("6.8"), std::string::npos);
+  EXPECT_EQ(file.find("Doe"), std::string::npos);
+  EXPECT_EQ(file.find(admin_), std::string::npos);
+}
+
 TEST_P(RestApiTest, OperatorEndpointsNeedNoToken) {
   StoreGuideOru();
   HttpResult r = Fetch(port_, "GET", "/healthz");
@@ -405,13 +443,15 @@ TEST_P(RestApiTest, OperatorEndpointsNeedNoToken) {
   EXPECT_NE(r.body.find("labbridge_database_up 1"), std::string::npos);
 
   // Configurable: /metrics behind a token with audit:read.
-  ApisOptions options;
-  options.metrics_require_token = true;
-  StartServer(options);
+  Config config;
+  config.metrics_require_token = true;
+  StartServer({}, config);
   EXPECT_EQ(Fetch(port_, "GET", "/metrics").status, 401);
   EXPECT_EQ(Fetch(port_, "GET", "/metrics", reader_).status, 403);
   EXPECT_EQ(Fetch(port_, "GET", "/metrics", admin_).status, 200);
   EXPECT_EQ(Fetch(port_, "GET", "/healthz").status, 200);
+  // Not the first start any more: no new admin token.
+  EXPECT_TRUE(apis_->initial_admin_token().empty());
 }
 
 TEST_P(RestApiTest, UnknownPathsAndMethodsAreJsonErrors) {
@@ -429,9 +469,9 @@ TEST_P(RestApiTest, UnknownPathsAndMethodsAreJsonErrors) {
 }
 
 TEST_P(RestApiTest, OversizeBodyIs413AndMalformedRequestIs400) {
-  ApisOptions options;
-  options.http.body_limit = 1024;
-  StartServer(options);
+  Config config;
+  config.http_max_body_bytes = 1024;
+  StartServer({}, config);
   HttpResult r = Post("/api/lab-orders", std::string(4096, ' '));
   EXPECT_EQ(r.status, 413) << r.body;
   EXPECT_TRUE(ParseJson(r.body).HasMember("detail"));
