@@ -5,6 +5,7 @@
 #include <string>
 #include <utility>
 
+#include "api/http/fhir_api.h"
 #include "api/http/rest_api.h"
 #include "api/service/orders.h"
 #include "api/service/results.h"
@@ -16,6 +17,10 @@ void Counter(std::string* out, const std::string& name, const std::string& help,
              const std::string& type, std::int64_t value) {
   *out += "# HELP " + name + " " + help + "\n# TYPE " + name + " " + type + "\n" + name + " " +
           std::to_string(value) + "\n";
+}
+
+bool IsFhir(std::string_view path) {
+  return path == "/fhir" || path.rfind("/fhir/", 0) == 0 || path.rfind("/fhir?", 0) == 0;
 }
 
 class ApisImpl final : public Apis {
@@ -33,14 +38,21 @@ class ApisImpl final : public Apis {
                         .lis_endpoint = options.lis_endpoint}),
         rest_(
             results_, orders_, *tokens_, audit_.get(), [this] { return Ready(); },
-            [this] { return Metrics(); }, {.metrics_require_token = config.metrics_require_token}) {
-  }
+            [this] { return Metrics(); }, {.metrics_require_token = config.metrics_require_token}),
+        fhir_(store, orders_, *tokens_, audit_.get(), config.identity.sending_facility) {}
   ~ApisImpl() override { Stop(); }
 
   absl::Status StartHttp(http::HttpServerOptions http_options) {
     absl::StatusOr<std::unique_ptr<http::HttpServer>> server = http::HttpServer::Start(
-        http_options, [this](const http::HttpRequest& r) { return rest_.Handle(r); },
-        [](int status, std::string_view message, std::string_view) {
+        http_options,
+        [this](const http::HttpRequest& r) {
+          if (IsFhir(r.path)) return fhir_.Handle(r);
+          return rest_.Handle(r);
+        },
+        [](int status, std::string_view message, std::string_view target) {
+          if (IsFhir(target)) {
+            return http::FhirError(status, status == 413 ? "too-costly" : "processing", message);
+          }
           return http::JsonError(status, message);
         });
     if (!server.ok()) return server.status();
@@ -126,6 +138,7 @@ class ApisImpl final : public Apis {
   service::Results results_;
   service::Orders orders_;
   http::RestApi rest_;
+  http::FhirApi fhir_;
   std::unique_ptr<http::HttpServer> http_;
 };
 

@@ -276,8 +276,10 @@ class ServerImpl final : public HttpServer {
       if (ec) {
         const bool too_large = ec == bhttp::error::body_limit;
         if (too_large) ++stats_.body_too_large;
-        const std::string target =
-            parser.is_header_done() ? std::string(parser.get().target()) : std::string("/");
+        // The request line is parsed before the header fields, so the target
+        // is known even when Content-Length already broke the body limit.
+        std::string target(parser.get().target());
+        if (target.empty()) target = "/";
         HttpResponse refusal =
             too_large ? errors_(413,
                                 "request body larger than " + std::to_string(options_.body_limit) +

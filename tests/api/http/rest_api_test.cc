@@ -16,6 +16,7 @@
 
 #include "api/apis.h"
 #include "api/config.h"
+#include "api/http/fhir_api.h"
 #include "storage/store.h"
 #include "tests/api/http/http_test_client.h"
 #include "tests/storage/store_fixture.h"
@@ -489,6 +490,144 @@ TEST_P(RestApiTest, KeepAliveServesManyRequestsOnOneConnection) {
     EXPECT_TRUE(r.keep_alive);
   }
   EXPECT_EQ(client.connections_opened(), 1);
+}
+
+// ----- the FHIR facade (api/http/fhir_api.h) on the same server -----
+
+TEST_P(RestApiTest, FhirMetadataListsWhatIsImplemented) {
+  HttpResult r = Fetch(port_, "GET", "/fhir/metadata");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.Header("content-type"), "application/fhir+json; charset=utf-8");
+  rapidjson::Document doc = ParseJson(r.body);
+  EXPECT_STREQ(doc["resourceType"].GetString(), "CapabilityStatement");
+  EXPECT_STREQ(doc["fhirVersion"].GetString(), "4.0.1");
+  std::set<std::string> types;
+  for (const auto& res : doc["rest"][0]["resource"].GetArray())
+    types.insert(res["type"].GetString());
+  EXPECT_EQ(types,
+            (std::set<std::string>{"Patient", "DiagnosticReport", "Observation", "ServiceRequest",
+                                   "Specimen", "Practitioner", "Organization"}));
+}
+
+TEST_P(RestApiTest, FhirReadAndSearchStoredResources) {
+  ASSERT_TRUE(store_->Ingest(storage::testing::MakeOru("F1", "12345", 3)).ok());
+  HttpResult r = Get("/fhir/Observation?patient=Patient/12345&_count=2");
+  ASSERT_EQ(r.status, 200) << r.body;
+  rapidjson::Document bundle = ParseJson(r.body);
+  EXPECT_STREQ(bundle["resourceType"].GetString(), "Bundle");
+  EXPECT_STREQ(bundle["type"].GetString(), "searchset");
+  ASSERT_EQ(bundle["entry"].Size(), 2u);
+  ASSERT_EQ(bundle["link"].Size(), 2u);
+  EXPECT_STREQ(bundle["link"][1]["relation"].GetString(), "next");
+  std::string next = bundle["link"][1]["url"].GetString();
+  next = next.substr(next.find("/fhir/"));
+  rapidjson::Document second = ParseJson(Get(next).body);
+  ASSERT_EQ(second["entry"].Size(), 1u);
+  EXPECT_FALSE(second.HasMember("total") && second["total"].GetInt() == 3);
+
+  // Bare id, code, status, category and date prefixes.
+  EXPECT_EQ(ParseJson(Get("/fhir/Observation?patient=12345").body)["total"].GetInt(), 3);
+  EXPECT_EQ(
+      ParseJson(Get("/fhir/Observation?subject=Patient/12345&code=TEST1").body)["total"].GetInt(),
+      1);
+  EXPECT_EQ(
+      ParseJson(Get("/fhir/Observation?status=final&category=laboratory").body)["total"].GetInt(),
+      3);
+  EXPECT_EQ(ParseJson(Get("/fhir/Observation?date=ge2026-01-01&date=lt2026-01-02").body)["total"]
+                .GetInt(),
+            3);
+  EXPECT_EQ(ParseJson(Get("/fhir/Observation?date=gt2026-01-01").body)["total"].GetInt(), 0);
+  EXPECT_EQ(ParseJson(Get("/fhir/Observation?date=2026-01-01").body)["total"].GetInt(), 3);
+  EXPECT_EQ(ParseJson(Get("/fhir/Observation?date=lt2026-01-01").body)["total"].GetInt(), 0);
+  EXPECT_EQ(ParseJson(Get("/fhir/DiagnosticReport?patient=12345").body)["total"].GetInt(), 1);
+  EXPECT_EQ(ParseJson(Get("/fhir/Observation?patient=999").body)["total"].GetInt(), 0);
+
+  // Read: id, meta, ETag, Last-Modified; _history of the current version.
+  const std::string id = bundle["entry"][0]["resource"]["id"].GetString();
+  r = Get("/fhir/Observation/" + id);
+  ASSERT_EQ(r.status, 200) << r.body;
+  rapidjson::Document obs = ParseJson(r.body);
+  EXPECT_EQ(std::string(obs["id"].GetString()), id);
+  const std::string version = obs["meta"]["versionId"].GetString();
+  EXPECT_EQ(r.Header("etag"), "W/\"" + version + "\"");
+  EXPECT_NE(r.Header("last-modified").find("GMT"), std::string::npos);
+  EXPECT_EQ(Get("/fhir/Observation/" + id + "/_history/" + version).status, 200);
+  EXPECT_EQ(Get("/fhir/Observation/" + id + "/_history/999").status, 404);
+}
+
+TEST_P(RestApiTest, FhirErrorsAreOperationOutcomes) {
+  struct Case {
+    const char* method;
+    const char* target;
+    std::string token;
+    int status;
+    const char* code;
+  };
+  const std::vector<Case> cases = {
+      {"GET", "/fhir/Observation/nope", admin_, 404, "not-found"},
+      {"GET", "/fhir/Bogus/1", admin_, 404, "not-found"},
+      {"GET", "/fhir/Observation", "", 401, "security"},
+      {"GET", "/fhir/Observation", "wrong", 401, "security"},
+      {"POST", "/fhir/ServiceRequest", reader_, 403, "security"},
+      {"DELETE", "/fhir/Observation/1", admin_, 405, "not-supported"},
+      {"GET", "/fhir/Observation?_count=0", admin_, 400, "invalid"},
+      {"GET", "/fhir/Observation?date=yesterday", admin_, 400, "invalid"},
+      {"GET", "/fhir/Patient?name=x", admin_, 400, "not-supported"},
+      {"POST", "/fhir/ServiceRequest", admin_, 422, "invalid"},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(std::string(c.method) + " " + c.target);
+    HttpResult r = Fetch(port_, c.method, c.target, c.token, c.method[0] == 'P' ? "{}" : "");
+    EXPECT_EQ(r.status, c.status) << r.body;
+    EXPECT_EQ(r.Header("content-type"), "application/fhir+json; charset=utf-8");
+    rapidjson::Document doc = ParseJson(r.body);
+    EXPECT_STREQ(doc["resourceType"].GetString(), "OperationOutcome");
+    EXPECT_STREQ(doc["issue"][0]["code"].GetString(), c.code);
+  }
+  // Unknown parameters: ignored, unless the client asks for strict handling.
+  EXPECT_EQ(Get("/fhir/Observation?foo=1").status, 200);
+  HttpTestClient client(port_);
+  HttpResult r =
+      client.Send("GET", "/fhir/Observation?foo=1",
+                  {{"Authorization", "Bearer " + admin_}, {"Prefer", "handling=strict"}});
+  EXPECT_EQ(r.status, 400);
+  EXPECT_STREQ(ParseJson(r.body)["issue"][0]["code"].GetString(), "not-supported");
+  // Server refusals under /fhir are OperationOutcomes too.
+  Config config;
+  config.http_max_body_bytes = 1024;
+  StartServer({}, config);
+  r = Fetch(port_, "POST", "/fhir/ServiceRequest", admin_, std::string(4096, ' '));
+  EXPECT_EQ(r.status, 413);
+  EXPECT_STREQ(ParseJson(r.body)["resourceType"].GetString(), "OperationOutcome");
+}
+
+TEST_P(RestApiTest, FhirCreateServiceRequestPlacesTheSameOrderAsRest) {
+  const std::string body = R"({"resourceType": "ServiceRequest", "status": "active",
+    "intent": "order", "priority": "stat",
+    "code": {"coding": [{"system": "http://loinc.org", "code": "24323-8", "display": "CMP"}]},
+    "subject": {"reference": "#p1"},
+    "contained": [{"resourceType": "Patient", "id": "p1",
+      "identifier": [{"type": {"coding": [{"code": "MR"}]}, "value": "12345"}],
+      "name": [{"family": "Doe", "given": ["Jane"]}], "gender": "female", "birthDate": "1990-03-15"}],
+    "requester": {"display": "Dr. Smith"}})";
+  HttpResult r = Post("/fhir/ServiceRequest", body);
+  ASSERT_EQ(r.status, 201) << r.body;
+  rapidjson::Document created = ParseJson(r.body);
+  EXPECT_STREQ(created["resourceType"].GetString(), "ServiceRequest");
+  EXPECT_STREQ(created["status"].GetString(), "active");
+  EXPECT_STREQ(created["priority"].GetString(), "stat");
+  const std::string id = created["id"].GetString();
+  EXPECT_NE(r.Header("location").find("/fhir/ServiceRequest/" + id), std::string::npos);
+
+  // The same order the REST path shows: pending, patient 12345.
+  rapidjson::Document orders = ParseJson(Get("/api/lab-orders?patient_id=12345").body);
+  ASSERT_EQ(orders.Size(), 1u);
+  EXPECT_STREQ(orders[0]["status"].GetString(), "pending");
+  EXPECT_STREQ(orders[0]["priority"].GetString(), "S");
+  EXPECT_EQ("order-" + std::to_string(orders[0]["id"].GetInt64()), id);
+  r = Get("/fhir/ServiceRequest/" + id);
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_STREQ(ParseJson(r.body)["subject"]["identifier"]["value"].GetString(), "12345");
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, RestApiTest,

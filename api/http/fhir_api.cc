@@ -1,0 +1,581 @@
+// api/http/fhir_api.cc
+#include "api/http/fhir_api.h"
+
+#include <rapidjson/document.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+
+#include <algorithm>
+#include <array>
+#include <charconv>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/ascii.h"
+#include "absl/time/time.h"
+
+#include "api/http/rest_api.h"
+#include "mapping/fhir_to_v2/orm_builder.h"
+
+namespace bridge::api::http {
+namespace {
+
+using Writer = rapidjson::Writer<rapidjson::StringBuffer>;
+
+constexpr std::array<const char*, 7> kReadTypes = {
+    "Patient",  "DiagnosticReport", "Observation", "ServiceRequest",
+    "Specimen", "Practitioner",     "Organization"};
+constexpr std::array<const char*, 3> kSearchTypes = {"Observation", "DiagnosticReport",
+                                                     "ServiceRequest"};
+
+bool IsOneOf(const std::string& type, const auto& types) {
+  for (const char* t : types) {
+    if (type == t) return true;
+  }
+  return false;
+}
+
+void Str(Writer& w, std::string_view s) {
+  w.String(s.data(), static_cast<rapidjson::SizeType>(s.size()));
+}
+
+std::string Instant(absl::Time t) {
+  return absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", t, absl::UTCTimeZone());
+}
+
+std::string HttpDate(absl::Time t) {
+  return absl::FormatTime("%a, %d %b %Y %H:%M:%S GMT", t, absl::UTCTimeZone());
+}
+
+HttpResponse Fhir(int status, std::string body) {
+  HttpResponse r;
+  r.status = status;
+  r.content_type = std::string(kFhirJson) + "; charset=utf-8";
+  r.body = std::move(body);
+  return r;
+}
+
+// The stored JSON (no id) with resourceType, id and meta first.
+std::string WithIdAndMeta(const storage::StoredFhirResource& stored) {
+  rapidjson::Document doc;
+  doc.Parse(stored.resource.json.c_str(), stored.resource.json.size());
+  rapidjson::StringBuffer buffer;
+  Writer w(buffer);
+  w.StartObject();
+  w.Key("resourceType");
+  Str(w, stored.resource.resource_type);
+  w.Key("id");
+  Str(w, stored.resource.id);
+  w.Key("meta");
+  w.StartObject();
+  w.Key("versionId");
+  Str(w, std::to_string(stored.version));
+  w.Key("lastUpdated");
+  Str(w, Instant(stored.last_updated));
+  w.EndObject();
+  if (!doc.HasParseError() && doc.IsObject()) {
+    for (auto it = doc.MemberBegin(); it != doc.MemberEnd(); ++it) {
+      const std::string name = it->name.GetString();
+      if (name == "resourceType" || name == "id" || name == "meta") continue;
+      w.Key(name.c_str(), static_cast<rapidjson::SizeType>(name.size()));
+      it->value.Accept(w);
+    }
+  }
+  w.EndObject();
+  return buffer.GetString();
+}
+
+std::vector<std::string_view> Split(std::string_view path) {
+  std::vector<std::string_view> parts;
+  while (!path.empty()) {
+    const std::size_t slash = path.find('/');
+    if (slash != 0) parts.push_back(path.substr(0, slash));
+    if (slash == std::string_view::npos) break;
+    path = path.substr(slash + 1);
+  }
+  return parts;
+}
+
+const char* PriorityCode(const std::string& v2) {
+  if (v2 == "S") return "stat";
+  if (v2 == "A") return "asap";
+  return "routine";
+}
+
+const char* OrderStatusCode(const std::string& status) {
+  if (status == "cancelled") return "revoked";
+  if (status == "resulted") return "completed";
+  if (status == "failed" || status == "rejected") return "entered-in-error";
+  return "active";
+}
+
+// A ServiceRequest for an order placed through lab-bridge ("order-<id>").
+std::string OrderAsServiceRequest(const service::OrderView& view, const std::string& authority) {
+  const storage::StoredOrder& o = view.order;
+  rapidjson::StringBuffer buffer;
+  Writer w(buffer);
+  w.StartObject();
+  w.Key("resourceType");
+  w.String("ServiceRequest");
+  w.Key("id");
+  Str(w, "order-" + std::to_string(o.id));
+  w.Key("meta");
+  w.StartObject();
+  w.Key("versionId");
+  w.String("1");
+  w.Key("lastUpdated");
+  Str(w, Instant(o.created_at));
+  w.EndObject();
+  w.Key("identifier");
+  w.StartArray();
+  w.StartObject();
+  w.Key("type");
+  w.StartObject();
+  w.Key("coding");
+  w.StartArray();
+  w.StartObject();
+  w.Key("system");
+  w.String("http://terminology.hl7.org/CodeSystem/v2-0203");
+  w.Key("code");
+  w.String("PLAC");
+  w.EndObject();
+  w.EndArray();
+  w.EndObject();
+  w.Key("system");
+  Str(w, "urn:lab-bridge:placer:" + authority);
+  w.Key("value");
+  Str(w, o.placer_order_number);
+  w.EndObject();
+  w.EndArray();
+  w.Key("status");
+  w.String(OrderStatusCode(o.status));
+  w.Key("intent");
+  w.String("order");
+  w.Key("priority");
+  w.String(PriorityCode(o.priority));
+  w.Key("code");
+  w.StartObject();
+  w.Key("coding");
+  w.StartArray();
+  for (const std::string& code : o.test_codes) {
+    w.StartObject();
+    w.Key("system");
+    Str(w, "urn:lab-bridge:test-code:" + authority);
+    w.Key("code");
+    Str(w, code);
+    w.EndObject();
+  }
+  w.EndArray();
+  w.EndObject();
+  w.Key("subject");
+  w.StartObject();
+  w.Key("identifier");
+  w.StartObject();
+  w.Key("system");
+  Str(w, "urn:lab-bridge:patient:" + authority);
+  w.Key("value");
+  Str(w, view.pms_patient_id);
+  w.EndObject();
+  w.EndObject();
+  w.Key("authoredOn");
+  Str(w, absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", o.created_at, absl::UTCTimeZone()));
+  if (!o.ordering_provider.empty()) {
+    w.Key("requester");
+    w.StartObject();
+    w.Key("display");
+    Str(w, o.ordering_provider);
+    w.EndObject();
+  }
+  w.EndObject();
+  return buffer.GetString();
+}
+
+// FHIR date search prefixes -> the store's lexical [from, to).
+bool ApplyDate(const std::string& value, std::string* from, std::string* to) {
+  std::string prefix = value.size() > 2 ? value.substr(0, 2) : "";
+  std::string date = value;
+  if (prefix == "ge" || prefix == "gt" || prefix == "le" || prefix == "lt" || prefix == "eq") {
+    date = value.substr(2);
+  } else {
+    prefix = "eq";
+  }
+  if (date.size() < 4 || !std::isdigit(static_cast<unsigned char>(date[0]))) return false;
+  // Every stored value that starts with `date` sorts below date + "\x7f".
+  const std::string after = date + "\x7f";
+  const auto raise = [](std::string* bound, const std::string& v) {
+    if (bound->empty() || v > *bound) *bound = v;
+  };
+  const auto lower = [](std::string* bound, const std::string& v) {
+    if (bound->empty() || v < *bound) *bound = v;
+  };
+  if (prefix == "ge") raise(from, date);
+  if (prefix == "gt") raise(from, after);
+  if (prefix == "le") lower(to, after);
+  if (prefix == "lt") lower(to, date);
+  if (prefix == "eq") {
+    raise(from, date);
+    lower(to, after);
+  }
+  return true;
+}
+
+std::string BaseUrl(const HttpRequest& request) {
+  std::string host(request.Header("host"));
+  if (host.empty()) host = "localhost";
+  return "http://" + host + "/fhir";
+}
+
+}  // namespace
+
+HttpResponse FhirError(int http_status, std::string_view issue_code, std::string_view message) {
+  rapidjson::StringBuffer buffer;
+  Writer w(buffer);
+  w.StartObject();
+  w.Key("resourceType");
+  w.String("OperationOutcome");
+  w.Key("issue");
+  w.StartArray();
+  w.StartObject();
+  w.Key("severity");
+  w.String(http_status >= 500 ? "fatal" : "error");
+  w.Key("code");
+  Str(w, issue_code);
+  w.Key("diagnostics");
+  Str(w, message);
+  w.EndObject();
+  w.EndArray();
+  w.EndObject();
+  HttpResponse r = Fhir(http_status, buffer.GetString());
+  if (http_status == 401) {
+    r.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"lab-bridge\"");
+  }
+  return r;
+}
+
+HttpResponse ToOperationOutcome(const absl::Status& status) {
+  const int code = HttpStatusFor(status);
+  std::string_view issue = "exception";
+  switch (status.code()) {
+    case absl::StatusCode::kInvalidArgument:
+    case absl::StatusCode::kOutOfRange:
+      issue = "invalid";
+      break;
+    case absl::StatusCode::kUnauthenticated:
+    case absl::StatusCode::kPermissionDenied:
+      issue = "security";
+      break;
+    case absl::StatusCode::kNotFound:
+      issue = "not-found";
+      break;
+    case absl::StatusCode::kAlreadyExists:
+      issue = "duplicate";
+      break;
+    case absl::StatusCode::kFailedPrecondition:
+      issue = "business-rule";
+      break;
+    case absl::StatusCode::kUnimplemented:
+      issue = "not-supported";
+      break;
+    case absl::StatusCode::kUnavailable:
+    case absl::StatusCode::kDeadlineExceeded:
+      issue = "transient";
+      break;
+    default:
+      break;
+  }
+  if (code == 500) return FhirError(500, issue, "internal error");
+  return FhirError(code, issue, std::string(status.message()));
+}
+
+HttpResponse FhirApi::Handle(const HttpRequest& request) {
+  service::Principal who{"-", 0};
+  std::vector<std::string> patients;
+  HttpResponse response = Dispatch(request, &who, &patients);
+  const std::vector<std::string_view> parts = Split(request.path);
+  const bool metadata = parts.size() == 2 && parts[1] == "metadata";
+  if (audit_ != nullptr && !metadata) {
+    std::sort(patients.begin(), patients.end());
+    patients.erase(std::unique(patients.begin(), patients.end()), patients.end());
+    if (!patients.empty() && patients.front().empty()) patients.erase(patients.begin());
+    service::AccessEvent event;
+    event.time = absl::Now();
+    event.who = who.name;
+    event.protocol = "fhir";
+    event.action = request.method == "POST" ? "create" : "read";
+    event.what = request.method + " " + request.path;
+    event.patients = std::move(patients);
+    event.outcome = response.status;
+    event.source = request.peer_address;
+    if (absl::Status s = audit_->Record(event); !s.ok()) {
+      return FhirError(503, "transient", "access audit unavailable");
+    }
+  }
+  return response;
+}
+
+HttpResponse FhirApi::Dispatch(const HttpRequest& request, service::Principal* who,
+                               std::vector<std::string>* patients) {
+  const std::vector<std::string_view> parts = Split(request.path);
+  const bool get = request.method == "GET" || request.method == "HEAD";
+  const bool post = request.method == "POST";
+  if (parts.size() < 2) return FhirError(404, "not-found", "no such path: " + request.path);
+  const std::string type(parts[1]);
+
+  if (parts.size() == 2 && type == "metadata") {
+    if (!get) return FhirError(405, "not-supported", "method not allowed");
+    std::string body =
+        R"({"resourceType":"CapabilityStatement","status":"active","date":"2026-11-28",)"
+        R"("kind":"instance","software":{"name":"lab-bridge"},)"
+        R"("implementation":{"description":"lab-bridge FHIR R4 facade"},)"
+        R"("fhirVersion":"4.0.1","format":["application/fhir+json"],"rest":[{"mode":"server",)"
+        R"("security":{"service":[{"coding":[{"system":)"
+        R"("http://terminology.hl7.org/CodeSystem/restful-security-service","code":"OAuth"}]}],)"
+        R"("description":"Bearer token: lab-bridge token create"
+  },"resource":[)";
+    bool first = true;
+    for (const char* t : kReadTypes) {
+      if (!first) body += ",";
+      first = false;
+      body +=
+          std::string(R"({"type":")") + t + R"(","interaction":[{"code":"read"},{"code":"vread"})";
+      const std::string name(t);
+      if (IsOneOf(name, kSearchTypes)) {
+        body += R"(,{"code":"search-type"})";
+        if (name == "ServiceRequest") body += R"(,{"code":"create"})";
+        body += R"(],"searchParam":[)";
+        body += R"({"name":"patient","type":"reference"},{"name":"subject","type":"reference"},)"
+                R"({"name":"code","type":"token"},{"name":"date","type":"date"},)"
+                R"({"name":"status","type":"token"})";
+        if (name != "ServiceRequest") body += R"(,{"name":"category","type":"token"})";
+        body += "]}";
+      } else {
+        body += "]}";
+      }
+    }
+    body += "]}]}";
+    return Fhir(200, std::move(body));
+  }
+
+  const bool read_route = parts.size() == 3 || (parts.size() == 5 && parts[3] == "_history");
+  if (!IsOneOf(type, kReadTypes) || (parts.size() != 2 && !read_route)) {
+    return FhirError(404, "not-found", "no such path: " + request.path);
+  }
+  std::optional<service::Role> role;
+  if (get) role = service::Role::kResultsRead;
+  if (post && parts.size() == 2 && type == "ServiceRequest") role = service::Role::kOrdersWrite;
+  if (parts.size() == 2 && get && !IsOneOf(type, kSearchTypes)) {
+    return FhirError(400, "not-supported", "search is not supported for " + type);
+  }
+  if (!role.has_value()) {
+    HttpResponse r = FhirError(405, "not-supported", "method not allowed");
+    r.headers.emplace_back(
+        "Allow", parts.size() == 2 && type == "ServiceRequest" ? "GET, HEAD, POST" : "GET, HEAD");
+    return r;
+  }
+  absl::StatusOr<service::Principal> authorized = Authorize(tokens_, request, *role, who);
+  if (!authorized.ok()) return ToOperationOutcome(authorized.status());
+
+  if (post) return CreateServiceRequest(request, patients);
+  if (parts.size() == 2) return Search(request, type, patients);
+  return Read(type, std::string(parts[2]), parts.size() == 5 ? std::string(parts[4]) : "",
+              patients);
+}
+
+HttpResponse FhirApi::Read(const std::string& type, const std::string& id, const std::string& vid,
+                           std::vector<std::string>* patients) {
+  if (type == "ServiceRequest" && id.rfind("order-", 0) == 0) {
+    std::int64_t order_id = 0;
+    const std::string digits = id.substr(6);
+    const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), order_id);
+    if (ec != std::errc() || end != digits.data() + digits.size() || (!vid.empty() && vid != "1")) {
+      return FhirError(404, "not-found", type + "/" + id + " not found");
+    }
+    absl::StatusOr<service::OrderView> order = orders_.Get(order_id);
+    if (!order.ok()) return ToOperationOutcome(order.status());
+    patients->push_back(order->pms_patient_id);
+    HttpResponse r = Fhir(200, OrderAsServiceRequest(*order, authority_));
+    r.headers.emplace_back("ETag", "W/\"1\"");
+    r.headers.emplace_back("Last-Modified", HttpDate(order->order.created_at));
+    return r;
+  }
+  absl::StatusOr<storage::StoredFhirResource> stored = store_.GetFhirResource(type, id);
+  if (!stored.ok()) return ToOperationOutcome(stored.status());
+  if (!vid.empty() && vid != std::to_string(stored->version)) {
+    return FhirError(404, "not-found",
+                     type + "/" + id + "/_history/" + vid + " is not kept (only the current)");
+  }
+  patients->push_back(stored->resource.patient_reference);
+  HttpResponse r = Fhir(200, WithIdAndMeta(*stored));
+  r.headers.emplace_back("ETag", "W/\"" + std::to_string(stored->version) + "\"");
+  r.headers.emplace_back("Last-Modified", HttpDate(stored->last_updated));
+  return r;
+}
+
+HttpResponse FhirApi::Search(const HttpRequest& request, const std::string& type,
+                             std::vector<std::string>* patients) {
+  const bool strict =
+      absl::AsciiStrToLower(std::string(request.Header("prefer"))).find("handling=strict") !=
+      std::string::npos;
+  storage::FhirQuery query;
+  query.resource_type = type;
+  query.limit = 50;
+  std::string self;
+  for (const auto& [name, value] : request.query) {
+    bool used = true;
+    if (name == "patient" || name == "subject") {
+      query.patient_reference = value.find('/') == std::string::npos ? "Patient/" + value : value;
+    } else if (name == "code") {
+      query.code = value;
+    } else if (name == "status") {
+      query.status = value;
+    } else if (name == "category" && type != "ServiceRequest") {
+      query.category = value;
+    } else if (name == "date") {
+      if (!ApplyDate(value, &query.date_from, &query.date_to)) {
+        return FhirError(400, "invalid",
+                         "date: expected [ge|gt|le|lt|eq]YYYY[-MM[-DD[Thh:mm...]]]");
+      }
+    } else if (name == "_count") {
+      int count = 0;
+      const auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), count);
+      if (ec != std::errc() || end != value.data() + value.size() || count < 1 || count > 1000) {
+        return FhirError(400, "invalid", "_count: expected 1-1000");
+      }
+      query.limit = count;
+    } else if (name == "_cursor") {
+      query.cursor = value;
+      continue;  // not part of self
+    } else {
+      used = false;
+      if (strict) {
+        return FhirError(400, "not-supported", "unsupported search parameter: " + name);
+      }
+    }
+    if (used) self += (self.empty() ? "" : "&") + PercentEncode(name) + "=" + PercentEncode(value);
+  }
+  absl::StatusOr<storage::FhirPage> page = store_.SearchFhirResources(query);
+  if (!page.ok()) return ToOperationOutcome(page.status());
+
+  const std::string base = BaseUrl(request);
+  rapidjson::StringBuffer buffer;
+  Writer w(buffer);
+  w.StartObject();
+  w.Key("resourceType");
+  w.String("Bundle");
+  w.Key("type");
+  w.String("searchset");
+  // The total of this page's matches when it is the only page; the store
+  // does not count further pages, so `total` is omitted when there is a next.
+  if (page->next_cursor.empty() && query.cursor.empty()) {
+    w.Key("total");
+    w.Uint64(page->resources.size());
+  }
+  w.Key("link");
+  w.StartArray();
+  w.StartObject();
+  w.Key("relation");
+  w.String("self");
+  w.Key("url");
+  Str(w, base + "/" + type + (self.empty() ? "" : "?" + self));
+  w.EndObject();
+  if (!page->next_cursor.empty()) {
+    w.StartObject();
+    w.Key("relation");
+    w.String("next");
+    w.Key("url");
+    Str(w, base + "/" + type + "?" + (self.empty() ? "" : self + "&") +
+               "_cursor=" + PercentEncode(page->next_cursor));
+    w.EndObject();
+  }
+  w.EndArray();
+  w.Key("entry");
+  w.StartArray();
+  for (const storage::StoredFhirResource& stored : page->resources) {
+    patients->push_back(stored.resource.patient_reference);
+    w.StartObject();
+    w.Key("fullUrl");
+    Str(w, base + "/" + type + "/" + stored.resource.id);
+    w.Key("resource");
+    const std::string json = WithIdAndMeta(stored);
+    w.RawValue(json.c_str(), json.size(), rapidjson::kObjectType);
+    w.Key("search");
+    w.StartObject();
+    w.Key("mode");
+    w.String("match");
+    w.EndObject();
+    w.EndObject();
+  }
+  w.EndArray();
+  w.EndObject();
+  return Fhir(200, buffer.GetString());
+}
+
+HttpResponse FhirApi::CreateServiceRequest(const HttpRequest& request,
+                                           std::vector<std::string>* patients) {
+  // A new ServiceRequest has no id or placer identifier yet (lab-bridge
+  // assigns the placer number); the mapping wants one, so give it a stand-in.
+  std::string body = request.body;
+  {
+    rapidjson::Document doc;
+    doc.Parse(body.c_str(), body.size());
+    if (!doc.HasParseError() && doc.IsObject() && doc.HasMember("resourceType") &&
+        doc["resourceType"].IsString() &&
+        std::string(doc["resourceType"].GetString()) == "ServiceRequest" && !doc.HasMember("id") &&
+        !doc.HasMember("identifier")) {
+      doc.AddMember("id", "new", doc.GetAllocator());
+      rapidjson::StringBuffer buffer;
+      Writer w(buffer);
+      doc.Accept(w);
+      body = buffer.GetString();
+    }
+  }
+  absl::StatusOr<fhir_to_v2::OrderRequest> parsed = fhir_to_v2::FromServiceRequest(body);
+  if (!parsed.ok()) {
+    return FhirError(422, "invalid", std::string(parsed.status().message()));
+  }
+  if (parsed->order_control != "NW") {
+    return FhirError(422, "business-rule", "only a new (active) ServiceRequest can be created");
+  }
+  service::OrderInput input;
+  input.pms_patient_id = parsed->patient_id;
+  for (const fhir_to_v2::TestCode& code : parsed->test_codes) {
+    input.test_codes.push_back(code.code);
+    input.test_names.push_back(code.display);
+  }
+  input.ordering_provider = parsed->ordering_provider.family_name;
+  if (!parsed->ordering_provider.given_name.empty()) {
+    input.ordering_provider = parsed->ordering_provider.given_name + " " + input.ordering_provider;
+  }
+  input.priority = parsed->priority;
+  if (!parsed->encounter_id.empty()) {
+    std::int64_t encounter = 0;
+    const std::string& e = parsed->encounter_id;
+    const auto [end, ec] = std::from_chars(e.data(), e.data() + e.size(), encounter);
+    if (ec == std::errc() && end == e.data() + e.size()) input.encounter_id = encounter;
+  }
+  if (parsed->demographics.has_value()) {
+    storage::PatientRecord patient;
+    patient.family_name = parsed->demographics->family_name;
+    patient.given_name = parsed->demographics->given_name;
+    patient.birth_date = parsed->demographics->birth_date;
+    patient.sex = parsed->demographics->sex;
+    input.demographics = patient;
+  }
+  patients->push_back(input.pms_patient_id);
+  absl::StatusOr<service::OrderView> order = orders_.Create(input);
+  if (!order.ok()) {
+    if (absl::IsInvalidArgument(order.status())) {
+      return FhirError(422, "invalid", std::string(order.status().message()));
+    }
+    return ToOperationOutcome(order.status());
+  }
+  HttpResponse r = Fhir(201, OrderAsServiceRequest(*order, authority_));
+  const std::string id = "order-" + std::to_string(order->order.id);
+  r.headers.emplace_back("Location", BaseUrl(request) + "/ServiceRequest/" + id + "/_history/1");
+  r.headers.emplace_back("ETag", "W/\"1\"");
+  return r;
+}
+
+}  // namespace bridge::api::http
