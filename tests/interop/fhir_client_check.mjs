@@ -1,0 +1,95 @@
+// tests/interop/fhir_client_check.mjs
+//
+// fhir-kit-client against lab-bridge's FHIR facade: capability statement,
+// reads, every search parameter, create ServiceRequest, and the errors.
+// Writes every resource and Bundle it received into OUTDIR (for
+// @medplum/core validation by mapping_v2fhir/validate_fhir.mjs) and exits 1
+// on the first failed expectation.
+//
+//   node interop/fhir_client_check.mjs BASEURL TOKEN OUTDIR
+import fs from 'node:fs';
+import path from 'node:path';
+import { Client } from 'fhir-kit-client';
+
+const [baseUrl, token, outDir] = process.argv.slice(2);
+const client = new Client({ baseUrl, customHeaders: { Authorization: `Bearer ${token}` } });
+const anonymous = new Client({ baseUrl });
+let saved = 0;
+const keep = (name, resource) => {
+  fs.writeFileSync(path.join(outDir, `${String(++saved).padStart(2, '0')}-${name}.json`),
+                   JSON.stringify(resource));
+  return resource;
+};
+const expect = (cond, what) => {
+  if (!cond) {
+    console.error(`FAIL: ${what}`);
+    process.exit(1);
+  }
+  console.log(`ok: ${what}`);
+};
+const expectError = async (promise, status, code, what) => {
+  try {
+    await promise;
+  } catch (e) {
+    const body = e.response && e.response.data;
+    keep('error', body);
+    expect(e.response.status === status && body.resourceType === 'OperationOutcome' &&
+           body.issue[0].code === code, `${what} -> ${status} OperationOutcome ${code}`);
+    return;
+  }
+  expect(false, `${what} should fail`);
+};
+
+const cap = keep('metadata', await client.capabilityStatement());
+expect(cap.resourceType === 'CapabilityStatement' && cap.fhirVersion === '4.0.1', 'metadata');
+
+const search = async (resourceType, searchParams, what) =>
+  keep(`search-${resourceType}`, await client.search({ resourceType, searchParams }));
+let b = await search('Observation', { patient: 'Patient/12345' }, 'patient');
+expect(b.type === 'searchset' && b.total === 5, 'Observation?patient=Patient/12345 -> 5');
+b = await search('Observation', { subject: '12345' });
+expect(b.total === 5, 'Observation?subject=12345 -> 5');
+b = await search('Observation', { patient: '12345', code: 'http://loinc.org|2823-3' });
+expect(b.total === 1 && b.entry[0].resource.valueQuantity.value === 6.8,
+       'Observation?code=http://loinc.org|2823-3 -> potassium 6.8');
+b = await search('Observation', { patient: '12345', date: 'ge2026-02-21' });
+expect(b.total === 5, 'Observation?date=ge2026-02-21 -> 5');
+b = await search('Observation', { patient: '12345', date: 'lt2026-02-21' });
+expect(b.total === 0, 'Observation?date=lt2026-02-21 -> 0');
+b = await search('Observation', { patient: '12345', category: 'laboratory', status: 'final' });
+expect(b.total === 5, 'Observation?category=laboratory&status=final -> 5');
+b = await search('Observation', { patient: '12345', _count: 2 });
+const next = b.link.find((l) => l.relation === 'next');
+expect(b.entry.length === 2 && next, 'Observation?_count=2 -> 2 and a next link');
+const page2 = keep('page2', await client.nextPage({ bundle: b }));
+expect(page2.entry.length === 2, 'next page -> 2 more');
+
+const id = b.entry[0].resource.id;
+const obs = keep('read', await client.read({ resourceType: 'Observation', id }));
+expect(obs.id === id && obs.meta.versionId, `read Observation/${id}`);
+const patient = keep('patient', await client.read({ resourceType: 'Patient', id: '12345' }));
+expect(patient.resourceType === 'Patient', 'read Patient/12345');
+const v = keep('vread', await client.vread({ resourceType: 'Observation', id, version: obs.meta.versionId }));
+expect(v.id === id, 'vread current version');
+
+const created = keep('created', await client.create({
+  resourceType: 'ServiceRequest',
+  body: {
+    resourceType: 'ServiceRequest', status: 'active', intent: 'order', priority: 'routine',
+    code: { coding: [{ system: 'http://loinc.org', code: '58410-2', display: 'CBC panel' }] },
+    subject: { reference: '#p' },
+    contained: [{ resourceType: 'Patient', id: 'p',
+                  identifier: [{ type: { coding: [{ code: 'MR' }] }, value: '12345' }] }],
+    requester: { display: 'Dr. Smith' },
+  },
+}));
+expect(created.resourceType === 'ServiceRequest' && created.status === 'active', 'create ServiceRequest');
+const reread = keep('sr', await client.read({ resourceType: 'ServiceRequest', id: created.id }));
+expect(reread.id === created.id, `read ServiceRequest/${created.id}`);
+
+await expectError(client.read({ resourceType: 'Observation', id: 'missing' }), 404, 'not-found', 'read missing');
+await expectError(anonymous.search({ resourceType: 'Observation', searchParams: {} }), 401, 'security', 'no token');
+await expectError(client.search({ resourceType: 'Observation', searchParams: { _count: 0 } }), 400, 'invalid', '_count=0');
+await expectError(client.create({ resourceType: 'ServiceRequest', body: { resourceType: 'ServiceRequest' } }),
+                  422, 'invalid', 'create without subject');
+console.log(`all checks passed; ${saved} JSON files in ${outDir}`);
