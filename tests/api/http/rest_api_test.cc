@@ -660,6 +660,18 @@ TEST(HttpStatusForTest, OneTableForEveryCode) {
             R"({"detail":"internal error"})");
 }
 
+TEST_P(RestApiTest, TimesAreRfc3339Utc) {
+  StoreGuideOru();
+  rapidjson::Document doc = ParseJson(Get("/api/lab-results?patient_id=12345&limit=1").body);
+  EXPECT_STREQ(doc[0]["observation_date"].GetString(), "2026-02-21T11:00:00Z");
+  absl::Time t;
+  std::string error;
+  ASSERT_TRUE(
+      absl::ParseTime("%Y-%m-%dT%H:%M:%E*SZ", doc[0]["received_at"].GetString(), &t, &error))
+      << doc[0]["received_at"].GetString();
+  EXPECT_LT(absl::AbsDuration(absl::Now() - t), absl::Minutes(5));
+}
+
 TEST(ParseQueryTest, DecodesPercentAndPlus) {
   auto q = http::ParseQuery("a=1&b=x%20y+z&&c&d=%zz");
   ASSERT_EQ(q.size(), 4u);
