@@ -5,6 +5,7 @@
 #include <string>
 #include <utility>
 
+#include "api/grpc/grpc_server.h"
 #include "api/http/fhir_api.h"
 #include "api/http/rest_api.h"
 #include "api/service/orders.h"
@@ -61,12 +62,22 @@ class ApisImpl final : public Apis {
   }
 
   std::uint16_t http_port() const override { return http_ ? http_->port() : 0; }
+  int grpc_port() const override { return grpc_ ? grpc_->port() : 0; }
+
+  absl::Status StartGrpc(const grpc_api::GrpcServerOptions& options) {
+    absl::StatusOr<std::unique_ptr<grpc_api::GrpcServer>> server =
+        grpc_api::GrpcServer::Start(options, results_, orders_, store_, *tokens_, audit_.get());
+    if (!server.ok()) return server.status();
+    grpc_ = *std::move(server);
+    return absl::OkStatus();
+  }
   service::TokenRegistry& tokens() override { return *tokens_; }
   service::AccessAudit& access_audit() override { return *audit_; }
   const std::string& initial_admin_token() const override { return initial_admin_token_; }
   std::string initial_admin_token_;
   void Stop() override {
     if (http_) http_->Stop();
+    if (grpc_) grpc_->Stop();
   }
 
  private:
@@ -140,6 +151,7 @@ class ApisImpl final : public Apis {
   http::RestApi rest_;
   http::FhirApi fhir_;
   std::unique_ptr<http::HttpServer> http_;
+  std::unique_ptr<grpc_api::GrpcServer> grpc_;
 };
 
 }  // namespace
@@ -170,6 +182,11 @@ absl::StatusOr<std::unique_ptr<Apis>> StartApis(const Config& config, storage::S
   http_options.request_timeout = absl::Seconds(config.http_request_timeout_seconds);
   apis->initial_admin_token_ = std::move(admin_token);
   if (absl::Status s = apis->StartHttp(http_options); !s.ok()) return s;
+  grpc_api::GrpcServerOptions grpc_options;
+  grpc_options.listen_host = config.http_listen_host;
+  grpc_options.port = config.grpc_port;
+  grpc_options.worker_threads = config.worker_threads;
+  if (absl::Status s = apis->StartGrpc(grpc_options); !s.ok()) return s;
   return std::unique_ptr<Apis>(std::move(apis));
 }
 

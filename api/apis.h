@@ -1,8 +1,8 @@
 // api/apis.h
 //
-// The APIs lab-bridge offers its callers (REST on Boost.Beast today; the
-// FHIR facade and gRPC join here), started by the composition root with one
-// call and stopped with one:
+// The APIs lab-bridge offers its callers: REST and the FHIR R4 facade on
+// Boost.Beast (HTTP_LISTEN_PORT) and gRPC (GRPC_LISTEN_PORT, same host),
+// started by the composition root with one call and stopped with one:
 //
 //   absl::StatusOr<std::unique_ptr<Apis>> apis = StartApis(config, *store, &bus, {});
 //   if (!apis.ok()) { print apis.status(); exit 1; }  // port in use, bad tokens file
@@ -51,6 +51,7 @@ class Apis {
  public:
   virtual ~Apis() = default;
   virtual std::uint16_t http_port() const = 0;
+  virtual int grpc_port() const = 0;
   virtual service::TokenRegistry& tokens() = 0;
   virtual service::AccessAudit& access_audit() = 0;
   // When the tokens file held no token at start, StartApis created one named

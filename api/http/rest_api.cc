@@ -274,6 +274,9 @@ HttpResponse MethodNotAllowed(std::string_view allow) {
 
 }  // namespace
 
+std::string FormatRfc3339(absl::Time t) { return Rfc3339(t); }
+std::optional<absl::Time> ParseDateParam(std::string_view text) { return ParseTimeParam(text); }
+
 int HttpStatusFor(const absl::Status& status) {
   switch (status.code()) {
     case absl::StatusCode::kOk:

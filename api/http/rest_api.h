@@ -31,10 +31,12 @@
 #pragma once
 
 #include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
 
 #include "absl/status/status.h"
+#include "absl/time/time.h"
 
 #include "api/http/server.h"
 #include "api/service/access_audit.h"
@@ -48,6 +50,10 @@ namespace bridge::api::http {
 int HttpStatusFor(const absl::Status& status);
 // A JSON error response {"detail": message} for `status`.
 HttpResponse ToHttpResponse(const absl::Status& status);
+// RFC 3339 UTC ("2026-02-21T11:00:00Z", fractional seconds only when set).
+std::string FormatRfc3339(absl::Time t);
+// Parses YYYY-MM-DD or an RFC 3339 date-time; nullopt otherwise.
+std::optional<absl::Time> ParseDateParam(std::string_view text);
 // A JSON error response with an explicit HTTP status (server refusals).
 HttpResponse JsonError(int http_status, std::string_view message);
 

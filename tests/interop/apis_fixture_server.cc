@@ -6,7 +6,9 @@
 // (patient 12345, five results, potassium 6.8 HH) and, with --patients N
 // --results M, M results spread over N more patients, each with a valid
 // FHIR R4 Observation; then starts StartApis (HTTP_LISTEN_PORT, default 0),
-// writes the bound port to --port-file and the admin token to --token-file,
+// writes the bound HTTP port to --port-file (last), the gRPC port to
+// --grpc-port-file, the admin token to --token-file and a results:read-only
+// token to --reader-token-file,
 // and serves until SIGTERM/SIGINT.
 //
 //   apis_fixture_server --port-file p --token-file t [--patients 1000 --results 100000]
@@ -123,12 +125,14 @@ IngestRecord Oru(const std::string& control_id, const std::string& pms_id,
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string port_file, token_file;
+  std::string port_file, grpc_port_file, token_file, reader_token_file;
   long patients = 0, results = 0;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string flag = argv[i];
     if (flag == "--port-file") port_file = argv[i + 1];
     if (flag == "--token-file") token_file = argv[i + 1];
+    if (flag == "--grpc-port-file") grpc_port_file = argv[i + 1];
+    if (flag == "--reader-token-file") reader_token_file = argv[i + 1];
     if (flag == "--patients") patients = std::atol(argv[i + 1]);
     if (flag == "--results") results = std::atol(argv[i + 1]);
   }
@@ -145,6 +149,7 @@ int main(int argc, char** argv) {
     return 1;
   }
   if (std::getenv("HTTP_LISTEN_PORT") == nullptr) config->http_port = 0;
+  if (std::getenv("GRPC_LISTEN_PORT") == nullptr) config->grpc_port = 0;
   absl::StatusOr<std::unique_ptr<bridge::storage::Store>> store =
       bridge::storage::OpenStore(config->store);
   if (!store.ok()) {
@@ -178,6 +183,13 @@ int main(int argc, char** argv) {
   if (!token_file.empty() && !(*apis)->initial_admin_token().empty()) {
     std::ofstream(token_file) << (*apis)->initial_admin_token() << "\n";
   }
+  if (!reader_token_file.empty()) {
+    absl::StatusOr<std::string> reader = (*apis)->tokens().Create(
+        "reader", static_cast<std::uint32_t>(bridge::api::service::Role::kResultsRead),
+        absl::Now());
+    if (reader.ok()) std::ofstream(reader_token_file) << *reader << "\n";
+  }
+  if (!grpc_port_file.empty()) std::ofstream(grpc_port_file) << (*apis)->grpc_port() << "\n";
   if (!port_file.empty()) {
     std::ofstream(port_file + ".tmp") << (*apis)->http_port() << "\n";
     std::rename((port_file + ".tmp").c_str(), port_file.c_str());

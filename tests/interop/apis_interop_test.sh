@@ -7,7 +7,8 @@
 #    commands verbatim, only the port changed (the bearer token comes from a
 #    .curlrc in CURL_HOME, so the command lines stay the guide's);
 #  - drives the FHIR facade with fhir-kit-client and validates every
-#    resource and Bundle it got with @medplum/core.
+#    resource and Bundle it got with @medplum/core;
+#  - calls every gRPC RPC with @grpc/grpc-js, health and reflection.
 set -euo pipefail
 server=$1
 backend=${2:-sqlite}
@@ -35,7 +36,9 @@ else
   export DATABASE_URL="sqlite://$work/lab-bridge.db"
 fi
 export API_TOKENS_FILE=$work/tokens.json ACCESS_AUDIT_FILE=$work/access.jsonl
-"$server" --port-file "$work/port" --token-file "$work/token" >"$work/server.log" 2>&1 &
+"$server" --port-file "$work/port" --grpc-port-file "$work/grpc_port" --token-file "$work/token" \
+  --reader-token-file "$work/reader_token" \
+  >"$work/server.log" 2>&1 &
 pid=$!
 for _ in $(seq 1 100); do [[ -s $work/port ]] && break; sleep 0.1; done
 [[ -s $work/port ]] || { echo "FAIL: server did not start"; cat "$work/server.log"; exit 1; }
@@ -92,4 +95,8 @@ code=$(CURL_HOME=/nonexistent curl -s -o "$work/401.json" -w '%{http_code}' "htt
 mkdir -p "$work/fhir"
 (cd "$here" && node interop/fhir_client_check.mjs "http://127.0.0.1:$port/fhir" "$token" "$work/fhir")
 (cd "$here" && node mapping_v2fhir/validate_fhir.mjs "$work"/fhir/*.json)
+# --- gRPC: @grpc/grpc-js, health, reflection ---
+reader=$(cat "$work/reader_token")
+(cd "$here" && node interop/grpc_client_check.mjs "127.0.0.1:$(cat "$work/grpc_port")" "$token" "$reader" \
+  "$here/../proto")
 echo "PASS ($backend)"
