@@ -9,6 +9,7 @@
 #include <array>
 #include <charconv>
 #include <optional>
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
@@ -344,7 +345,9 @@ HttpResponse FhirApi::Dispatch(const HttpRequest& request, service::Principal* w
       if (IsOneOf(name, kSearchTypes)) {
         body += R"(,{"code":"search-type"})";
         if (name == "ServiceRequest") body += R"(,{"code":"create"})";
-        body += R"(],"searchParam":[)";
+        body += name == "DiagnosticReport"
+                    ? R"(],"searchInclude":["DiagnosticReport:result"],"searchParam":[)"
+                    : R"(],"searchParam":[)";
         body += R"({"name":"patient","type":"reference"},{"name":"subject","type":"reference"},)"
                 R"({"name":"code","type":"token"},{"name":"date","type":"date"},)"
                 R"({"name":"status","type":"token"})";
@@ -421,6 +424,7 @@ HttpResponse FhirApi::Search(const HttpRequest& request, const std::string& type
   storage::FhirQuery query;
   query.resource_type = type;
   query.limit = 50;
+  bool include_results = false;
   std::string self;
   for (const auto& [name, value] : request.query) {
     bool used = true;
@@ -444,6 +448,12 @@ HttpResponse FhirApi::Search(const HttpRequest& request, const std::string& type
         return FhirError(400, "invalid", "_count: expected 1-1000");
       }
       query.limit = count;
+    } else if (name == "_include") {
+      if (type != "DiagnosticReport" || value != "DiagnosticReport:result") {
+        return FhirError(400, "not-supported",
+                         "_include: only DiagnosticReport:result is supported");
+      }
+      include_results = true;
     } else if (name == "_cursor") {
       query.cursor = value;
       continue;  // not part of self
@@ -506,6 +516,40 @@ HttpResponse FhirApi::Search(const HttpRequest& request, const std::string& type
     w.String("match");
     w.EndObject();
     w.EndObject();
+  }
+  // _include=DiagnosticReport:result: each report's Observations, once.
+  std::set<std::string> included;
+  for (const storage::StoredFhirResource& stored :
+       include_results ? page->resources : std::vector<storage::StoredFhirResource>{}) {
+    rapidjson::Document report;
+    report.Parse(stored.resource.json.c_str(), stored.resource.json.size());
+    if (report.HasParseError() || !report.IsObject() || !report.HasMember("result") ||
+        !report["result"].IsArray()) {
+      continue;
+    }
+    for (const rapidjson::Value& ref : report["result"].GetArray()) {
+      if (!ref.IsObject() || !ref.HasMember("reference") || !ref["reference"].IsString()) continue;
+      std::string id = ref["reference"].GetString();
+      for (const char* prefix : {"Observation/", "urn:uuid:"}) {
+        if (id.rfind(prefix, 0) == 0) id = id.substr(std::string(prefix).size());
+      }
+      if (!included.insert(id).second) continue;
+      absl::StatusOr<storage::StoredFhirResource> obs = store_.GetFhirResource("Observation", id);
+      if (absl::IsNotFound(obs.status())) continue;
+      if (!obs.ok()) return ToOperationOutcome(obs.status());
+      w.StartObject();
+      w.Key("fullUrl");
+      Str(w, base + "/Observation/" + id);
+      w.Key("resource");
+      const std::string json = WithIdAndMeta(*obs);
+      w.RawValue(json.c_str(), json.size(), rapidjson::kObjectType);
+      w.Key("search");
+      w.StartObject();
+      w.Key("mode");
+      w.String("include");
+      w.EndObject();
+      w.EndObject();
+    }
   }
   w.EndArray();
   w.EndObject();

@@ -119,6 +119,26 @@ IngestRecord Oru(const std::string& control_id, const std::string& pms_id,
     obs.category = "laboratory";
     r.fhir_resources.push_back(obs);
   }
+  FhirResourceRecord report;
+  report.resource_type = "DiagnosticReport";
+  report.id = control_id + "-report";
+  report.patient_reference = patient_ref;
+  report.code = "http://loinc.org|58410-2";
+  report.date = "2026-02-21T11:00:00Z";
+  report.status = "final";
+  report.category = "LAB";
+  std::string refs;
+  for (int i = 1; i <= n; ++i) {
+    absl::StrAppend(&refs, i > 1 ? "," : "", R"({"reference":"Observation/)", control_id, "-", i,
+                    R"("})");
+  }
+  report.json = absl::StrCat(
+      R"({"resourceType":"DiagnosticReport","status":"final","category":[{"coding":[{"system":)",
+      R"("http://terminology.hl7.org/CodeSystem/v2-0074","code":"LAB"}]}],"code":{"coding":[{)",
+      R"("system":"http://loinc.org","code":"58410-2","display":"CBC panel"}]},"subject":{)",
+      R"("reference":")", patient_ref, R"("},"effectiveDateTime":"2026-02-21T11:00:00Z",)",
+      R"("result":[)", refs, "]}");
+  r.fhir_resources.push_back(report);
   return r;
 }
 

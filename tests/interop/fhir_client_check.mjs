@@ -64,6 +64,13 @@ expect(b.entry.length === 2 && next, 'Observation?_count=2 -> 2 and a next link'
 const page2 = keep('page2', await client.nextPage({ bundle: b }));
 expect(page2.entry.length === 2, 'next page -> 2 more');
 
+b = await search('DiagnosticReport', { patient: '12345', _include: 'DiagnosticReport:result' });
+expect(b.total === 1 && b.entry.length === 6 &&
+       b.entry.filter((e) => e.search.mode === 'include' && e.resource.resourceType === 'Observation').length === 5,
+       'DiagnosticReport?patient=12345&_include=DiagnosticReport:result -> 1 match + 5 Observations');
+b = await search('DiagnosticReport', { code: 'http://loinc.org|58410-2', status: 'final', date: 'ge2026-02-21', patient: '12345' });
+expect(b.total === 1 && b.entry.length === 1, 'DiagnosticReport?code&status&date -> 1');
+b = await search('Observation', { patient: '12345', _count: 2 });
 const id = b.entry[0].resource.id;
 const obs = keep('read', await client.read({ resourceType: 'Observation', id }));
 expect(obs.id === id && obs.meta.versionId, `read Observation/${id}`);
@@ -90,6 +97,8 @@ expect(reread.id === created.id, `read ServiceRequest/${created.id}`);
 await expectError(client.read({ resourceType: 'Observation', id: 'missing' }), 404, 'not-found', 'read missing');
 await expectError(anonymous.search({ resourceType: 'Observation', searchParams: {} }), 401, 'security', 'no token');
 await expectError(client.search({ resourceType: 'Observation', searchParams: { _count: 0 } }), 400, 'invalid', '_count=0');
+await expectError(client.search({ resourceType: 'Observation', searchParams: { _include: 'Observation:subject' } }),
+                  400, 'not-supported', 'unsupported _include');
 await expectError(client.create({ resourceType: 'ServiceRequest', body: { resourceType: 'ServiceRequest' } }),
                   422, 'invalid', 'create without subject');
 console.log(`all checks passed; ${saved} JSON files in ${outDir}`);
