@@ -297,6 +297,10 @@ HttpResponse FhirApi::Handle(const HttpRequest& request) {
   const std::vector<std::string_view> parts = Split(request.path);
   const bool metadata = parts.size() == 2 && parts[1] == "metadata";
   if (audit_ != nullptr && !metadata) {
+    // The audit names patients by id, as the REST and gRPC paths do.
+    for (std::string& p : patients) {
+      if (p.rfind("Patient/", 0) == 0) p = p.substr(8);
+    }
     std::sort(patients.begin(), patients.end());
     patients.erase(std::unique(patients.begin(), patients.end()), patients.end());
     if (!patients.empty() && patients.front().empty()) patients.erase(patients.begin());
@@ -361,6 +365,13 @@ HttpResponse FhirApi::Dispatch(const HttpRequest& request, service::Principal* w
     return Fhir(200, std::move(body));
   }
 
+  if (type == "AuditEvent" && parts.size() == 2) {
+    if (!get) return FhirError(405, "not-supported", "method not allowed");
+    absl::StatusOr<service::Principal> authorized =
+        Authorize(tokens_, request, service::Role::kAuditRead, who);
+    if (!authorized.ok()) return ToOperationOutcome(authorized.status());
+    return SearchAuditEvents(request);
+  }
   const bool read_route = parts.size() == 3 || (parts.size() == 5 && parts[3] == "_history");
   if (!IsOneOf(type, kReadTypes) || (parts.size() != 2 && !read_route)) {
     return FhirError(404, "not-found", "no such path: " + request.path);
@@ -550,6 +561,133 @@ HttpResponse FhirApi::Search(const HttpRequest& request, const std::string& type
       w.EndObject();
       w.EndObject();
     }
+  }
+  w.EndArray();
+  w.EndObject();
+  return Fhir(200, buffer.GetString());
+}
+
+// The access audit (api/service/access_audit.h) as FHIR AuditEvents.
+HttpResponse FhirApi::SearchAuditEvents(const HttpRequest& request) {
+  if (audit_ == nullptr) return FhirError(501, "not-supported", "access audit is not configured");
+  int count = 50;
+  std::string patient;
+  for (const auto& [name, value] : request.query) {
+    if (name == "_count") {
+      const auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), count);
+      if (ec != std::errc() || end != value.data() + value.size() || count < 1 || count > 1000) {
+        return FhirError(400, "invalid", "_count: expected 1-1000");
+      }
+    } else if (name == "patient" || name == "entity-id") {
+      patient = value.rfind("Patient/", 0) == 0 ? value.substr(8) : value;
+    } else {
+      return FhirError(400, "not-supported", "unsupported search parameter: " + name);
+    }
+  }
+  absl::StatusOr<std::vector<service::AccessEvent>> events = audit_->Query(patient, count);
+  if (!events.ok()) return ToOperationOutcome(events.status());
+  rapidjson::StringBuffer buffer;
+  Writer w(buffer);
+  w.StartObject();
+  w.Key("resourceType");
+  w.String("Bundle");
+  w.Key("type");
+  w.String("searchset");
+  w.Key("entry");
+  w.StartArray();
+  for (const service::AccessEvent& e : *events) {
+    w.StartObject();
+    w.Key("resource");
+    w.StartObject();
+    w.Key("resourceType");
+    w.String("AuditEvent");
+    w.Key("type");
+    w.StartObject();
+    w.Key("system");
+    w.String("http://terminology.hl7.org/CodeSystem/audit-event-type");
+    w.Key("code");
+    w.String("rest");
+    w.Key("display");
+    w.String("RESTful Operation");
+    w.EndObject();
+    w.Key("action");
+    w.String(e.action == "create" ? "C" : e.action == "update" ? "U" : "R");
+    w.Key("recorded");
+    Str(w, absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", e.time, absl::UTCTimeZone()));
+    w.Key("outcome");
+    // 0 success, 4 minor failure (refused/not found), 8 serious (server error).
+    const bool ok = e.protocol == "grpc" ? e.outcome == 0 : e.outcome < 400;
+    const bool serious =
+        e.protocol == "grpc" ? (e.outcome == 13 || e.outcome == 14) : e.outcome >= 500;
+    w.String(ok ? "0" : serious ? "8" : "4");
+    w.Key("outcomeDesc");
+    Str(w, e.protocol + " " + std::to_string(e.outcome));
+    w.Key("agent");
+    w.StartArray();
+    w.StartObject();
+    w.Key("who");
+    w.StartObject();
+    w.Key("display");
+    Str(w, e.who);
+    w.EndObject();
+    w.Key("requestor");
+    w.Bool(true);
+    if (!e.source.empty()) {
+      w.Key("network");
+      w.StartObject();
+      w.Key("address");
+      Str(w, e.source);
+      w.Key("type");
+      w.String("2");
+      w.EndObject();
+    }
+    w.EndObject();
+    w.EndArray();
+    w.Key("source");
+    w.StartObject();
+    w.Key("observer");
+    w.StartObject();
+    w.Key("display");
+    w.String("lab-bridge");
+    w.EndObject();
+    w.EndObject();
+    w.Key("entity");
+    w.StartArray();
+    w.StartObject();
+    w.Key("description");
+    Str(w, e.what);
+    w.EndObject();
+    for (const std::string& p : e.patients) {
+      w.StartObject();
+      w.Key("what");
+      w.StartObject();
+      w.Key("identifier");
+      w.StartObject();
+      w.Key("system");
+      Str(w, "urn:lab-bridge:patient:" + authority_);
+      w.Key("value");
+      Str(w, p);
+      w.EndObject();
+      w.EndObject();
+      w.Key("type");
+      w.StartObject();
+      w.Key("system");
+      w.String("http://terminology.hl7.org/CodeSystem/audit-entity-type");
+      w.Key("code");
+      w.String("1");
+      w.Key("display");
+      w.String("Person");
+      w.EndObject();
+      w.EndObject();
+    }
+    w.EndArray();
+    w.EndObject();
+    w.Key("search");
+    w.StartObject();
+    w.Key("mode");
+    w.String("match");
+    w.EndObject();
+    w.EndObject();
   }
   w.EndArray();
   w.EndObject();

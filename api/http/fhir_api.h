@@ -11,6 +11,7 @@
 //        Observation: patient subject code date category status _count
 //        DiagnosticReport: patient subject code date category status _count
 //        ServiceRequest: patient subject code date status _count
+//   GET  /fhir/AuditEvent?patient=&_count=   the access audit as AuditEvents  audit:read
 //   POST /fhir/ServiceRequest                a ServiceRequest (or a Bundle with
 //                                            its Patient) -> the same order as
 //                                            POST /api/lab-orders      orders:write
@@ -66,6 +67,7 @@ class FhirApi {
                     std::vector<std::string>* patients);
   HttpResponse Search(const HttpRequest& request, const std::string& type,
                       std::vector<std::string>* patients);
+  HttpResponse SearchAuditEvents(const HttpRequest& request);
   HttpResponse CreateServiceRequest(const HttpRequest& request, std::vector<std::string>* patients);
 
   storage::Store& store_;

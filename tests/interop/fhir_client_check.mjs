@@ -94,6 +94,10 @@ expect(created.resourceType === 'ServiceRequest' && created.status === 'active',
 const reread = keep('sr', await client.read({ resourceType: 'ServiceRequest', id: created.id }));
 expect(reread.id === created.id, `read ServiceRequest/${created.id}`);
 
+const audit = keep('audit', await client.search({ resourceType: 'AuditEvent', searchParams: { patient: '12345', _count: 5 } }));
+expect(audit.entry.length === 5 && audit.entry.every((e) => e.resource.resourceType === 'AuditEvent'),
+       'AuditEvent?patient=12345 -> the access audit of that patient');
+await expectError(anonymous.search({ resourceType: 'AuditEvent', searchParams: {} }), 401, 'security', 'AuditEvent without a token');
 await expectError(client.read({ resourceType: 'Observation', id: 'missing' }), 404, 'not-found', 'read missing');
 await expectError(anonymous.search({ resourceType: 'Observation', searchParams: {} }), 401, 'security', 'no token');
 await expectError(client.search({ resourceType: 'Observation', searchParams: { _count: 0 } }), 400, 'invalid', '_count=0');
