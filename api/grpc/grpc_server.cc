@@ -108,6 +108,100 @@ absl::Status ParseOptionalTime(const std::string& field, const std::string& text
   return absl::OkStatus();
 }
 
+// WatchResults: one stream, served by its own thread that polls the store
+// for result ids above the last one sent (every 200 ms) and writes them one
+// at a time, oldest first. Reconnecting with after_result_id = the last
+// position seen replays exactly what was missed, whether or not the process
+// restarted in between. (The result event bus can later wake it early.)
+class WatchReactor final : public ::grpc::ServerWriteReactor<pb::ResultEvent> {
+ public:
+  WatchReactor(service::Results& results, const pb::WatchResultsRequest& request,
+               std::atomic<int>& active)
+      : results_(results),
+        patient_(request.patient_id()),
+        critical_only_(request.critical_only()),
+        last_(request.after_result_id()),
+        active_(active) {
+    ++active_;
+    std::thread([this] { Loop(); }).detach();
+  }
+
+  void OnWriteDone(bool ok) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    writing_ = false;
+    if (!ok) stop_ = true;
+    cv_.notify_all();
+  }
+  void OnCancel() override {
+    std::lock_guard<std::mutex> lock(mu_);
+    stop_ = true;
+    cv_.notify_all();
+  }
+  void OnDone() override {
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      stop_ = true;
+      cv_.notify_all();
+      cv_.wait(lock, [this] { return exited_; });
+    }
+    --active_;
+    delete this;
+  }
+
+ private:
+  void Loop() {
+    absl::Status status;
+    for (;;) {
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        if (stop_) break;
+      }
+      absl::StatusOr<std::vector<service::ResultView>> fresh =
+          results_.After(patient_, critical_only_, last_);
+      if (!fresh.ok() && !absl::IsUnavailable(fresh.status())) {
+        status = fresh.status();
+        break;
+      }
+      if (fresh.ok()) {
+        for (const service::ResultView& view : *fresh) {
+          std::unique_lock<std::mutex> lock(mu_);
+          if (stop_) break;
+          event_.Clear();
+          event_.set_position(view.result.id);
+          event_.set_corrected(view.result.result.result_status == "C");
+          ToProto(view, event_.mutable_result());
+          writing_ = true;
+          StartWrite(&event_);
+          cv_.wait(lock, [this] { return !writing_; });
+          if (stop_) break;
+          last_ = view.result.id;
+        }
+      }
+      std::unique_lock<std::mutex> lock(mu_);
+      cv_.wait_for(lock, std::chrono::milliseconds(200), [this] { return stop_; });
+      if (stop_) break;
+    }
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      exited_ = true;
+      cv_.notify_all();
+    }
+    Finish(ToGrpcStatus(status));
+  }
+
+  service::Results& results_;
+  const std::string patient_;
+  const bool critical_only_;
+  std::int64_t last_;
+  std::atomic<int>& active_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stop_ = false;
+  bool writing_ = false;
+  bool exited_ = false;
+  pb::ResultEvent event_;
+};
+
 class LabBridgeService final : public pb::LabBridge::CallbackService {
  public:
   LabBridgeService(service::Results& results, service::Orders& orders, storage::Store& store,
@@ -325,17 +419,7 @@ class LabBridgeService final : public pb::LabBridge::CallbackService {
   }
 
   ::grpc::ServerWriteReactor<pb::ResultEvent>* WatchResults(
-      ::grpc::CallbackServerContext*, const pb::WatchResultsRequest*) override {
-    class Unimplemented : public ::grpc::ServerWriteReactor<pb::ResultEvent> {
-     public:
-      Unimplemented() {
-        Finish(::grpc::Status(::grpc::StatusCode::UNIMPLEMENTED,
-                              "WatchResults: needs the result event bus (not wired yet)"));
-      }
-      void OnDone() override { delete this; }
-    };
-    return new Unimplemented();
-  }
+      ::grpc::CallbackServerContext* context, const pb::WatchResultsRequest* request) override;
 
   ::grpc::ServerUnaryReactor* GetMessage(::grpc::CallbackServerContext* context,
                                          const pb::GetMessageRequest* request,
@@ -386,7 +470,50 @@ class LabBridgeService final : public pb::LabBridge::CallbackService {
   service::TokenRegistry& tokens_;
   service::AccessAudit* audit_;
   boost::asio::thread_pool pool_;
+  std::atomic<int> watchers_{0};
 };
+
+constexpr int kMaxWatchers = 64;
+
+::grpc::ServerWriteReactor<pb::ResultEvent>* LabBridgeService::WatchResults(
+    ::grpc::CallbackServerContext* context, const pb::WatchResultsRequest* request) {
+  // Authorize on the gRPC thread (a hash and a lookup; no database).
+  http::HttpRequest http_request;
+  const auto& metadata = context->client_metadata();
+  if (auto it = metadata.find("authorization"); it != metadata.end()) {
+    http_request.headers.emplace_back("authorization",
+                                      std::string(it->second.data(), it->second.size()));
+  }
+  service::Principal who{"-", 0};
+  absl::Status status =
+      http::Authorize(tokens_, http_request, service::Role::kResultsRead, &who).status();
+  if (status.ok() && watchers_.load() >= kMaxWatchers) {
+    status = absl::ResourceExhaustedError("too many WatchResults streams");
+  }
+  if (audit_ != nullptr) {
+    service::AccessEvent event;
+    event.time = absl::Now();
+    event.who = who.name;
+    event.protocol = "grpc";
+    event.action = "read";
+    event.what = "/labbridge.v1.LabBridge/WatchResults";
+    if (!request->patient_id().empty()) event.patients.push_back(request->patient_id());
+    event.outcome = static_cast<int>(status.code());
+    event.source = context->peer();
+    if (absl::Status s = audit_->Record(event); !s.ok()) {
+      status = absl::UnavailableError("access audit unavailable");
+    }
+  }
+  if (!status.ok()) {
+    class Refused final : public ::grpc::ServerWriteReactor<pb::ResultEvent> {
+     public:
+      explicit Refused(const absl::Status& s) { Finish(ToGrpcStatus(s)); }
+      void OnDone() override { delete this; }
+    };
+    return new Refused(status);
+  }
+  return new WatchReactor(results_, *request, watchers_);
+}
 
 std::string ReadFile(const std::string& path) {
   std::ifstream in(path);

@@ -1,6 +1,7 @@
 // api/service/results.cc
 #include "api/service/results.h"
 
+#include <algorithm>
 #include <map>
 #include <string>
 #include <utility>
@@ -101,6 +102,32 @@ absl::StatusOr<std::vector<ResultView>> Results::ForOrder(const storage::StoredO
     query.cursor = page->next_cursor;
   }
   return out;
+}
+
+absl::StatusOr<std::vector<ResultView>> Results::After(const std::string& pms_patient_id,
+                                                       bool critical_only,
+                                                       std::int64_t after_id) const {
+  ResultFilter filter;
+  filter.pms_patient_id = pms_patient_id;
+  if (critical_only) filter.critical = true;
+  filter.limit = kMaxPageSize;
+  std::vector<ResultView> newer;  // newest first while paging
+  for (;;) {
+    absl::StatusOr<ResultList> page = List(filter);
+    if (!page.ok()) return page.status();
+    bool reached = false;
+    for (ResultView& view : page->results) {
+      if (view.result.id <= after_id) {
+        reached = true;
+        break;
+      }
+      newer.push_back(std::move(view));
+    }
+    if (reached || page->next_cursor.empty()) break;
+    filter.cursor = page->next_cursor;
+  }
+  std::reverse(newer.begin(), newer.end());
+  return newer;
 }
 
 absl::Status Results::Acknowledge(std::int64_t result_id, const std::string& who, absl::Time when,

@@ -74,6 +74,12 @@ class Results {
   absl::Status Acknowledge(std::int64_t result_id, const std::string& who, absl::Time when,
                            const std::string& note) const;
 
+  // Every result with id > `after_id` (all patients when `pms_patient_id`
+  // is empty; criticals only when asked), oldest first: what a watcher that
+  // last saw `after_id` has missed. Result ids grow with every insert.
+  absl::StatusOr<std::vector<ResultView>> After(const std::string& pms_patient_id,
+                                                bool critical_only, std::int64_t after_id) const;
+
   // The PMS id of an internal patient id ("" when it has none).
   absl::StatusOr<std::string> PmsIdOf(std::int64_t patient_id) const;
 

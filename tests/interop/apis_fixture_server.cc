@@ -9,7 +9,8 @@
 // writes the bound HTTP port to --port-file (last), the gRPC port to
 // --grpc-port-file, the admin token to --token-file and a results:read-only
 // token to --reader-token-file,
-// and serves until SIGTERM/SIGINT.
+// and serves until SIGTERM/SIGINT; each SIGUSR1 stores one more ORU for
+// patient 12345.
 //
 //   apis_fixture_server --port-file p --token-file t [--patients 1000 --results 100000]
 #include <signal.h>
@@ -160,6 +161,7 @@ int main(int argc, char** argv) {
   sigemptyset(&signals);
   sigaddset(&signals, SIGTERM);
   sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGUSR1);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
   absl::StatusOr<bridge::api::Config> config =
@@ -214,8 +216,16 @@ int main(int argc, char** argv) {
     std::ofstream(port_file + ".tmp") << (*apis)->http_port() << "\n";
     std::rename((port_file + ".tmp").c_str(), port_file.c_str());
   }
-  int signal = 0;
-  sigwait(&signals, &signal);
+  // SIGUSR1: one more ORU for patient 12345 (five results), as if it had
+  // just arrived, for the WatchResults test.
+  for (int next = 2;; ++next) {
+    int signal = 0;
+    sigwait(&signals, &signal);
+    if (signal != SIGUSR1) break;
+    absl::StatusOr<bridge::storage::IngestOutcome> more =
+        (*store)->Ingest(Oru(absl::StrCat("MSG00", next), "12345", guide));
+    if (!more.ok()) std::cerr << more.status().message() << "\n";
+  }
   (*apis)->Stop();
   return 0;
 }

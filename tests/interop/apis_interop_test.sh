@@ -98,5 +98,5 @@ mkdir -p "$work/fhir"
 # --- gRPC: @grpc/grpc-js, health, reflection ---
 reader=$(cat "$work/reader_token")
 (cd "$here" && node interop/grpc_client_check.mjs "127.0.0.1:$(cat "$work/grpc_port")" "$token" "$reader" \
-  "$here/../proto")
+  "$here/../proto" "$pid")
 echo "PASS ($backend)"

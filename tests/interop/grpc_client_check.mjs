@@ -4,7 +4,8 @@
 // LabBridge RPC, auth (no token, wrong token, missing role), the standard
 // health service and server reflection (grpc-js-reflection-client).
 //
-//   node interop/grpc_client_check.mjs HOST:PORT ADMIN_TOKEN READER_TOKEN PROTO_DIR
+//   node interop/grpc_client_check.mjs HOST:PORT ADMIN_TOKEN READER_TOKEN PROTO_DIR SERVER_PID
+// (SIGUSR1 to SERVER_PID stores five more results for patient 12345.)
 import grpc from '@grpc/grpc-js';
 import protoLoader from '@grpc/proto-loader';
 import { GrpcReflection } from 'grpc-js-reflection-client';
@@ -12,7 +13,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
-const [addr, adminToken, readerToken, protoDir] = process.argv.slice(2);
+const [addr, adminToken, readerToken, protoDir, serverPid] = process.argv.slice(2);
 const load = (file, includeDirs) =>
   grpc.loadPackageDefinition(protoLoader.loadSync(file, { keepCase: true, longs: String, defaults: true, includeDirs }));
 const pkg = load('labbridge/v1/labbridge.proto', [protoDir]);
@@ -106,10 +107,33 @@ for (const [method, [request, readerAllowed]] of Object.entries(rpcs)) {
     await expectCode(call(method, request, readerToken), grpc.status.PERMISSION_DENIED, `${method} without the role`);
   }
 }
-await new Promise((resolve) => {
-  const stream = client.WatchResults({}, meta(adminToken));
-  stream.on('error', (e) => { expect(e.code === grpc.status.UNIMPLEMENTED, 'WatchResults -> UNIMPLEMENTED (not wired yet)'); resolve(); });
-  stream.on('data', () => {});
+// WatchResults: replay from a position, then live results as they are stored.
+const watch = (request, token, count) => new Promise((resolve, reject) => {
+  const events = [];
+  const stream = client.WatchResults(request, meta(token));
+  stream.on('data', (e) => {
+    events.push(e);
+    if (events.length === count) { stream.cancel(); resolve(events); }
+  });
+  stream.on('error', (e) => (e.code === grpc.status.CANCELLED ? resolve(events) : reject(e)));
 });
+const replay = await watch({ patient_id: '12345', after_result_id: '0' }, adminToken, 5);
+expect(replay.length === 5 && replay.every((e, i) => i === 0 || BigInt(e.position) > BigInt(replay[i - 1].position)),
+       'WatchResults replays the 5 stored results in position order');
+const last = replay[4].position;
+const live = watch({ patient_id: '12345', after_result_id: last }, adminToken, 5);
+setTimeout(() => process.kill(Number(serverPid), 'SIGUSR1'), 300);
+const arrived = await live;
+expect(arrived.length === 5 && arrived.every((e) => BigInt(e.position) > BigInt(last)) &&
+       arrived.some((e) => e.result.test_code === 'K' && e.result.critical),
+       'WatchResults streams the 5 results stored while it watched');
+// A client that reconnects with the last position it saw misses nothing.
+const resumed = await watch({ patient_id: '12345', after_result_id: arrived[1].position }, adminToken, 3);
+expect(resumed.map((e) => e.position).join() === arrived.slice(2).map((e) => e.position).join(),
+       'reconnecting from a position resumes exactly after it');
+const critEvents = await watch({ critical_only: true, after_result_id: '0' }, adminToken, 2);
+expect(critEvents.length === 2 && critEvents.every((e) => e.result.critical), 'WatchResults critical_only');
+await expectCode(watch({}, '', 1), grpc.status.UNAUTHENTICATED, 'WatchResults without a token');
+await expectCode(watch({}, 'lb_wrong', 1), grpc.status.UNAUTHENTICATED, 'WatchResults with a wrong token');
 console.log('all gRPC checks passed');
 process.exit(0);
