@@ -348,6 +348,8 @@ class Store {
 
   // kNotFound when a pms_patient_id is given and no such patient exists.
   virtual absl::StatusOr<ResultPage> ListResults(const ResultQuery& query) = 0;
+  // One result by id. kNotFound: no such result.
+  virtual absl::StatusOr<StoredResult> GetResult(int64_t id) = 0;
   // Marks a result acknowledged. kNotFound: no such result;
   // kAlreadyExists: already acknowledged (the first acknowledgement stays).
   virtual absl::Status AcknowledgeResult(int64_t result_id, std::string_view who, absl::Time when,

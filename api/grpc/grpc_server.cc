@@ -374,12 +374,17 @@ class LabBridgeService final : public pb::LabBridge::CallbackService {
   }
 
   ::grpc::ServerUnaryReactor* GetResult(::grpc::CallbackServerContext* context,
-                                        const pb::GetResultRequest*, pb::Result*) override {
-    return Run(context, "GetResult", service::Role::kResultsRead,
-               [](const service::Principal&, std::vector<std::string>*) {
-                 return absl::UnimplementedError(
-                     "GetResult: the store has no lookup by result id yet; use ListResults");
-               });
+                                        const pb::GetResultRequest* request,
+                                        pb::Result* response) override {
+    return Run(
+        context, "GetResult", service::Role::kResultsRead,
+        [this, request, response](const service::Principal&, std::vector<std::string>* patients) {
+          absl::StatusOr<service::ResultView> result = results_.Get(request->id());
+          if (!result.ok()) return result.status();
+          patients->push_back(result->pms_patient_id);
+          ToProto(*result, response);
+          return absl::OkStatus();
+        });
   }
 
   ::grpc::ServerUnaryReactor* ListCriticalResults(::grpc::CallbackServerContext* context,

@@ -431,7 +431,7 @@ HttpResponse RestApi::Dispatch(const HttpRequest& request, service::Principal* p
       if (post) role = service::Role::kOrdersWrite;
     }
   } else if (parts[1] == "lab-results") {
-    if (parts.size() == 2 || (parts.size() == 3 && parts[2] == "critical")) {
+    if (parts.size() == 2 || parts.size() == 3) {
       allow = "GET, HEAD";
       if (get) role = service::Role::kResultsRead;
     } else if (parts.size() == 4 && parts[3] == "acknowledge") {
@@ -470,7 +470,11 @@ HttpResponse RestApi::Dispatch(const HttpRequest& request, service::Principal* p
     return CancelOrder(*id, patients);
   }
   if (parts.size() == 2) return ListResults(request, false, patients);
-  if (parts.size() == 3) return ListResults(request, true, patients);
+  if (parts.size() == 3 && parts[2] == "critical") return ListResults(request, true, patients);
+  if (parts.size() == 3) return GetResult(*id, patients);
+  if (absl::StatusOr<service::ResultView> r = results_.Get(*id); r.ok()) {
+    patients->push_back(r->pms_patient_id);
+  }
   return Acknowledge(request, *id, *who);
 }
 
@@ -668,6 +672,16 @@ HttpResponse RestApi::ListResults(const HttpRequest& request, bool critical_only
   HttpResponse r = Json(200, buffer.GetString());
   AddNextLink(request, list->next_cursor, &r);
   return r;
+}
+
+HttpResponse RestApi::GetResult(std::int64_t id, Patients* patients) {
+  absl::StatusOr<service::ResultView> result = results_.Get(id);
+  if (!result.ok()) return ToHttpResponse(result.status());
+  patients->push_back(result->pms_patient_id);
+  rapidjson::StringBuffer buffer;
+  Writer w(buffer);
+  WriteResult(w, *result);
+  return Json(200, buffer.GetString());
 }
 
 HttpResponse RestApi::Acknowledge(const HttpRequest& request, std::int64_t id,

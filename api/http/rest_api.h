@@ -15,6 +15,7 @@
 //   GET  /api/lab-results?patient_id=&abnormal_only=&critical=&acknowledged=
 //        &test_code=&from=&to=&limit=&cursor=               results:read
 //   GET  /api/lab-results/critical?acknowledged=false       results:read
+//   GET  /api/lab-results/{id}                              results:read
 //   POST /api/lab-results/{id}/acknowledge {acknowledged_by?, note?}  criticals:ack
 //   GET  /api/access-audit?patient_id=&limit=               audit:read
 //
@@ -90,6 +91,7 @@ class RestApi {
   HttpResponse GetOrder(std::int64_t id, Patients* patients);
   HttpResponse CancelOrder(std::int64_t id, Patients* patients);
   HttpResponse ListResults(const HttpRequest& request, bool critical_only, Patients* patients);
+  HttpResponse GetResult(std::int64_t id, Patients* patients);
   HttpResponse Acknowledge(const HttpRequest& request, std::int64_t id,
                            const service::Principal& who);
   HttpResponse ListAccessAudit(const HttpRequest& request);

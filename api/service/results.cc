@@ -68,6 +68,14 @@ absl::StatusOr<ResultList> Results::List(const ResultFilter& filter) const {
   return Decorate(store_, *std::move(page), filter.pms_patient_id);
 }
 
+absl::StatusOr<ResultView> Results::Get(std::int64_t result_id) const {
+  absl::StatusOr<storage::StoredResult> result = store_.GetResult(result_id);
+  if (!result.ok()) return result.status();
+  absl::StatusOr<std::string> pms = PmsIdOf(result->patient_id);
+  if (!pms.ok()) return pms.status();
+  return ResultView{*std::move(result), *std::move(pms)};
+}
+
 absl::StatusOr<ResultList> Results::ListCritical(std::optional<bool> acknowledged, int limit,
                                                  const std::string& cursor) const {
   ResultFilter filter;

@@ -64,6 +64,9 @@ class Results {
 
   absl::StatusOr<ResultList> List(const ResultFilter& filter) const;
 
+  // One result. kNotFound when there is no such id.
+  absl::StatusOr<ResultView> Get(std::int64_t result_id) const;
+
   // Critical results, unacknowledged first by default (the alert queue).
   absl::StatusOr<ResultList> ListCritical(std::optional<bool> acknowledged, int limit,
                                           const std::string& cursor) const;

@@ -535,6 +535,19 @@ class SqlStore final : public Store {
     return OnePatient("pms_patient_id = $1", Param::Text(std::string(pms_patient_id)));
   }
 
+  absl::StatusOr<StoredResult> GetResult(int64_t id) override {
+    absl::StatusOr<std::vector<Row>> rows =
+        Read(absl::StrCat("SELECT ", kResultColumns, " FROM lab_results WHERE id = $1"),
+             {Param::Int(id)});
+    if (!rows.ok()) {
+      return rows.status();
+    }
+    if (rows->empty()) {
+      return absl::NotFoundError("storage: no such result");
+    }
+    return ResultFromRow((*rows)[0]);
+  }
+
   absl::StatusOr<ResultPage> ListResults(const ResultQuery& query) override {
     std::optional<int64_t> patient_id = query.patient_id;
     if (!patient_id && !query.pms_patient_id.empty()) {

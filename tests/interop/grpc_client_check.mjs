@@ -62,7 +62,9 @@ r = await call('ListResults', { patient_id: '12345', observed_from: '2026-02-21'
 expect(r.results.length === 1, 'ListResults(date range, code K) -> 1');
 const crit = await call('ListCriticalResults', {});
 expect(crit.results.length === 1 && crit.results[0].value === '6.8', 'ListCriticalResults -> potassium 6.8');
-await expectCode(call('GetResult', { id: crit.results[0].id }), grpc.status.UNIMPLEMENTED, 'GetResult');
+const one = await call('GetResult', { id: crit.results[0].id });
+expect(one.id === crit.results[0].id && one.patient_id === '12345' && one.value === '6.8', 'GetResult');
+await expectCode(call('GetResult', { id: 987654 }), grpc.status.NOT_FOUND, 'GetResult(987654)');
 const ack = await call('AcknowledgeCriticalResult', { id: crit.results[0].id, acknowledged_by: 'Dr. Smith', note: 'called' });
 expect(ack.acknowledged_by === 'Dr. Smith' && ack.acknowledged_at, 'AcknowledgeCriticalResult');
 expect((await call('ListCriticalResults', {})).results.length === 0, 'no open criticals after the ack');

@@ -66,6 +66,18 @@ class StoreTest : public ::testing::TestWithParam<Backend> {
   std::unique_ptr<Store> store_;
 };
 
+TEST_P(StoreTest, GetResultReadsOneRowById) {
+  absl::StatusOr<IngestOutcome> outcome = store_->Ingest(MakeOru("GR1", "P-GR", 2));
+  ASSERT_TRUE(outcome.ok()) << outcome.status();
+  ASSERT_EQ(outcome->result_ids.size(), 2u);
+  absl::StatusOr<StoredResult> result = store_->GetResult(outcome->result_ids[1]);
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(result->id, outcome->result_ids[1]);
+  EXPECT_EQ(result->patient_id, *outcome->patient_id);
+  EXPECT_EQ(result->result.test_code, "TEST1");
+  EXPECT_EQ(store_->GetResult(987654).status().code(), absl::StatusCode::kNotFound);
+}
+
 TEST_P(StoreTest, MigrateIsIdempotent) {
   absl::StatusOr<int> applied = store_->Migrate();
   ASSERT_TRUE(applied.ok()) << applied.status();

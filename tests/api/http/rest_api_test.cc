@@ -233,6 +233,12 @@ TEST_P(RestApiTest, AcknowledgeClosesTheCriticalAlertOnce) {
   const std::int64_t id = critical[0]["id"].GetInt64();
   const std::string path = "/api/lab-results/" + std::to_string(id) + "/acknowledge";
 
+  HttpResult one = Get("/api/lab-results/" + std::to_string(id));
+  ASSERT_EQ(one.status, 200) << one.body;
+  EXPECT_STREQ(ParseJson(one.body)["test_code"].GetString(), "K");
+  EXPECT_EQ(ParseJson(one.body)["patient_id"].GetInt64(), 12345);
+  EXPECT_EQ(Get("/api/lab-results/987654").status, 404);
+
   HttpResult r = Post(path, R"({"acknowledged_by": "Dr. Smith", "note": "called patient"})");
   ASSERT_EQ(r.status, 200) << r.body;
   rapidjson::Document doc = ParseJson(r.body);
@@ -462,6 +468,7 @@ TEST_P(RestApiTest, UnknownPathsAndMethodsAreJsonErrors) {
   EXPECT_EQ(r.Header("content-type"), "application/json");
   EXPECT_TRUE(ParseJson(r.body).HasMember("detail"));
   EXPECT_EQ(Get("/api/lab-results/1/2/3").status, 404);
+  EXPECT_EQ(Fetch(port_, "POST", "/api/lab-results/1", admin_).status, 405);
   r = Fetch(port_, "DELETE", "/api/lab-orders", admin_);
   EXPECT_EQ(r.status, 405);
   EXPECT_EQ(r.Header("allow"), "GET, HEAD, POST");
