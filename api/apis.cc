@@ -47,7 +47,9 @@ class ApisImpl final : public Apis {
     absl::StatusOr<std::unique_ptr<http::HttpServer>> server = http::HttpServer::Start(
         http_options,
         [this](const http::HttpRequest& r) {
-          if (IsFhir(r.path)) return fhir_.Handle(r);
+          if (IsFhir(r.path)) {
+            return fhir_.Handle(r);
+          }
           return rest_.Handle(r);
         },
         [](int status, std::string_view message, std::string_view target) {
@@ -56,7 +58,9 @@ class ApisImpl final : public Apis {
           }
           return http::JsonError(status, message);
         });
-    if (!server.ok()) return server.status();
+    if (!server.ok()) {
+      return server.status();
+    }
     http_ = *std::move(server);
     return absl::OkStatus();
   }
@@ -67,7 +71,9 @@ class ApisImpl final : public Apis {
   absl::Status StartGrpc(const grpc_api::GrpcServerOptions& options) {
     absl::StatusOr<std::unique_ptr<grpc_api::GrpcServer>> server =
         grpc_api::GrpcServer::Start(options, results_, orders_, store_, *tokens_, audit_.get());
-    if (!server.ok()) return server.status();
+    if (!server.ok()) {
+      return server.status();
+    }
     grpc_ = *std::move(server);
     return absl::OkStatus();
   }
@@ -76,8 +82,12 @@ class ApisImpl final : public Apis {
   const std::string& initial_admin_token() const override { return initial_admin_token_; }
   std::string initial_admin_token_;
   void Stop() override {
-    if (http_) http_->Stop();
-    if (grpc_) grpc_->Stop();
+    if (http_) {
+      http_->Stop();
+    }
+    if (grpc_) {
+      grpc_->Stop();
+    }
   }
 
  private:
@@ -85,7 +95,9 @@ class ApisImpl final : public Apis {
     storage::MessageQuery query;
     query.limit = 1;
     absl::StatusOr<storage::MessagePage> page = store_.ListMessages(query);
-    if (!page.ok()) return page.status();
+    if (!page.ok()) {
+      return page.status();
+    }
     return absl::OkStatus();
   }
 
@@ -109,7 +121,9 @@ class ApisImpl final : public Apis {
         break;
       }
       open += static_cast<std::int64_t>(page->results.size());
-      if (page->next_cursor.empty()) break;
+      if (page->next_cursor.empty()) {
+        break;
+      }
       cursor = page->next_cursor;
     }
     if (db_ok) {
@@ -138,7 +152,9 @@ class ApisImpl final : public Apis {
     }
     Counter(&out, "labbridge_access_audit_records_total", "API calls recorded in the access audit.",
             "counter", static_cast<std::int64_t>(audit_->recorded()));
-    if (options_.extra_metrics) out += options_.extra_metrics();
+    if (options_.extra_metrics) {
+      out += options_.extra_metrics();
+    }
     return out;
   }
 
@@ -161,17 +177,23 @@ absl::StatusOr<std::unique_ptr<Apis>> StartApis(const Config& config, storage::S
                                                 const ApisOptions& options) {
   absl::StatusOr<std::unique_ptr<service::TokenRegistry>> tokens =
       service::TokenRegistry::Open(config.api_tokens_file);
-  if (!tokens.ok()) return tokens.status();
+  if (!tokens.ok()) {
+    return tokens.status();
+  }
   std::string admin_token;
   if ((*tokens)->empty()) {
     absl::StatusOr<std::string> created =
         (*tokens)->Create("admin", service::kAllRoles, absl::Now());
-    if (!created.ok()) return created.status();
+    if (!created.ok()) {
+      return created.status();
+    }
     admin_token = *std::move(created);
   }
   absl::StatusOr<std::unique_ptr<service::AccessAudit>> audit =
       service::AccessAudit::Open(config.access_audit_file);
-  if (!audit.ok()) return audit.status();
+  if (!audit.ok()) {
+    return audit.status();
+  }
   auto apis =
       std::make_unique<ApisImpl>(config, store, options, *std::move(tokens), *std::move(audit));
   http::HttpServerOptions http_options = options.http;
@@ -181,12 +203,16 @@ absl::StatusOr<std::unique_ptr<Apis>> StartApis(const Config& config, storage::S
   http_options.body_limit = static_cast<std::size_t>(config.http_max_body_bytes);
   http_options.request_timeout = absl::Seconds(config.http_request_timeout_seconds);
   apis->initial_admin_token_ = std::move(admin_token);
-  if (absl::Status s = apis->StartHttp(http_options); !s.ok()) return s;
+  if (absl::Status s = apis->StartHttp(http_options); !s.ok()) {
+    return s;
+  }
   grpc_api::GrpcServerOptions grpc_options;
   grpc_options.listen_host = config.http_listen_host;
   grpc_options.port = config.grpc_port;
   grpc_options.worker_threads = config.worker_threads;
-  if (absl::Status s = apis->StartGrpc(grpc_options); !s.ok()) return s;
+  if (absl::Status s = apis->StartGrpc(grpc_options); !s.ok()) {
+    return s;
+  }
   return std::unique_ptr<Apis>(std::move(apis));
 }
 

@@ -32,7 +32,9 @@ int RunTokenCreate(const std::string& tokens_file, const std::string& name,
     return 2;
   }
   std::unique_ptr<service::TokenRegistry> registry = OpenOrExplain(tokens_file, err);
-  if (!registry) return 1;
+  if (!registry) {
+    return 1;
+  }
   absl::StatusOr<std::string> token = registry->Create(name, *parsed, absl::Now());
   if (!token.ok()) {
     err << "lab-bridge token create: " << token.status().message() << "\n";
@@ -47,7 +49,9 @@ int RunTokenCreate(const std::string& tokens_file, const std::string& name,
 
 int RunTokenList(const std::string& tokens_file, std::ostream& out, std::ostream& err) {
   std::unique_ptr<service::TokenRegistry> registry = OpenOrExplain(tokens_file, err);
-  if (!registry) return 1;
+  if (!registry) {
+    return 1;
+  }
   for (const service::TokenInfo& t : registry->List()) {
     out << t.name << "\t" << absl::StrJoin(service::RoleNames(t.roles), ",") << "\t" << t.created_at
         << "\n";
@@ -58,7 +62,9 @@ int RunTokenList(const std::string& tokens_file, std::ostream& out, std::ostream
 int RunTokenRevoke(const std::string& tokens_file, const std::string& name, std::ostream& out,
                    std::ostream& err) {
   std::unique_ptr<service::TokenRegistry> registry = OpenOrExplain(tokens_file, err);
-  if (!registry) return 1;
+  if (!registry) {
+    return 1;
+  }
   if (absl::Status s = registry->Revoke(name); !s.ok()) {
     err << "lab-bridge token revoke: " << s.message() << "\n";
     return 1;

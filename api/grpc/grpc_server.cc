@@ -63,7 +63,9 @@ void ToProto(const service::OrderView& view, pb::Order* out) {
   out->set_id(o.id);
   out->set_patient_id(view.pms_patient_id);
   out->set_encounter_id(o.encounter_id.value_or(0));
-  for (const std::string& code : o.test_codes) out->add_test_codes(code);
+  for (const std::string& code : o.test_codes) {
+    out->add_test_codes(code);
+  }
   out->set_ordering_provider(o.ordering_provider);
   out->set_priority(o.priority);
   out->set_status(o.status);
@@ -100,7 +102,9 @@ absl::Status PageSize(int requested, int* limit) {
 
 absl::Status ParseOptionalTime(const std::string& field, const std::string& text,
                                std::optional<absl::Time>* out) {
-  if (text.empty()) return absl::OkStatus();
+  if (text.empty()) {
+    return absl::OkStatus();
+  }
   *out = http::ParseDateParam(text);
   if (!out->has_value()) {
     return absl::InvalidArgumentError(field + ": expected YYYY-MM-DD or RFC 3339");
@@ -129,7 +133,9 @@ class WatchReactor final : public ::grpc::ServerWriteReactor<pb::ResultEvent> {
   void OnWriteDone(bool ok) override {
     std::lock_guard<std::mutex> lock(mu_);
     writing_ = false;
-    if (!ok) stop_ = true;
+    if (!ok) {
+      stop_ = true;
+    }
     cv_.notify_all();
   }
   void OnCancel() override {
@@ -154,7 +160,9 @@ class WatchReactor final : public ::grpc::ServerWriteReactor<pb::ResultEvent> {
     for (;;) {
       {
         std::lock_guard<std::mutex> lock(mu_);
-        if (stop_) break;
+        if (stop_) {
+          break;
+        }
       }
       absl::StatusOr<std::vector<service::ResultView>> fresh =
           results_.After(patient_, critical_only_, last_);
@@ -165,7 +173,9 @@ class WatchReactor final : public ::grpc::ServerWriteReactor<pb::ResultEvent> {
       if (fresh.ok()) {
         for (const service::ResultView& view : *fresh) {
           std::unique_lock<std::mutex> lock(mu_);
-          if (stop_) break;
+          if (stop_) {
+            break;
+          }
           event_.Clear();
           event_.set_position(view.result.id);
           event_.set_corrected(view.result.result.result_status == "C");
@@ -173,13 +183,17 @@ class WatchReactor final : public ::grpc::ServerWriteReactor<pb::ResultEvent> {
           writing_ = true;
           StartWrite(&event_);
           cv_.wait(lock, [this] { return !writing_; });
-          if (stop_) break;
+          if (stop_) {
+            break;
+          }
           last_ = view.result.id;
         }
       }
       std::unique_lock<std::mutex> lock(mu_);
       cv_.wait_for(lock, std::chrono::milliseconds(200), [this] { return stop_; });
-      if (stop_) break;
+      if (stop_) {
+        break;
+      }
     }
     {
       std::lock_guard<std::mutex> lock(mu_);
@@ -238,7 +252,9 @@ class LabBridgeService final : public pb::LabBridge::CallbackService {
       if (audit_ != nullptr) {
         std::sort(patients.begin(), patients.end());
         patients.erase(std::unique(patients.begin(), patients.end()), patients.end());
-        if (!patients.empty() && patients.front().empty()) patients.erase(patients.begin());
+        if (!patients.empty() && patients.front().empty()) {
+          patients.erase(patients.begin());
+        }
         service::AccessEvent event;
         event.time = absl::Now();
         event.who = who.name;
@@ -267,15 +283,21 @@ class LabBridgeService final : public pb::LabBridge::CallbackService {
         [this, request, response](const service::Principal&, std::vector<std::string>* patients) {
           service::OrderInput input;
           input.pms_patient_id = request->patient_id();
-          if (request->encounter_id() != 0) input.encounter_id = request->encounter_id();
+          if (request->encounter_id() != 0) {
+            input.encounter_id = request->encounter_id();
+          }
           for (const std::string& code : request->test_codes()) {
             input.test_codes.push_back(code);
           }
           input.ordering_provider = request->ordering_provider();
-          if (!request->priority().empty()) input.priority = request->priority();
+          if (!request->priority().empty()) {
+            input.priority = request->priority();
+          }
           patients->push_back(input.pms_patient_id);
           absl::StatusOr<service::OrderView> order = orders_.Create(input);
-          if (!order.ok()) return order.status();
+          if (!order.ok()) {
+            return order.status();
+          }
           ToProto(*order, response);
           return absl::OkStatus();
         });
@@ -288,12 +310,18 @@ class LabBridgeService final : public pb::LabBridge::CallbackService {
         context, "GetOrder", service::Role::kResultsRead,
         [this, request, response](const service::Principal&, std::vector<std::string>* patients) {
           absl::StatusOr<service::OrderView> order = orders_.Get(request->id());
-          if (!order.ok()) return order.status();
+          if (!order.ok()) {
+            return order.status();
+          }
           patients->push_back(order->pms_patient_id);
           absl::StatusOr<std::vector<service::ResultView>> linked = results_.ForOrder(order->order);
-          if (!linked.ok()) return linked.status();
+          if (!linked.ok()) {
+            return linked.status();
+          }
           ToProto(*order, response->mutable_order());
-          for (const service::ResultView& r : *linked) ToProto(r, response->add_results());
+          for (const service::ResultView& r : *linked) {
+            ToProto(r, response->add_results());
+          }
           return absl::OkStatus();
         });
   }
@@ -305,10 +333,14 @@ class LabBridgeService final : public pb::LabBridge::CallbackService {
         context, "ListOrders", service::Role::kResultsRead,
         [this, request, response](const service::Principal&, std::vector<std::string>* patients) {
           int limit = 0;
-          if (absl::Status s = PageSize(request->page_size(), &limit); !s.ok()) return s;
+          if (absl::Status s = PageSize(request->page_size(), &limit); !s.ok()) {
+            return s;
+          }
           absl::StatusOr<service::OrderList> list =
               orders_.List(request->patient_id(), request->status(), limit, request->page_token());
-          if (!list.ok()) return list.status();
+          if (!list.ok()) {
+            return list.status();
+          }
           for (const service::OrderView& o : list->orders) {
             patients->push_back(o.pms_patient_id);
             ToProto(o, response->add_orders());
@@ -325,7 +357,9 @@ class LabBridgeService final : public pb::LabBridge::CallbackService {
         context, "CancelOrder", service::Role::kOrdersWrite,
         [this, request, response](const service::Principal&, std::vector<std::string>* patients) {
           absl::StatusOr<service::OrderView> order = orders_.Cancel(request->id());
-          if (!order.ok()) return order.status();
+          if (!order.ok()) {
+            return order.status();
+          }
           patients->push_back(order->pms_patient_id);
           ToProto(*order, response);
           return absl::OkStatus();
@@ -335,7 +369,9 @@ class LabBridgeService final : public pb::LabBridge::CallbackService {
   absl::Status ListInto(const service::ResultFilter& filter, pb::ListResultsResponse* response,
                         std::vector<std::string>* patients) {
     absl::StatusOr<service::ResultList> list = results_.List(filter);
-    if (!list.ok()) return list.status();
+    if (!list.ok()) {
+      return list.status();
+    }
     for (const service::ResultView& r : list->results) {
       patients->push_back(r.pms_patient_id);
       ToProto(r, response->add_results());
@@ -357,7 +393,9 @@ class LabBridgeService final : public pb::LabBridge::CallbackService {
           filter.cursor = request->page_token();
           filter.pms_patient_id = request->patient_id();
           filter.abnormal_only = request->abnormal_only();
-          if (request->critical_only()) filter.critical = true;
+          if (request->critical_only()) {
+            filter.critical = true;
+          }
           filter.test_code = request->test_code();
           if (absl::Status s = ParseOptionalTime("observed_from", request->observed_from(),
                                                  &filter.observed_from);
@@ -380,7 +418,9 @@ class LabBridgeService final : public pb::LabBridge::CallbackService {
         context, "GetResult", service::Role::kResultsRead,
         [this, request, response](const service::Principal&, std::vector<std::string>* patients) {
           absl::StatusOr<service::ResultView> result = results_.Get(request->id());
-          if (!result.ok()) return result.status();
+          if (!result.ok()) {
+            return result.status();
+          }
           patients->push_back(result->pms_patient_id);
           ToProto(*result, response);
           return absl::OkStatus();
@@ -399,7 +439,9 @@ class LabBridgeService final : public pb::LabBridge::CallbackService {
           }
           filter.cursor = request->page_token();
           filter.critical = true;
-          if (!request->include_acknowledged()) filter.acknowledged = false;
+          if (!request->include_acknowledged()) {
+            filter.acknowledged = false;
+          }
           return ListInto(filter, response, patients);
         });
   }
@@ -432,7 +474,9 @@ class LabBridgeService final : public pb::LabBridge::CallbackService {
     return Run(context, "GetMessage", service::Role::kAuditRead,
                [this, request, response](const service::Principal&, std::vector<std::string>*) {
                  absl::StatusOr<storage::StoredMessage> m = store_.GetMessage(request->id());
-                 if (!m.ok()) return m.status();
+                 if (!m.ok()) {
+                   return m.status();
+                 }
                  ToProto(*m, response);
                  return absl::OkStatus();
                });
@@ -459,7 +503,9 @@ class LabBridgeService final : public pb::LabBridge::CallbackService {
                    return s;
                  }
                  absl::StatusOr<storage::MessagePage> page = store_.ListMessages(query);
-                 if (!page.ok()) return page.status();
+                 if (!page.ok()) {
+                   return page.status();
+                 }
                  for (const storage::StoredMessage& m : page->messages) {
                    ToProto(m, response->add_messages());
                  }
@@ -502,7 +548,9 @@ constexpr int kMaxWatchers = 64;
     event.protocol = "grpc";
     event.action = "read";
     event.what = "/labbridge.v1.LabBridge/WatchResults";
-    if (!request->patient_id().empty()) event.patients.push_back(request->patient_id());
+    if (!request->patient_id().empty()) {
+      event.patients.push_back(request->patient_id());
+    }
     event.outcome = static_cast<int>(status.code());
     event.source = context->peer();
     if (absl::Status s = audit_->Record(event); !s.ok()) {
@@ -575,12 +623,18 @@ class GrpcServerImpl final : public GrpcServer {
   void Stop() override {
     {
       std::lock_guard<std::mutex> lock(mu_);
-      if (stopping_) return;
+      if (stopping_) {
+        return;
+      }
       stopping_ = true;
     }
     cv_.notify_all();
-    if (prober_.joinable()) prober_.join();
-    if (server_) server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
+    if (prober_.joinable()) {
+      prober_.join();
+    }
+    if (server_) {
+      server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
+    }
   }
 
  private:
@@ -589,7 +643,9 @@ class GrpcServerImpl final : public GrpcServer {
     query.limit = 1;
     const bool serving = store_.ListMessages(query).ok();
     ::grpc::HealthCheckServiceInterface* health = server_->GetHealthCheckService();
-    if (health == nullptr) return;
+    if (health == nullptr) {
+      return;
+    }
     health->SetServingStatus(serving);  // every service, "" included
   }
 
@@ -606,7 +662,9 @@ class GrpcServerImpl final : public GrpcServer {
 }  // namespace
 
 ::grpc::Status ToGrpcStatus(const absl::Status& status) {
-  if (status.ok()) return ::grpc::Status::OK;
+  if (status.ok()) {
+    return ::grpc::Status::OK;
+  }
   if (status.code() == absl::StatusCode::kInternal) {
     return ::grpc::Status(::grpc::StatusCode::INTERNAL, "internal error");
   }
@@ -620,7 +678,9 @@ absl::StatusOr<std::unique_ptr<GrpcServer>> GrpcServer::Start(
   auto service = std::make_unique<LabBridgeService>(results, orders, store, tokens, audit,
                                                     options.worker_threads);
   auto server = std::make_unique<GrpcServerImpl>(std::move(service), store);
-  if (absl::Status s = server->Start(options); !s.ok()) return s;
+  if (absl::Status s = server->Start(options); !s.ok()) {
+    return s;
+  }
   return std::unique_ptr<GrpcServer>(std::move(server));
 }
 

@@ -33,7 +33,9 @@ constexpr std::array<const char*, 3> kSearchTypes = {"Observation", "DiagnosticR
 
 bool IsOneOf(const std::string& type, const auto& types) {
   for (const char* t : types) {
-    if (type == t) return true;
+    if (type == t) {
+      return true;
+    }
   }
   return false;
 }
@@ -77,11 +79,13 @@ std::string WithIdAndMeta(const storage::StoredFhirResource& stored) {
   Str(w, Instant(stored.last_updated));
   w.EndObject();
   if (!doc.HasParseError() && doc.IsObject()) {
-    for (auto it = doc.MemberBegin(); it != doc.MemberEnd(); ++it) {
-      const std::string name = it->name.GetString();
-      if (name == "resourceType" || name == "id" || name == "meta") continue;
+    for (const auto& member : doc.GetObject()) {
+      const std::string name = member.name.GetString();
+      if (name == "resourceType" || name == "id" || name == "meta") {
+        continue;
+      }
       w.Key(name.c_str(), static_cast<rapidjson::SizeType>(name.size()));
-      it->value.Accept(w);
+      member.value.Accept(w);
     }
   }
   w.EndObject();
@@ -92,23 +96,37 @@ std::vector<std::string_view> Split(std::string_view path) {
   std::vector<std::string_view> parts;
   while (!path.empty()) {
     const std::size_t slash = path.find('/');
-    if (slash != 0) parts.push_back(path.substr(0, slash));
-    if (slash == std::string_view::npos) break;
+    if (slash != 0) {
+      parts.push_back(path.substr(0, slash));
+    }
+    if (slash == std::string_view::npos) {
+      break;
+    }
     path = path.substr(slash + 1);
   }
   return parts;
 }
 
 const char* PriorityCode(const std::string& v2) {
-  if (v2 == "S") return "stat";
-  if (v2 == "A") return "asap";
+  if (v2 == "S") {
+    return "stat";
+  }
+  if (v2 == "A") {
+    return "asap";
+  }
   return "routine";
 }
 
 const char* OrderStatusCode(const std::string& status) {
-  if (status == "cancelled") return "revoked";
-  if (status == "resulted") return "completed";
-  if (status == "failed" || status == "rejected") return "entered-in-error";
+  if (status == "cancelled") {
+    return "revoked";
+  }
+  if (status == "resulted") {
+    return "completed";
+  }
+  if (status == "failed" || status == "rejected") {
+    return "entered-in-error";
+  }
   return "active";
 }
 
@@ -202,19 +220,33 @@ bool ApplyDate(const std::string& value, std::string* from, std::string* to) {
   } else {
     prefix = "eq";
   }
-  if (date.size() < 4 || !std::isdigit(static_cast<unsigned char>(date[0]))) return false;
+  if (date.size() < 4 || !std::isdigit(static_cast<unsigned char>(date[0]))) {
+    return false;
+  }
   // Every stored value that starts with `date` sorts below date + "\x7f".
   const std::string after = date + "\x7f";
   const auto raise = [](std::string* bound, const std::string& v) {
-    if (bound->empty() || v > *bound) *bound = v;
+    if (bound->empty() || v > *bound) {
+      *bound = v;
+    }
   };
   const auto lower = [](std::string* bound, const std::string& v) {
-    if (bound->empty() || v < *bound) *bound = v;
+    if (bound->empty() || v < *bound) {
+      *bound = v;
+    }
   };
-  if (prefix == "ge") raise(from, date);
-  if (prefix == "gt") raise(from, after);
-  if (prefix == "le") lower(to, after);
-  if (prefix == "lt") lower(to, date);
+  if (prefix == "ge") {
+    raise(from, date);
+  }
+  if (prefix == "gt") {
+    raise(from, after);
+  }
+  if (prefix == "le") {
+    lower(to, after);
+  }
+  if (prefix == "lt") {
+    lower(to, date);
+  }
   if (prefix == "eq") {
     raise(from, date);
     lower(to, after);
@@ -224,7 +256,9 @@ bool ApplyDate(const std::string& value, std::string* from, std::string* to) {
 
 std::string BaseUrl(const HttpRequest& request) {
   std::string host(request.Header("host"));
-  if (host.empty()) host = "localhost";
+  if (host.empty()) {
+    host = "localhost";
+  }
   return "http://" + host + "/fhir";
 }
 
@@ -286,7 +320,9 @@ HttpResponse ToOperationOutcome(const absl::Status& status) {
     default:
       break;
   }
-  if (code == 500) return FhirError(500, issue, "internal error");
+  if (code == 500) {
+    return FhirError(500, issue, "internal error");
+  }
   return FhirError(code, issue, std::string(status.message()));
 }
 
@@ -299,11 +335,15 @@ HttpResponse FhirApi::Handle(const HttpRequest& request) {
   if (audit_ != nullptr && !metadata) {
     // The audit names patients by id, as the REST and gRPC paths do.
     for (std::string& p : patients) {
-      if (p.rfind("Patient/", 0) == 0) p = p.substr(8);
+      if (p.rfind("Patient/", 0) == 0) {
+        p = p.substr(8);
+      }
     }
     std::sort(patients.begin(), patients.end());
     patients.erase(std::unique(patients.begin(), patients.end()), patients.end());
-    if (!patients.empty() && patients.front().empty()) patients.erase(patients.begin());
+    if (!patients.empty() && patients.front().empty()) {
+      patients.erase(patients.begin());
+    }
     service::AccessEvent event;
     event.time = absl::Now();
     event.who = who.name;
@@ -325,11 +365,15 @@ HttpResponse FhirApi::Dispatch(const HttpRequest& request, service::Principal* w
   const std::vector<std::string_view> parts = Split(request.path);
   const bool get = request.method == "GET" || request.method == "HEAD";
   const bool post = request.method == "POST";
-  if (parts.size() < 2) return FhirError(404, "not-found", "no such path: " + request.path);
+  if (parts.size() < 2) {
+    return FhirError(404, "not-found", "no such path: " + request.path);
+  }
   const std::string type(parts[1]);
 
   if (parts.size() == 2 && type == "metadata") {
-    if (!get) return FhirError(405, "not-supported", "method not allowed");
+    if (!get) {
+      return FhirError(405, "not-supported", "method not allowed");
+    }
     std::string body =
         R"({"resourceType":"CapabilityStatement","status":"active","date":"2026-11-28",)"
         R"("kind":"instance","software":{"name":"lab-bridge"},)"
@@ -341,21 +385,27 @@ HttpResponse FhirApi::Dispatch(const HttpRequest& request, service::Principal* w
   },"resource":[)";
     bool first = true;
     for (const char* t : kReadTypes) {
-      if (!first) body += ",";
+      if (!first) {
+        body += ",";
+      }
       first = false;
       body +=
           std::string(R"({"type":")") + t + R"(","interaction":[{"code":"read"},{"code":"vread"})";
       const std::string name(t);
       if (IsOneOf(name, kSearchTypes)) {
         body += R"(,{"code":"search-type"})";
-        if (name == "ServiceRequest") body += R"(,{"code":"create"})";
+        if (name == "ServiceRequest") {
+          body += R"(,{"code":"create"})";
+        }
         body += name == "DiagnosticReport"
                     ? R"(],"searchInclude":["DiagnosticReport:result"],"searchParam":[)"
                     : R"(],"searchParam":[)";
         body += R"({"name":"patient","type":"reference"},{"name":"subject","type":"reference"},)"
                 R"({"name":"code","type":"token"},{"name":"date","type":"date"},)"
                 R"({"name":"status","type":"token"})";
-        if (name != "ServiceRequest") body += R"(,{"name":"category","type":"token"})";
+        if (name != "ServiceRequest") {
+          body += R"(,{"name":"category","type":"token"})";
+        }
         body += "]}";
       } else {
         body += "]}";
@@ -366,10 +416,14 @@ HttpResponse FhirApi::Dispatch(const HttpRequest& request, service::Principal* w
   }
 
   if (type == "AuditEvent" && parts.size() == 2) {
-    if (!get) return FhirError(405, "not-supported", "method not allowed");
+    if (!get) {
+      return FhirError(405, "not-supported", "method not allowed");
+    }
     absl::StatusOr<service::Principal> authorized =
         Authorize(tokens_, request, service::Role::kAuditRead, who);
-    if (!authorized.ok()) return ToOperationOutcome(authorized.status());
+    if (!authorized.ok()) {
+      return ToOperationOutcome(authorized.status());
+    }
     return SearchAuditEvents(request);
   }
   const bool read_route = parts.size() == 3 || (parts.size() == 5 && parts[3] == "_history");
@@ -377,8 +431,12 @@ HttpResponse FhirApi::Dispatch(const HttpRequest& request, service::Principal* w
     return FhirError(404, "not-found", "no such path: " + request.path);
   }
   std::optional<service::Role> role;
-  if (get) role = service::Role::kResultsRead;
-  if (post && parts.size() == 2 && type == "ServiceRequest") role = service::Role::kOrdersWrite;
+  if (get) {
+    role = service::Role::kResultsRead;
+  }
+  if (post && parts.size() == 2 && type == "ServiceRequest") {
+    role = service::Role::kOrdersWrite;
+  }
   if (parts.size() == 2 && get && !IsOneOf(type, kSearchTypes)) {
     return FhirError(400, "not-supported", "search is not supported for " + type);
   }
@@ -389,10 +447,16 @@ HttpResponse FhirApi::Dispatch(const HttpRequest& request, service::Principal* w
     return r;
   }
   absl::StatusOr<service::Principal> authorized = Authorize(tokens_, request, *role, who);
-  if (!authorized.ok()) return ToOperationOutcome(authorized.status());
+  if (!authorized.ok()) {
+    return ToOperationOutcome(authorized.status());
+  }
 
-  if (post) return CreateServiceRequest(request, patients);
-  if (parts.size() == 2) return Search(request, type, patients);
+  if (post) {
+    return CreateServiceRequest(request, patients);
+  }
+  if (parts.size() == 2) {
+    return Search(request, type, patients);
+  }
   return Read(type, std::string(parts[2]), parts.size() == 5 ? std::string(parts[4]) : "",
               patients);
 }
@@ -407,7 +471,9 @@ HttpResponse FhirApi::Read(const std::string& type, const std::string& id, const
       return FhirError(404, "not-found", type + "/" + id + " not found");
     }
     absl::StatusOr<service::OrderView> order = orders_.Get(order_id);
-    if (!order.ok()) return ToOperationOutcome(order.status());
+    if (!order.ok()) {
+      return ToOperationOutcome(order.status());
+    }
     patients->push_back(order->pms_patient_id);
     HttpResponse r = Fhir(200, OrderAsServiceRequest(*order, authority_));
     r.headers.emplace_back("ETag", "W/\"1\"");
@@ -415,7 +481,9 @@ HttpResponse FhirApi::Read(const std::string& type, const std::string& id, const
     return r;
   }
   absl::StatusOr<storage::StoredFhirResource> stored = store_.GetFhirResource(type, id);
-  if (!stored.ok()) return ToOperationOutcome(stored.status());
+  if (!stored.ok()) {
+    return ToOperationOutcome(stored.status());
+  }
   if (!vid.empty() && vid != std::to_string(stored->version)) {
     return FhirError(404, "not-found",
                      type + "/" + id + "/_history/" + vid + " is not kept (only the current)");
@@ -474,10 +542,14 @@ HttpResponse FhirApi::Search(const HttpRequest& request, const std::string& type
         return FhirError(400, "not-supported", "unsupported search parameter: " + name);
       }
     }
-    if (used) self += (self.empty() ? "" : "&") + PercentEncode(name) + "=" + PercentEncode(value);
+    if (used) {
+      self += (self.empty() ? "" : "&") + PercentEncode(name) + "=" + PercentEncode(value);
+    }
   }
   absl::StatusOr<storage::FhirPage> page = store_.SearchFhirResources(query);
-  if (!page.ok()) return ToOperationOutcome(page.status());
+  if (!page.ok()) {
+    return ToOperationOutcome(page.status());
+  }
 
   const std::string base = BaseUrl(request);
   rapidjson::StringBuffer buffer;
@@ -539,15 +611,25 @@ HttpResponse FhirApi::Search(const HttpRequest& request, const std::string& type
       continue;
     }
     for (const rapidjson::Value& ref : report["result"].GetArray()) {
-      if (!ref.IsObject() || !ref.HasMember("reference") || !ref["reference"].IsString()) continue;
+      if (!ref.IsObject() || !ref.HasMember("reference") || !ref["reference"].IsString()) {
+        continue;
+      }
       std::string id = ref["reference"].GetString();
       for (const char* prefix : {"Observation/", "urn:uuid:"}) {
-        if (id.rfind(prefix, 0) == 0) id = id.substr(std::string(prefix).size());
+        if (id.rfind(prefix, 0) == 0) {
+          id = id.substr(std::string(prefix).size());
+        }
       }
-      if (!included.insert(id).second) continue;
+      if (!included.insert(id).second) {
+        continue;
+      }
       absl::StatusOr<storage::StoredFhirResource> obs = store_.GetFhirResource("Observation", id);
-      if (absl::IsNotFound(obs.status())) continue;
-      if (!obs.ok()) return ToOperationOutcome(obs.status());
+      if (absl::IsNotFound(obs.status())) {
+        continue;
+      }
+      if (!obs.ok()) {
+        return ToOperationOutcome(obs.status());
+      }
       w.StartObject();
       w.Key("fullUrl");
       Str(w, base + "/Observation/" + id);
@@ -569,7 +651,9 @@ HttpResponse FhirApi::Search(const HttpRequest& request, const std::string& type
 
 // The access audit (api/service/access_audit.h) as FHIR AuditEvents.
 HttpResponse FhirApi::SearchAuditEvents(const HttpRequest& request) {
-  if (audit_ == nullptr) return FhirError(501, "not-supported", "access audit is not configured");
+  if (audit_ == nullptr) {
+    return FhirError(501, "not-supported", "access audit is not configured");
+  }
   int count = 50;
   std::string patient;
   for (const auto& [name, value] : request.query) {
@@ -585,7 +669,9 @@ HttpResponse FhirApi::SearchAuditEvents(const HttpRequest& request) {
     }
   }
   absl::StatusOr<std::vector<service::AccessEvent>> events = audit_->Query(patient, count);
-  if (!events.ok()) return ToOperationOutcome(events.status());
+  if (!events.ok()) {
+    return ToOperationOutcome(events.status());
+  }
   rapidjson::StringBuffer buffer;
   Writer w(buffer);
   w.StartObject();
@@ -735,7 +821,9 @@ HttpResponse FhirApi::CreateServiceRequest(const HttpRequest& request,
     std::int64_t encounter = 0;
     const std::string& e = parsed->encounter_id;
     const auto [end, ec] = std::from_chars(e.data(), e.data() + e.size(), encounter);
-    if (ec == std::errc() && end == e.data() + e.size()) input.encounter_id = encounter;
+    if (ec == std::errc() && end == e.data() + e.size()) {
+      input.encounter_id = encounter;
+    }
   }
   if (parsed->demographics.has_value()) {
     storage::PatientRecord patient;

@@ -53,7 +53,9 @@ void OptionalString(Writer& w, std::string_view key, std::string_view value) {
 std::string Rfc3339(absl::Time t) {
   const absl::CivilSecond cs = absl::ToCivilSecond(t, absl::UTCTimeZone());
   std::int64_t micros = absl::ToUnixMicros(t) % 1000000;
-  if (micros < 0) micros += 1000000;
+  if (micros < 0) {
+    micros += 1000000;
+  }
   char buffer[48];
   int n = std::snprintf(buffer, sizeof(buffer), "%04lld-%02d-%02dT%02d:%02d:%02d",
                         static_cast<long long>(cs.year()), cs.month(), cs.day(), cs.hour(),
@@ -61,7 +63,9 @@ std::string Rfc3339(absl::Time t) {
   if (micros != 0) {
     n += std::snprintf(buffer + n, sizeof(buffer) - static_cast<std::size_t>(n), ".%06lld",
                        static_cast<long long>(micros));
-    while (buffer[n - 1] == '0') --n;
+    while (buffer[n - 1] == '0') {
+      --n;
+    }
   }
   buffer[n++] = 'Z';
   return std::string(buffer, static_cast<std::size_t>(n));
@@ -78,9 +82,13 @@ void OptionalTime(Writer& w, std::string_view key, const std::optional<absl::Tim
 
 std::optional<std::int64_t> ParseInt(std::string_view text) {
   std::int64_t value = 0;
-  if (text.empty()) return std::nullopt;
+  if (text.empty()) {
+    return std::nullopt;
+  }
   const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (ec != std::errc() || end != text.data() + text.size()) return std::nullopt;
+  if (ec != std::errc() || end != text.data() + text.size()) {
+    return std::nullopt;
+  }
   return value;
 }
 
@@ -149,7 +157,9 @@ void WriteOrderFields(Writer& w, const service::OrderView& view) {
   }
   Key(w, "test_codes");
   w.StartArray();
-  for (const std::string& code : o.test_codes) String(w, code);
+  for (const std::string& code : o.test_codes) {
+    String(w, code);
+  }
   w.EndArray();
   OptionalString(w, "ordering_provider", o.ordering_provider);
   Key(w, "priority");
@@ -208,8 +218,12 @@ HttpResponse Unprocessable(std::string where, std::string field, std::string mes
 // "true"/"false" and FastAPI's other spellings.
 std::optional<bool> ParseBool(std::string_view text) {
   const std::string lower = absl::AsciiStrToLower(std::string(text));
-  if (lower == "true" || lower == "1" || lower == "yes" || lower == "on") return true;
-  if (lower == "false" || lower == "0" || lower == "no" || lower == "off") return false;
+  if (lower == "true" || lower == "1" || lower == "yes" || lower == "on") {
+    return true;
+  }
+  if (lower == "false" || lower == "0" || lower == "no" || lower == "off") {
+    return false;
+  }
   return std::nullopt;
 }
 
@@ -225,17 +239,23 @@ bool ReadPaging(const HttpRequest& request, int* limit, std::string* cursor, Htt
     }
     *limit = static_cast<int>(*n);
   }
-  if (const std::string* text = request.QueryParam("cursor")) *cursor = *text;
+  if (const std::string* text = request.QueryParam("cursor")) {
+    *cursor = *text;
+  }
   return true;
 }
 
 // The same request with `cursor` replaced by next_cursor.
 void AddNextLink(const HttpRequest& request, const std::string& next_cursor,
                  HttpResponse* response) {
-  if (next_cursor.empty()) return;
+  if (next_cursor.empty()) {
+    return;
+  }
   std::string url = request.path + "?";
   for (const auto& [key, value] : request.query) {
-    if (key == "cursor") continue;
+    if (key == "cursor") {
+      continue;
+    }
     url += PercentEncode(key) + "=" + PercentEncode(value) + "&";
   }
   url += "cursor=" + PercentEncode(next_cursor);
@@ -259,8 +279,12 @@ std::vector<std::string_view> SplitPath(std::string_view path) {
   while (!path.empty()) {
     const std::size_t slash = path.find('/');
     std::string_view part = path.substr(0, slash);
-    if (!part.empty()) parts.push_back(part);
-    if (slash == std::string_view::npos) break;
+    if (!part.empty()) {
+      parts.push_back(part);
+    }
+    if (slash == std::string_view::npos) {
+      break;
+    }
     path = path.substr(slash + 1);
   }
   return parts;
@@ -324,7 +348,9 @@ HttpResponse JsonError(int http_status, std::string_view message) {
 HttpResponse ToHttpResponse(const absl::Status& status) {
   const int code = HttpStatusFor(status);
   // 5xx details may name internals (SQL, hosts): keep them out of the body.
-  if (code == 500) return JsonError(code, "internal error");
+  if (code == 500) {
+    return JsonError(code, "internal error");
+  }
   return JsonError(code, std::string(status.message()));
 }
 
@@ -338,13 +364,19 @@ absl::StatusOr<service::Principal> Authorize(service::TokenRegistry& tokens,
     return absl::UnauthenticatedError("missing bearer token");
   }
   std::string_view token = header.substr(kBearer.size());
-  while (!token.empty() && token.front() == ' ') token.remove_prefix(1);
-  while (!token.empty() && token.back() == ' ') token.remove_suffix(1);
+  while (!token.empty() && token.front() == ' ') {
+    token.remove_prefix(1);
+  }
+  while (!token.empty() && token.back() == ' ') {
+    token.remove_suffix(1);
+  }
   absl::StatusOr<service::Principal> who = tokens.Authenticate(token);
   if (!who.ok()) {
     return who.status();
   }
-  if (authenticated != nullptr) *authenticated = *who;
+  if (authenticated != nullptr) {
+    *authenticated = *who;
+  }
   if (!who->Has(role)) {
     return absl::PermissionDeniedError("token \"" + who->name + "\" lacks the role " +
                                        service::RoleName(role));
@@ -358,11 +390,15 @@ HttpResponse RestApi::Handle(const HttpRequest& request) {
   const bool get = method == "GET" || method == "HEAD";
 
   if (parts.size() == 1 && parts[0] == "healthz") {
-    if (!get) return MethodNotAllowed("GET, HEAD");
+    if (!get) {
+      return MethodNotAllowed("GET, HEAD");
+    }
     return Json(200, "{\"status\":\"ok\"}");
   }
   if (parts.size() == 1 && parts[0] == "readyz") {
-    if (!get) return MethodNotAllowed("GET, HEAD");
+    if (!get) {
+      return MethodNotAllowed("GET, HEAD");
+    }
     absl::Status ready = ready_();
     if (!ready.ok()) {
       return JsonError(503, "not ready: " + std::string(ready.message()));
@@ -370,11 +406,15 @@ HttpResponse RestApi::Handle(const HttpRequest& request) {
     return Json(200, "{\"status\":\"ready\"}");
   }
   if (parts.size() == 1 && parts[0] == "metrics") {
-    if (!get) return MethodNotAllowed("GET, HEAD");
+    if (!get) {
+      return MethodNotAllowed("GET, HEAD");
+    }
     if (options_.metrics_require_token) {
       absl::StatusOr<service::Principal> who =
           Authorize(tokens_, request, service::Role::kAuditRead);
-      if (!who.ok()) return ToHttpResponse(who.status());
+      if (!who.ok()) {
+        return ToHttpResponse(who.status());
+      }
     }
     HttpResponse r;
     r.content_type = "text/plain; version=0.0.4; charset=utf-8";
@@ -391,7 +431,9 @@ HttpResponse RestApi::Handle(const HttpRequest& request) {
   if (audit_ != nullptr) {
     std::sort(patients.begin(), patients.end());
     patients.erase(std::unique(patients.begin(), patients.end()), patients.end());
-    if (!patients.empty() && patients.front().empty()) patients.erase(patients.begin());
+    if (!patients.empty() && patients.front().empty()) {
+      patients.erase(patients.begin());
+    }
     service::AccessEvent event;
     event.time = absl::Now();
     event.who = who.name;
@@ -421,26 +463,40 @@ HttpResponse RestApi::Dispatch(const HttpRequest& request, service::Principal* p
   if (parts[1] == "lab-orders") {
     if (parts.size() == 2) {
       allow = "GET, HEAD, POST";
-      if (get) role = service::Role::kResultsRead;
-      if (post) role = service::Role::kOrdersWrite;
+      if (get) {
+        role = service::Role::kResultsRead;
+      }
+      if (post) {
+        role = service::Role::kOrdersWrite;
+      }
     } else if (parts.size() == 3) {
       allow = "GET, HEAD";
-      if (get) role = service::Role::kResultsRead;
+      if (get) {
+        role = service::Role::kResultsRead;
+      }
     } else if (parts.size() == 4 && parts[3] == "cancel") {
       allow = "POST";
-      if (post) role = service::Role::kOrdersWrite;
+      if (post) {
+        role = service::Role::kOrdersWrite;
+      }
     }
   } else if (parts[1] == "lab-results") {
     if (parts.size() == 2 || parts.size() == 3) {
       allow = "GET, HEAD";
-      if (get) role = service::Role::kResultsRead;
+      if (get) {
+        role = service::Role::kResultsRead;
+      }
     } else if (parts.size() == 4 && parts[3] == "acknowledge") {
       allow = "POST";
-      if (post) role = service::Role::kCriticalsAck;
+      if (post) {
+        role = service::Role::kCriticalsAck;
+      }
     }
   } else if (parts[1] == "access-audit" && parts.size() == 2) {
     allow = "GET, HEAD";
-    if (get) role = service::Role::kAuditRead;
+    if (get) {
+      role = service::Role::kAuditRead;
+    }
   }
   if (allow.empty()) {
     return JsonError(404, "no such path: " + request.path);
@@ -452,7 +508,9 @@ HttpResponse RestApi::Dispatch(const HttpRequest& request, service::Principal* p
   if (!who.ok()) {
     return ToHttpResponse(who.status());
   }
-  if (parts[1] == "access-audit") return ListAccessAudit(request);
+  if (parts[1] == "access-audit") {
+    return ListAccessAudit(request);
+  }
 
   std::optional<std::int64_t> id;
   if (parts.size() >= 3 && !(parts[1] == "lab-results" && parts[2] == "critical")) {
@@ -466,12 +524,20 @@ HttpResponse RestApi::Dispatch(const HttpRequest& request, service::Principal* p
     if (parts.size() == 2) {
       return post ? CreateOrder(request, patients) : ListOrders(request, patients);
     }
-    if (parts.size() == 3) return GetOrder(*id, patients);
+    if (parts.size() == 3) {
+      return GetOrder(*id, patients);
+    }
     return CancelOrder(*id, patients);
   }
-  if (parts.size() == 2) return ListResults(request, false, patients);
-  if (parts.size() == 3 && parts[2] == "critical") return ListResults(request, true, patients);
-  if (parts.size() == 3) return GetResult(*id, patients);
+  if (parts.size() == 2) {
+    return ListResults(request, false, patients);
+  }
+  if (parts.size() == 3 && parts[2] == "critical") {
+    return ListResults(request, true, patients);
+  }
+  if (parts.size() == 3) {
+    return GetResult(*id, patients);
+  }
   if (absl::StatusOr<service::ResultView> r = results_.Get(*id); r.ok()) {
     patients->push_back(r->pms_patient_id);
   }
@@ -482,7 +548,9 @@ HttpResponse RestApi::ListOrders(const HttpRequest& request, Patients* patients)
   int limit = 0;
   std::string cursor;
   HttpResponse error;
-  if (!ReadPaging(request, &limit, &cursor, &error)) return error;
+  if (!ReadPaging(request, &limit, &cursor, &error)) {
+    return error;
+  }
   const std::string* patient = request.QueryParam("patient_id");
   const std::string* status = request.QueryParam("status");
   if (status != nullptr && !status->empty() && !service::IsOrderStatus(*status)) {
@@ -492,7 +560,9 @@ HttpResponse RestApi::ListOrders(const HttpRequest& request, Patients* patients)
   }
   absl::StatusOr<service::OrderList> list =
       orders_.List(patient ? *patient : "", status ? *status : "", limit, cursor);
-  if (!list.ok()) return ToHttpResponse(list.status());
+  if (!list.ok()) {
+    return ToHttpResponse(list.status());
+  }
   rapidjson::StringBuffer buffer;
   Writer w(buffer);
   w.StartArray();
@@ -515,8 +585,12 @@ HttpResponse RestApi::CreateOrder(const HttpRequest& request, Patients* patients
   }
   rapidjson::Document body;
   body.Parse(request.body.c_str(), request.body.size());
-  if (body.HasParseError()) return Unprocessable("body", "", "body is not valid JSON");
-  if (!body.IsObject()) return Unprocessable("body", "", "expected a JSON object");
+  if (body.HasParseError()) {
+    return Unprocessable("body", "", "body is not valid JSON");
+  }
+  if (!body.IsObject()) {
+    return Unprocessable("body", "", "expected a JSON object");
+  }
 
   service::OrderInput input;
   std::vector<FieldError> errors;
@@ -566,7 +640,9 @@ HttpResponse RestApi::CreateOrder(const HttpRequest& request, Patients* patients
       }
     }
   }
-  if (!errors.empty()) return Unprocessable(errors);
+  if (!errors.empty()) {
+    return Unprocessable(errors);
+  }
   patients->push_back(input.pms_patient_id);
 
   absl::StatusOr<service::OrderView> order = orders_.Create(input);
@@ -592,17 +668,23 @@ HttpResponse RestApi::CreateOrder(const HttpRequest& request, Patients* patients
 
 HttpResponse RestApi::GetOrder(std::int64_t id, Patients* patients) {
   absl::StatusOr<service::OrderView> order = orders_.Get(id);
-  if (!order.ok()) return ToHttpResponse(order.status());
+  if (!order.ok()) {
+    return ToHttpResponse(order.status());
+  }
   patients->push_back(order->pms_patient_id);
   absl::StatusOr<std::vector<service::ResultView>> linked = results_.ForOrder(order->order);
-  if (!linked.ok()) return ToHttpResponse(linked.status());
+  if (!linked.ok()) {
+    return ToHttpResponse(linked.status());
+  }
   rapidjson::StringBuffer buffer;
   Writer w(buffer);
   w.StartObject();
   WriteOrderFields(w, *order);
   Key(w, "results");
   w.StartArray();
-  for (const service::ResultView& view : *linked) WriteResult(w, view);
+  for (const service::ResultView& view : *linked) {
+    WriteResult(w, view);
+  }
   w.EndArray();
   w.EndObject();
   return Json(200, buffer.GetString());
@@ -610,7 +692,9 @@ HttpResponse RestApi::GetOrder(std::int64_t id, Patients* patients) {
 
 HttpResponse RestApi::CancelOrder(std::int64_t id, Patients* patients) {
   absl::StatusOr<service::OrderView> order = orders_.Cancel(id);
-  if (!order.ok()) return ToHttpResponse(order.status());
+  if (!order.ok()) {
+    return ToHttpResponse(order.status());
+  }
   patients->push_back(order->pms_patient_id);
   rapidjson::StringBuffer buffer;
   Writer w(buffer);
@@ -624,7 +708,9 @@ HttpResponse RestApi::ListResults(const HttpRequest& request, bool critical_only
                                   Patients* patients) {
   service::ResultFilter filter;
   HttpResponse error;
-  if (!ReadPaging(request, &filter.limit, &filter.cursor, &error)) return error;
+  if (!ReadPaging(request, &filter.limit, &filter.cursor, &error)) {
+    return error;
+  }
   const auto read_bool = [&](const char* name, std::optional<bool>* out) -> bool {
     if (const std::string* text = request.QueryParam(name)) {
       *out = ParseBool(*text);
@@ -644,12 +730,16 @@ HttpResponse RestApi::ListResults(const HttpRequest& request, bool critical_only
   if (critical_only) {
     filter.critical = true;
     // The guide's alert feed: unacknowledged unless asked otherwise.
-    if (request.QueryParam("acknowledged") == nullptr) filter.acknowledged = false;
+    if (request.QueryParam("acknowledged") == nullptr) {
+      filter.acknowledged = false;
+    }
   }
   if (const std::string* patient = request.QueryParam("patient_id")) {
     filter.pms_patient_id = *patient;
   }
-  if (const std::string* code = request.QueryParam("test_code")) filter.test_code = *code;
+  if (const std::string* code = request.QueryParam("test_code")) {
+    filter.test_code = *code;
+  }
   for (const char* name : {"from", "to"}) {
     if (const std::string* text = request.QueryParam(name)) {
       std::optional<absl::Time> t = ParseTimeParam(*text);
@@ -660,7 +750,9 @@ HttpResponse RestApi::ListResults(const HttpRequest& request, bool critical_only
     }
   }
   absl::StatusOr<service::ResultList> list = results_.List(filter);
-  if (!list.ok()) return ToHttpResponse(list.status());
+  if (!list.ok()) {
+    return ToHttpResponse(list.status());
+  }
   rapidjson::StringBuffer buffer;
   Writer w(buffer);
   w.StartArray();
@@ -676,7 +768,9 @@ HttpResponse RestApi::ListResults(const HttpRequest& request, bool critical_only
 
 HttpResponse RestApi::GetResult(std::int64_t id, Patients* patients) {
   absl::StatusOr<service::ResultView> result = results_.Get(id);
-  if (!result.ok()) return ToHttpResponse(result.status());
+  if (!result.ok()) {
+    return ToHttpResponse(result.status());
+  }
   patients->push_back(result->pms_patient_id);
   rapidjson::StringBuffer buffer;
   Writer w(buffer);
@@ -701,7 +795,9 @@ HttpResponse RestApi::Acknowledge(const HttpRequest& request, std::int64_t id,
       acknowledged_by = body["acknowledged_by"].GetString();
     }
     if (body.HasMember("note") && !body["note"].IsNull()) {
-      if (!body["note"].IsString()) return Unprocessable("body", "note", "expected a string");
+      if (!body["note"].IsString()) {
+        return Unprocessable("body", "note", "expected a string");
+      }
       note = body["note"].GetString();
     }
   }
@@ -729,15 +825,23 @@ HttpResponse RestApi::ListAccessAudit(const HttpRequest& request) {
   int limit = 0;
   std::string cursor;
   HttpResponse error;
-  if (!ReadPaging(request, &limit, &cursor, &error)) return error;
-  if (audit_ == nullptr) return JsonError(501, "access audit is not configured");
+  if (!ReadPaging(request, &limit, &cursor, &error)) {
+    return error;
+  }
+  if (audit_ == nullptr) {
+    return JsonError(501, "access audit is not configured");
+  }
   const std::string* patient = request.QueryParam("patient_id");
   absl::StatusOr<std::vector<service::AccessEvent>> events =
       audit_->Query(patient ? *patient : "", limit);
-  if (!events.ok()) return ToHttpResponse(events.status());
+  if (!events.ok()) {
+    return ToHttpResponse(events.status());
+  }
   std::string body = "[";
   for (std::size_t i = 0; i < events->size(); ++i) {
-    if (i > 0) body += ",";
+    if (i > 0) {
+      body += ",";
+    }
     body += service::AccessEventToJson((*events)[i]);
   }
   body += "]";

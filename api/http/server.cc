@@ -34,9 +34,15 @@ std::chrono::steady_clock::duration ToChrono(absl::Duration d) {
 }
 
 int HexValue(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  if (c >= '0' && c <= '9') {
+    return c - '0';
+  }
+  if (c >= 'a' && c <= 'f') {
+    return c - 'a' + 10;
+  }
+  if (c >= 'A' && c <= 'F') {
+    return c - 'A' + 10;
+  }
   return -1;
 }
 
@@ -83,7 +89,9 @@ std::vector<std::pair<std::string, std::string>> ParseQuery(std::string_view que
     const std::size_t amp = query.find('&');
     const std::string_view part = query.substr(0, amp);
     query = amp == std::string_view::npos ? std::string_view() : query.substr(amp + 1);
-    if (part.empty()) continue;
+    if (part.empty()) {
+      continue;
+    }
     const std::size_t eq = part.find('=');
     if (eq == std::string_view::npos) {
       out.emplace_back(PercentDecode(part, true), "");
@@ -97,14 +105,18 @@ std::vector<std::pair<std::string, std::string>> ParseQuery(std::string_view que
 
 std::string_view HttpRequest::Header(std::string_view lower_name) const {
   for (const auto& [name, value] : headers) {
-    if (name == lower_name) return value;
+    if (name == lower_name) {
+      return value;
+    }
   }
   return {};
 }
 
 const std::string* HttpRequest::QueryParam(std::string_view name) const {
   for (const auto& [key, value] : query) {
-    if (key == name) return &value;
+    if (key == name) {
+      return &value;
+    }
   }
   return nullptr;
 }
@@ -131,9 +143,15 @@ class ServerImpl final : public HttpServer {
     }
     const tcp::endpoint endpoint(address, static_cast<unsigned short>(options_.port));
     acceptor_.open(endpoint.protocol(), ec);
-    if (!ec) acceptor_.set_option(net::socket_base::reuse_address(true), ec);
-    if (!ec) acceptor_.bind(endpoint, ec);
-    if (!ec) acceptor_.listen(net::socket_base::max_listen_connections, ec);
+    if (!ec) {
+      acceptor_.set_option(net::socket_base::reuse_address(true), ec);
+    }
+    if (!ec) {
+      acceptor_.bind(endpoint, ec);
+    }
+    if (!ec) {
+      acceptor_.listen(net::socket_base::max_listen_connections, ec);
+    }
     if (ec) {
       return absl::UnavailableError("HTTP listen " + options_.listen_host + ":" +
                                     std::to_string(options_.port) + ": " + ec.message());
@@ -161,7 +179,9 @@ class ServerImpl final : public HttpServer {
       });
       io_.stop();
       for (std::thread& t : threads_) {
-        if (t.joinable()) t.join();
+        if (t.joinable()) {
+          t.join();
+        }
       }
       workers_.join();
     });
@@ -179,7 +199,9 @@ class ServerImpl final : public HttpServer {
     for (;;) {
       auto [ec, socket] = co_await acceptor_.async_accept(net::make_strand(io_), kUseTuple);
       if (ec) {
-        if (ec == net::error::operation_aborted || !acceptor_.is_open()) co_return;
+        if (ec == net::error::operation_aborted || !acceptor_.is_open()) {
+          co_return;
+        }
         continue;  // e.g. EMFILE: keep accepting
       }
       if (stats_.active_connections.load() >= options_.max_connections) {
@@ -209,8 +231,12 @@ class ServerImpl final : public HttpServer {
                                               bool keep_alive) {
     bhttp::response<bhttp::string_body> res{static_cast<bhttp::status>(r.status), version};
     res.set(bhttp::field::server, "lab-bridge");
-    if (!r.content_type.empty()) res.set(bhttp::field::content_type, r.content_type);
-    for (const auto& [name, value] : r.headers) res.set(name, value);
+    if (!r.content_type.empty()) {
+      res.set(bhttp::field::content_type, r.content_type);
+    }
+    for (const auto& [name, value] : r.headers) {
+      res.set(name, value);
+    }
     res.body() = r.body;
     res.keep_alive(keep_alive);
     res.prepare_payload();
@@ -233,7 +259,9 @@ class ServerImpl final : public HttpServer {
     net::post(workers_, [this, request, pending, executor] {
       HttpResponse response = handler_(*request);
       net::post(executor, [pending, response = std::move(response)]() mutable {
-        if (pending->done) return;
+        if (pending->done) {
+          return;
+        }
         pending->done = true;
         pending->response = std::move(response);
         pending->timer.cancel();
@@ -254,7 +282,9 @@ class ServerImpl final : public HttpServer {
     {
       boost::system::error_code ec;
       const tcp::endpoint remote = stream.socket().remote_endpoint(ec);
-      if (!ec) peer = remote.address().to_string();
+      if (!ec) {
+        peer = remote.address().to_string();
+      }
     }
     for (;;) {
       bhttp::request_parser<bhttp::string_body> parser;
@@ -275,11 +305,15 @@ class ServerImpl final : public HttpServer {
       }
       if (ec) {
         const bool too_large = ec == bhttp::error::body_limit;
-        if (too_large) ++stats_.body_too_large;
+        if (too_large) {
+          ++stats_.body_too_large;
+        }
         // The request line is parsed before the header fields, so the target
         // is known even when Content-Length already broke the body limit.
         std::string target(parser.get().target());
-        if (target.empty()) target = "/";
+        if (target.empty()) {
+          target = "/";
+        }
         HttpResponse refusal =
             too_large ? errors_(413,
                                 "request body larger than " + std::to_string(options_.body_limit) +
@@ -312,11 +346,15 @@ class ServerImpl final : public HttpServer {
       const unsigned version = req.version();
 
       HttpResponse response = co_await RunHandler(request);
-      if (request->method == "HEAD") response.body.clear();
+      if (request->method == "HEAD") {
+        response.body.clear();
+      }
       bhttp::response<bhttp::string_body> res = ToBeast(response, version, keep_alive);
       stream.expires_after(ToChrono(options_.read_timeout));
       auto [write_ec, written] = co_await bhttp::async_write(stream, res, kUseTuple);
-      if (write_ec || !keep_alive) break;
+      if (write_ec || !keep_alive) {
+        break;
+      }
     }
     boost::system::error_code ignored;
     stream.socket().shutdown(tcp::socket::shutdown_send, ignored);

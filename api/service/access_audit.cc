@@ -48,7 +48,9 @@ absl::StatusOr<AccessEvent> AccessEventFromJson(const std::string& line) {
   }
   AccessEvent e;
   const auto str = [&](const char* key, std::string* out) {
-    if (doc.HasMember(key) && doc[key].IsString()) *out = doc[key].GetString();
+    if (doc.HasMember(key) && doc[key].IsString()) {
+      *out = doc[key].GetString();
+    }
   };
   std::string time;
   str("time", &time);
@@ -63,17 +65,23 @@ absl::StatusOr<AccessEvent> AccessEventFromJson(const std::string& line) {
   str("source", &e.source);
   if (doc.HasMember("patients") && doc["patients"].IsArray()) {
     for (const auto& p : doc["patients"].GetArray()) {
-      if (p.IsString()) e.patients.emplace_back(p.GetString());
+      if (p.IsString()) {
+        e.patients.emplace_back(p.GetString());
+      }
     }
   }
-  if (doc.HasMember("outcome") && doc["outcome"].IsInt()) e.outcome = doc["outcome"].GetInt();
+  if (doc.HasMember("outcome") && doc["outcome"].IsInt()) {
+    e.outcome = doc["outcome"].GetInt();
+  }
   return e;
 }
 
 absl::StatusOr<std::unique_ptr<AccessAudit>> AccessAudit::Open(const std::string& path) {
   std::error_code ec;
   const std::filesystem::path p(path);
-  if (p.has_parent_path()) std::filesystem::create_directories(p.parent_path(), ec);
+  if (p.has_parent_path()) {
+    std::filesystem::create_directories(p.parent_path(), ec);
+  }
   std::FILE* file = std::fopen(path.c_str(), "a");
   if (file == nullptr) {
     return absl::UnavailableError("access audit: cannot open " + path);
@@ -83,7 +91,9 @@ absl::StatusOr<std::unique_ptr<AccessAudit>> AccessAudit::Open(const std::string
 }
 
 AccessAudit::~AccessAudit() {
-  if (file_ != nullptr) std::fclose(file_);
+  if (file_ != nullptr) {
+    std::fclose(file_);
+  }
 }
 
 absl::Status AccessAudit::Record(const AccessEvent& event) {
@@ -109,9 +119,13 @@ absl::StatusOr<std::vector<AccessEvent>> AccessAudit::Query(const std::string& p
   }
   std::string line;
   while (std::getline(in, line)) {
-    if (line.empty()) continue;
+    if (line.empty()) {
+      continue;
+    }
     absl::StatusOr<AccessEvent> e = AccessEventFromJson(line);
-    if (!e.ok()) return e.status();
+    if (!e.ok()) {
+      return e.status();
+    }
     if (!pms_patient_id.empty() &&
         std::find(e->patients.begin(), e->patients.end(), pms_patient_id) == e->patients.end()) {
       continue;
@@ -119,7 +133,9 @@ absl::StatusOr<std::vector<AccessEvent>> AccessAudit::Query(const std::string& p
     out.push_back(*std::move(e));
   }
   std::reverse(out.begin(), out.end());
-  if (out.size() > static_cast<std::size_t>(limit)) out.resize(static_cast<std::size_t>(limit));
+  if (out.size() > static_cast<std::size_t>(limit)) {
+    out.resize(static_cast<std::size_t>(limit));
+  }
   return out;
 }
 

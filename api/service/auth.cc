@@ -32,7 +32,9 @@ constexpr std::array<std::pair<Role, const char*>, 4> kRoleNames = {{
 }};
 
 bool ValidName(const std::string& name) {
-  if (name.empty() || name.size() > 64) return false;
+  if (name.empty() || name.size() > 64) {
+    return false;
+  }
   for (const char c : name) {
     if (!std::isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '_' && c != '-') {
       return false;
@@ -42,7 +44,9 @@ bool ValidName(const std::string& name) {
 }
 
 bool ValidHex64(const std::string& hex) {
-  if (hex.size() != 64) return false;
+  if (hex.size() != 64) {
+    return false;
+  }
   for (const char c : hex) {
     if (!std::isxdigit(static_cast<unsigned char>(c)) ||
         std::isupper(static_cast<unsigned char>(c))) {
@@ -54,7 +58,9 @@ bool ValidHex64(const std::string& hex) {
 
 std::int64_t MtimeNs(const std::string& path) {
   struct stat st {};
-  if (::stat(path.c_str(), &st) != 0) return 0;
+  if (::stat(path.c_str(), &st) != 0) {
+    return 0;
+  }
   return static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec +
          static_cast<std::int64_t>(st.st_size);
 }
@@ -63,7 +69,9 @@ std::int64_t MtimeNs(const std::string& path) {
 
 absl::StatusOr<Role> ParseRole(std::string_view name) {
   for (const auto& [role, text] : kRoleNames) {
-    if (name == text) return role;
+    if (name == text) {
+      return role;
+    }
   }
   return absl::InvalidArgumentError(
       "unknown role \"" + std::string(name) +
@@ -72,7 +80,9 @@ absl::StatusOr<Role> ParseRole(std::string_view name) {
 
 std::string RoleName(Role role) {
   for (const auto& [r, text] : kRoleNames) {
-    if (r == role) return text;
+    if (r == role) {
+      return text;
+    }
   }
   return "";
 }
@@ -82,9 +92,13 @@ absl::StatusOr<std::uint32_t> ParseRoles(std::string_view comma_separated) {
   for (absl::string_view part :
        absl::StrSplit(absl::string_view(comma_separated.data(), comma_separated.size()), ',')) {
     part = absl::StripAsciiWhitespace(part);
-    if (part.empty()) continue;
+    if (part.empty()) {
+      continue;
+    }
     absl::StatusOr<Role> role = ParseRole(std::string_view(part.data(), part.size()));
-    if (!role.ok()) return role.status();
+    if (!role.ok()) {
+      return role.status();
+    }
     roles |= static_cast<std::uint32_t>(*role);
   }
   return roles;
@@ -93,7 +107,9 @@ absl::StatusOr<std::uint32_t> ParseRoles(std::string_view comma_separated) {
 std::vector<std::string> RoleNames(std::uint32_t roles) {
   std::vector<std::string> out;
   for (const auto& [role, text] : kRoleNames) {
-    if ((roles & static_cast<std::uint32_t>(role)) != 0) out.emplace_back(text);
+    if ((roles & static_cast<std::uint32_t>(role)) != 0) {
+      out.emplace_back(text);
+    }
   }
   return out;
 }
@@ -129,7 +145,9 @@ absl::StatusOr<std::string> NewToken() {
       bits -= 6;
     }
   }
-  if (bits > 0) out.push_back(kAlphabet[(acc << (6 - bits)) & 63]);
+  if (bits > 0) {
+    out.push_back(kAlphabet[(acc << (6 - bits)) & 63]);
+  }
   return out;
 }
 
@@ -172,10 +190,13 @@ absl::Status TokenRegistry::LoadLocked() {
                                         "\": sha256 must be 64 lower-case hex digits");
     }
     for (const rapidjson::Value& role : entry["roles"].GetArray()) {
-      if (!role.IsString()) return absl::InvalidArgumentError(where + "roles must be strings");
+      if (!role.IsString()) {
+        return absl::InvalidArgumentError(where + "roles must be strings");
+      }
       absl::StatusOr<Role> parsed = ParseRole(role.GetString());
-      if (!parsed.ok())
+      if (!parsed.ok()) {
         return absl::InvalidArgumentError(where + std::string(parsed.status().message()));
+      }
       info.roles |= static_cast<std::uint32_t>(*parsed);
     }
     if (entry.HasMember("created_at") && entry["created_at"].IsString()) {
@@ -188,9 +209,13 @@ absl::Status TokenRegistry::LoadLocked() {
 
 absl::Status TokenRegistry::ReloadIfChangedLocked() {
   const absl::Time now = absl::Now();
-  if (now - last_check_ < absl::Seconds(1)) return absl::OkStatus();
+  if (now - last_check_ < absl::Seconds(1)) {
+    return absl::OkStatus();
+  }
   last_check_ = now;
-  if (MtimeNs(path_) == loaded_mtime_ns_) return absl::OkStatus();
+  if (MtimeNs(path_) == loaded_mtime_ns_) {
+    return absl::OkStatus();
+  }
   std::vector<TokenInfo> previous = tokens_;
   if (absl::Status s = LoadLocked(); !s.ok()) {
     tokens_ = std::move(previous);  // keep serving with the last good file
@@ -213,7 +238,9 @@ absl::Status TokenRegistry::SaveLocked() {
     w.String(t.sha256_hex.c_str());
     w.Key("roles");
     w.StartArray();
-    for (const std::string& role : RoleNames(t.roles)) w.String(role.c_str());
+    for (const std::string& role : RoleNames(t.roles)) {
+      w.String(role.c_str());
+    }
     w.EndArray();
     w.Key("created_at");
     w.String(t.created_at.c_str());
@@ -223,7 +250,9 @@ absl::Status TokenRegistry::SaveLocked() {
   w.EndObject();
   std::error_code ec;
   const std::filesystem::path target(path_);
-  if (target.has_parent_path()) std::filesystem::create_directories(target.parent_path(), ec);
+  if (target.has_parent_path()) {
+    std::filesystem::create_directories(target.parent_path(), ec);
+  }
   const std::string tmp = path_ + ".tmp";
   {
     std::FILE* f = std::fopen(tmp.c_str(), "w");
@@ -270,12 +299,18 @@ absl::StatusOr<std::string> TokenRegistry::Create(const std::string& name, std::
     return absl::InvalidArgumentError("token roles: at least one role");
   }
   std::lock_guard<std::mutex> lock(mu_);
-  if (absl::Status s = LoadLocked(); !s.ok()) return s;
+  if (absl::Status s = LoadLocked(); !s.ok()) {
+    return s;
+  }
   for (const TokenInfo& t : tokens_) {
-    if (t.name == name) return absl::AlreadyExistsError("a token named " + name + " exists");
+    if (t.name == name) {
+      return absl::AlreadyExistsError("a token named " + name + " exists");
+    }
   }
   absl::StatusOr<std::string> token = NewToken();
-  if (!token.ok()) return token.status();
+  if (!token.ok()) {
+    return token.status();
+  }
   tokens_.push_back({name, Sha256Hex(*token), roles,
                      absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", now, absl::UTCTimeZone())});
   if (absl::Status s = SaveLocked(); !s.ok()) {
@@ -287,7 +322,9 @@ absl::StatusOr<std::string> TokenRegistry::Create(const std::string& name, std::
 
 absl::Status TokenRegistry::Revoke(const std::string& name) {
   std::lock_guard<std::mutex> lock(mu_);
-  if (absl::Status s = LoadLocked(); !s.ok()) return s;
+  if (absl::Status s = LoadLocked(); !s.ok()) {
+    return s;
+  }
   for (auto it = tokens_.begin(); it != tokens_.end(); ++it) {
     if (it->name == name) {
       tokens_.erase(it);

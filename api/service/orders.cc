@@ -23,7 +23,9 @@ bool IsFinal(const std::string& status) {
 
 bool IsOrderStatus(const std::string& status) {
   for (const char* s : kStatuses) {
-    if (status == s) return true;
+    if (status == s) {
+      return true;
+    }
   }
   return false;
 }
@@ -36,7 +38,9 @@ absl::StatusOr<OrderView> Orders::Create(const OrderInput& input) {
     return absl::InvalidArgumentError("test_codes: at least one test code is required");
   }
   for (const std::string& code : input.test_codes) {
-    if (code.empty()) return absl::InvalidArgumentError("test_codes: empty test code");
+    if (code.empty()) {
+      return absl::InvalidArgumentError("test_codes: empty test code");
+    }
   }
   if (input.priority != "R" && input.priority != "S" && input.priority != "A") {
     return absl::InvalidArgumentError("priority: expected R, S or A, got \"" + input.priority +
@@ -50,7 +54,9 @@ absl::StatusOr<OrderView> Orders::Create(const OrderInput& input) {
     order.patient_id = known->id;
   } else if (known.ok() || absl::IsNotFound(known.status())) {
     storage::PatientRecord patient;
-    if (input.demographics.has_value()) patient = *input.demographics;
+    if (input.demographics.has_value()) {
+      patient = *input.demographics;
+    }
     patient.pms_patient_id = input.pms_patient_id;
     order.patient = std::move(patient);
   } else {
@@ -65,11 +71,15 @@ absl::StatusOr<OrderView> Orders::Create(const OrderInput& input) {
 
   fhir_to_v2::OrderRequest request;
   request.patient_id = input.pms_patient_id;
-  if (input.encounter_id.has_value()) request.encounter_id = std::to_string(*input.encounter_id);
+  if (input.encounter_id.has_value()) {
+    request.encounter_id = std::to_string(*input.encounter_id);
+  }
   for (std::size_t i = 0; i < input.test_codes.size(); ++i) {
     fhir_to_v2::TestCode code;
     code.code = input.test_codes[i];
-    if (i < input.test_names.size()) code.display = input.test_names[i];
+    if (i < input.test_names.size()) {
+      code.display = input.test_names[i];
+    }
     code.system = "L";
     request.test_codes.push_back(std::move(code));
   }

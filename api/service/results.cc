@@ -70,9 +70,13 @@ absl::StatusOr<ResultList> Results::List(const ResultFilter& filter) const {
 
 absl::StatusOr<ResultView> Results::Get(std::int64_t result_id) const {
   absl::StatusOr<storage::StoredResult> result = store_.GetResult(result_id);
-  if (!result.ok()) return result.status();
+  if (!result.ok()) {
+    return result.status();
+  }
   absl::StatusOr<std::string> pms = PmsIdOf(result->patient_id);
-  if (!pms.ok()) return pms.status();
+  if (!pms.ok()) {
+    return pms.status();
+  }
   return ResultView{*std::move(result), *std::move(pms)};
 }
 
@@ -99,14 +103,20 @@ absl::StatusOr<std::vector<ResultView>> Results::ForOrder(const storage::StoredO
     }
     storage::ResultPage linked;
     for (storage::StoredResult& row : page->results) {
-      if (row.lab_order_id == order.id) linked.results.push_back(std::move(row));
+      if (row.lab_order_id == order.id) {
+        linked.results.push_back(std::move(row));
+      }
     }
     absl::StatusOr<ResultList> decorated = Decorate(store_, std::move(linked), "");
     if (!decorated.ok()) {
       return decorated.status();
     }
-    for (ResultView& view : decorated->results) out.push_back(std::move(view));
-    if (page->next_cursor.empty()) break;
+    for (ResultView& view : decorated->results) {
+      out.push_back(std::move(view));
+    }
+    if (page->next_cursor.empty()) {
+      break;
+    }
     query.cursor = page->next_cursor;
   }
   return out;
@@ -117,12 +127,16 @@ absl::StatusOr<std::vector<ResultView>> Results::After(const std::string& pms_pa
                                                        std::int64_t after_id) const {
   ResultFilter filter;
   filter.pms_patient_id = pms_patient_id;
-  if (critical_only) filter.critical = true;
+  if (critical_only) {
+    filter.critical = true;
+  }
   filter.limit = kMaxPageSize;
   std::vector<ResultView> newer;  // newest first while paging
   for (;;) {
     absl::StatusOr<ResultList> page = List(filter);
-    if (!page.ok()) return page.status();
+    if (!page.ok()) {
+      return page.status();
+    }
     bool reached = false;
     for (ResultView& view : page->results) {
       if (view.result.id <= after_id) {
@@ -131,7 +145,9 @@ absl::StatusOr<std::vector<ResultView>> Results::After(const std::string& pms_pa
       }
       newer.push_back(std::move(view));
     }
-    if (reached || page->next_cursor.empty()) break;
+    if (reached || page->next_cursor.empty()) {
+      break;
+    }
     filter.cursor = page->next_cursor;
   }
   std::reverse(newer.begin(), newer.end());
@@ -149,7 +165,9 @@ absl::Status Results::Acknowledge(std::int64_t result_id, const std::string& who
 absl::StatusOr<std::string> Results::PmsIdOf(std::int64_t patient_id) const {
   absl::StatusOr<storage::StoredPatient> patient = store_.GetPatient(patient_id);
   if (!patient.ok()) {
-    if (absl::IsNotFound(patient.status())) return std::string();
+    if (absl::IsNotFound(patient.status())) {
+      return std::string();
+    }
     return patient.status();
   }
   return patient->patient.pms_patient_id;

@@ -150,12 +150,24 @@ int main(int argc, char** argv) {
   long patients = 0, results = 0;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string flag = argv[i];
-    if (flag == "--port-file") port_file = argv[i + 1];
-    if (flag == "--token-file") token_file = argv[i + 1];
-    if (flag == "--grpc-port-file") grpc_port_file = argv[i + 1];
-    if (flag == "--reader-token-file") reader_token_file = argv[i + 1];
-    if (flag == "--patients") patients = std::atol(argv[i + 1]);
-    if (flag == "--results") results = std::atol(argv[i + 1]);
+    if (flag == "--port-file") {
+      port_file = argv[i + 1];
+    }
+    if (flag == "--token-file") {
+      token_file = argv[i + 1];
+    }
+    if (flag == "--grpc-port-file") {
+      grpc_port_file = argv[i + 1];
+    }
+    if (flag == "--reader-token-file") {
+      reader_token_file = argv[i + 1];
+    }
+    if (flag == "--patients") {
+      patients = std::atol(argv[i + 1]);
+    }
+    if (flag == "--results") {
+      results = std::atol(argv[i + 1]);
+    }
   }
   sigset_t signals;
   sigemptyset(&signals);
@@ -170,8 +182,12 @@ int main(int argc, char** argv) {
     std::cerr << config.status().message() << "\n";
     return 1;
   }
-  if (std::getenv("HTTP_LISTEN_PORT") == nullptr) config->http_port = 0;
-  if (std::getenv("GRPC_LISTEN_PORT") == nullptr) config->grpc_port = 0;
+  if (std::getenv("HTTP_LISTEN_PORT") == nullptr) {
+    config->http_port = 0;
+  }
+  if (std::getenv("GRPC_LISTEN_PORT") == nullptr) {
+    config->grpc_port = 0;
+  }
   absl::StatusOr<std::unique_ptr<bridge::storage::Store>> store =
       bridge::storage::OpenStore(config->store);
   if (!store.ok()) {
@@ -179,7 +195,9 @@ int main(int argc, char** argv) {
     return 1;
   }
   std::vector<const Test*> guide;
-  for (const Test& t : kGuideTests) guide.push_back(&t);
+  for (const Test& t : kGuideTests) {
+    guide.push_back(&t);
+  }
   absl::StatusOr<bridge::storage::IngestOutcome> sample =
       (*store)->Ingest(Oru("MSG001", "12345", guide));
   if (!sample.ok()) {
@@ -209,9 +227,13 @@ int main(int argc, char** argv) {
     absl::StatusOr<std::string> reader = (*apis)->tokens().Create(
         "reader", static_cast<std::uint32_t>(bridge::api::service::Role::kResultsRead),
         absl::Now());
-    if (reader.ok()) std::ofstream(reader_token_file) << *reader << "\n";
+    if (reader.ok()) {
+      std::ofstream(reader_token_file) << *reader << "\n";
+    }
   }
-  if (!grpc_port_file.empty()) std::ofstream(grpc_port_file) << (*apis)->grpc_port() << "\n";
+  if (!grpc_port_file.empty()) {
+    std::ofstream(grpc_port_file) << (*apis)->grpc_port() << "\n";
+  }
   if (!port_file.empty()) {
     std::ofstream(port_file + ".tmp") << (*apis)->http_port() << "\n";
     std::rename((port_file + ".tmp").c_str(), port_file.c_str());
@@ -221,10 +243,14 @@ int main(int argc, char** argv) {
   for (int next = 2;; ++next) {
     int signal = 0;
     sigwait(&signals, &signal);
-    if (signal != SIGUSR1) break;
+    if (signal != SIGUSR1) {
+      break;
+    }
     absl::StatusOr<bridge::storage::IngestOutcome> more =
         (*store)->Ingest(Oru(absl::StrCat("MSG00", next), "12345", guide));
-    if (!more.ok()) std::cerr << more.status().message() << "\n";
+    if (!more.ok()) {
+      std::cerr << more.status().message() << "\n";
+    }
   }
   (*apis)->Stop();
   return 0;

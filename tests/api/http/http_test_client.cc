@@ -44,7 +44,9 @@ HttpResult ReadResponse(beast::tcp_stream& stream, beast::flat_buffer& buffer) {
   out.keep_alive = res.keep_alive();
   for (const auto& field : res) {
     std::string name(field.name_string());
-    for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    for (char& c : name) {
+      c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    }
     out.headers[name] = std::string(field.value());
   }
   return out;
@@ -60,7 +62,9 @@ HttpResult HttpTestClient::Send(const std::string& method, const std::string& ta
   req.target(target);
   req.version(11);
   req.set(bhttp::field::host, "127.0.0.1");
-  for (const auto& [name, value] : headers) req.set(name, value);
+  for (const auto& [name, value] : headers) {
+    req.set(name, value);
+  }
   if (!body.empty() || method == "POST") {
     req.body() = body;
     if (req.find(bhttp::field::content_type) == req.end()) {
@@ -112,7 +116,9 @@ HttpResult Fetch(std::uint16_t port, const std::string& method, const std::strin
                  const std::string& token, const std::string& body) {
   HttpTestClient client(port);
   std::vector<std::pair<std::string, std::string>> headers;
-  if (!token.empty()) headers.emplace_back("Authorization", "Bearer " + token);
+  if (!token.empty()) {
+    headers.emplace_back("Authorization", "Bearer " + token);
+  }
   return client.Send(method, target, headers, body);
 }
 

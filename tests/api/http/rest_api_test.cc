@@ -90,7 +90,9 @@ std::string NextLink(const HttpResult& r) {
   const std::string link = r.Header("link");
   const std::size_t open = link.find('<');
   const std::size_t close = link.find('>');
-  if (open == std::string::npos || close == std::string::npos) return "";
+  if (open == std::string::npos || close == std::string::npos) {
+    return "";
+  }
   return link.substr(open + 1, close - open - 1);
 }
 
@@ -113,7 +115,9 @@ class RestApiTest : public ::testing::TestWithParam<Backend> {
   }
 
   void StartServer(ApisOptions options, Config config = {}) {
-    if (apis_) apis_->Stop();
+    if (apis_) {
+      apis_->Stop();
+    }
     apis_.reset();
     config.http_listen_host = "127.0.0.1";
     config.http_port = 0;
@@ -137,7 +141,9 @@ class RestApiTest : public ::testing::TestWithParam<Backend> {
   }
 
   void TearDown() override {
-    if (apis_) apis_->Stop();
+    if (apis_) {
+      apis_->Stop();
+    }
   }
 
   void StoreGuideOru() {
@@ -510,8 +516,9 @@ TEST_P(RestApiTest, FhirMetadataListsWhatIsImplemented) {
   EXPECT_STREQ(doc["resourceType"].GetString(), "CapabilityStatement");
   EXPECT_STREQ(doc["fhirVersion"].GetString(), "4.0.1");
   std::set<std::string> types;
-  for (const auto& res : doc["rest"][0]["resource"].GetArray())
+  for (const auto& res : doc["rest"][0]["resource"].GetArray()) {
     types.insert(res["type"].GetString());
+  }
   EXPECT_EQ(types,
             (std::set<std::string>{"Patient", "DiagnosticReport", "Observation", "ServiceRequest",
                                    "Specimen", "Practitioner", "Organization"}));

@@ -29,7 +29,9 @@ TEST(HttpServerTest, SlowHandlerIs503AfterRequestTimeoutAndTheConnectionStaysUsa
       options,
       [&](const HttpRequest& r) {
         ++calls;
-        if (r.path == "/slow") std::this_thread::sleep_for(std::chrono::milliseconds(500));
+        if (r.path == "/slow") {
+          std::this_thread::sleep_for(std::chrono::milliseconds(500));
+        }
         return HttpResponse{200, "text/plain", "done", {}};
       },
       Error);
