@@ -1,12 +1,164 @@
 // lab-bridge: the composition root. Parses the command line, builds the
 // objects each command needs, and runs it. Nothing else builds objects.
+#include <pthread.h>
+#include <signal.h>
+#include <spdlog/sinks/stdout_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
 #include <iostream>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include <CLI/CLI.hpp>
 
 #include "api/cli/parse_command.h"
+#include "api/cli/send_command.h"
+#include "api/config.h"
+#include "api/mllp_handler.h"
+#include "api/service/event_bus.h"
+#include "api/service/ingest.h"
+#include "mllp/server.h"
+#include "storage/store.h"
+
+namespace {
+
+using bridge::api::Config;
+
+std::shared_ptr<spdlog::logger> MakeLogger(const std::string& level) {
+  auto sink = std::make_shared<spdlog::sinks::stderr_sink_mt>();
+  auto logger = std::make_shared<spdlog::logger>("lab-bridge", sink);
+  // One line per event, UTC, key=value fields.
+  logger->set_pattern("%Y-%m-%dT%H:%M:%S.%fZ %l %v", spdlog::pattern_time_type::utc);
+  logger->set_level(level == "debug"     ? spdlog::level::debug
+                    : level == "warning" ? spdlog::level::warn
+                    : level == "error"   ? spdlog::level::err
+                                         : spdlog::level::info);
+  logger->flush_on(spdlog::level::trace);
+  return logger;
+}
+
+std::string Text(const absl::Status& status) {
+  return std::string(status.message().data(), status.message().size());
+}
+
+// Reads configuration; prints the one-line reason and returns nullopt on error.
+std::optional<Config> LoadOrExplain(const char* command) {
+  absl::StatusOr<Config> config = bridge::api::LoadConfig(bridge::api::EnvironmentLookup());
+  if (!config.ok()) {
+    std::cerr << "lab-bridge " << command << ": configuration: " << Text(config.status()) << "\n";
+    return std::nullopt;
+  }
+  return *std::move(config);
+}
+
+std::unique_ptr<bridge::storage::Store> OpenOrExplain(const Config& config, const char* command) {
+  absl::StatusOr<std::unique_ptr<bridge::storage::Store>> store =
+      bridge::storage::OpenStore(config.store);
+  if (!store.ok()) {
+    std::cerr << "lab-bridge " << command << ": DATABASE_URL "
+              << bridge::storage::MaskDatabaseUrl(config.store.database_url) << ": "
+              << Text(store.status()) << "\n";
+    return nullptr;
+  }
+  return *std::move(store);
+}
+
+int RunServe(const std::string& port_file) {
+  // SIGTERM/SIGINT are taken by sigwait below; block them before any thread
+  // starts so that every thread inherits the mask.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  std::optional<Config> config = LoadOrExplain("serve");
+  if (!config) return 1;
+  std::shared_ptr<spdlog::logger> logger = MakeLogger(config->log_level);
+  config->mllp.log = [logger](bridge::mllp::LogLevel level, std::string_view line) {
+    using L = bridge::mllp::LogLevel;
+    logger->log(level == L::kDebug     ? spdlog::level::debug
+                : level == L::kInfo    ? spdlog::level::info
+                : level == L::kWarning ? spdlog::level::warn
+                                       : spdlog::level::err,
+                "event=mllp {}", line);
+  };
+
+  std::unique_ptr<bridge::storage::Store> store = OpenOrExplain(*config, "serve");
+  if (!store) return 1;
+
+  bridge::api::service::EventBus bus;
+  bridge::api::service::Ingest ingest(*store, bus,
+                                      {.sending_application = config->identity.sending_application,
+                                       .sending_facility = config->identity.sending_facility,
+                                       .critical_flags = config->critical_flags,
+                                       .logger = logger});
+  bridge::api::MllpHandler handler(ingest, config->worker_threads, config->mllp.max_frame_bytes);
+
+  absl::StatusOr<std::unique_ptr<bridge::mllp::Server>> server =
+      bridge::mllp::Server::Start(config->mllp, handler);
+  if (!server.ok()) {
+    std::cerr << "lab-bridge serve: MLLP listener " << config->mllp.listen_host << ":"
+              << config->mllp.port << ": " << Text(server.status()) << "\n";
+    return 1;
+  }
+  const unsigned port = (*server)->port();
+  if (!port_file.empty()) {
+    // Written whole, then renamed: a reader never sees a partial number.
+    const std::string tmp = port_file + ".tmp";
+    {
+      std::ofstream out(tmp);
+      out << port << "\n";
+    }
+    std::filesystem::rename(tmp, port_file);
+  }
+  logger->info("event=start mllp_port={} {}", port, bridge::api::DescribeConfig(*config));
+
+  int signal_number = 0;
+  sigwait(&signals, &signal_number);
+  logger->info("event=stopping signal={}", signal_number == SIGTERM ? "SIGTERM" : "SIGINT");
+  (*server)->Stop();  // stop accepting, finish the messages in hand
+  handler.Shutdown();
+  const bridge::mllp::ServerStats& stats = (*server)->stats();
+  logger->info("event=stopped frames={} replies={} connections={}", stats.frames_received.load(),
+               stats.replies_sent.load(), stats.connections_accepted.load());
+  return 0;
+}
+
+int RunMigrate() {
+  std::optional<Config> config = LoadOrExplain("migrate");
+  if (!config) return 1;
+  std::unique_ptr<bridge::storage::Store> store = OpenOrExplain(*config, "migrate");
+  if (!store) return 1;
+  absl::StatusOr<int> applied = store->Migrate();
+  if (!applied.ok()) {
+    std::cerr << "lab-bridge migrate: " << Text(applied.status()) << "\n";
+    return 1;
+  }
+  std::cout << "schema is current (" << bridge::storage::MaskDatabaseUrl(config->store.database_url)
+            << ")\n";
+  return 0;
+}
+
+int RunAuditVerify() {
+  std::optional<Config> config = LoadOrExplain("audit verify");
+  if (!config) return 1;
+  std::unique_ptr<bridge::storage::Store> store = OpenOrExplain(*config, "audit verify");
+  if (!store) return 1;
+  absl::StatusOr<int64_t> rows = store->VerifyAuditChain();
+  if (!rows.ok()) {
+    std::cout << "audit chain BROKEN: " << Text(rows.status()) << "\n";
+    return 1;
+  }
+  std::cout << "audit chain verified: " << *rows << " rows\n";
+  return 0;
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"lab-bridge: HL7 v2 lab results in, orders out, FHIR R4 and REST for the PMS"};
@@ -21,6 +173,33 @@ int main(int argc, char** argv) {
   parse->add_flag("--check", parse_check,
                   "Check every message in the files (batches, captures, exports)");
 
+  CLI::App* serve = app.add_subcommand("serve", "Receive results over MLLP (config from env)");
+  std::string port_file;
+  serve->add_option("--port-file", port_file, "Write the bound MLLP port to this file");
+
+  CLI::App* send = app.add_subcommand("send", "MLLP client: send messages, print each ACK");
+  bridge::api::SendCommandOptions send_options;
+  int send_timeout_seconds = 30;
+  std::string send_host = "127.0.0.1";
+  int send_port = 2575;
+  send->add_option("--host", send_host, "LIS or lab-bridge host");
+  send->add_option("--port", send_port, "MLLP port")->check(CLI::Range(1, 65535));
+  send->add_flag("--tls", send_options.client.tls.enabled, "Use TLS (1.2 minimum)");
+  send->add_option("--ca", send_options.client.tls.ca_file, "CA bundle for the server certificate");
+  send->add_option("--cert", send_options.client.tls.cert_file, "Client certificate (mutual TLS)");
+  send->add_option("--key", send_options.client.tls.key_file, "Client key (mutual TLS)");
+  send->add_option("--server-name", send_options.client.tls.server_name,
+                   "Name to verify in the server certificate (default: --host)");
+  send->add_option("--timeout", send_timeout_seconds, "Seconds to wait for each ACK")
+      ->check(CLI::Range(1, 86400));
+  send->add_option("FILE", send_options.files, "Message files (batches allowed), - for stdin")
+      ->required();
+
+  app.add_subcommand("migrate", "Apply schema migrations (DATABASE_URL) and exit");
+  CLI::App* audit = app.add_subcommand("audit", "Audit trail tools");
+  audit->require_subcommand(1);
+  CLI::App* audit_verify = audit->add_subcommand("verify", "Check the audit hash chain");
+
   CLI11_PARSE(app, argc, argv);
 
   if (parse->parsed()) {
@@ -34,5 +213,14 @@ int main(int argc, char** argv) {
     }
     return bridge::api::RunParse(parse_files[0], std::cout, std::cerr);
   }
+  if (serve->parsed()) return RunServe(port_file);
+  if (send->parsed()) {
+    send_options.client.host = send_host;
+    send_options.client.port = static_cast<std::uint16_t>(send_port);
+    send_options.client.ack_timeout = std::chrono::seconds(send_timeout_seconds);
+    return bridge::api::RunSend(send_options, std::cout, std::cerr);
+  }
+  if (app.got_subcommand("migrate")) return RunMigrate();
+  if (audit_verify->parsed()) return RunAuditVerify();
   return 0;
 }

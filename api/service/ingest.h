@@ -1,0 +1,123 @@
+// api/service/ingest.h
+//
+// Ingest: the inbound pipeline of ARCHITECTURE.md "Inbound", steps 2-7, for
+// one received HL7 v2 message. Transport-free: the MLLP handler
+// (api/mllp_handler.h) calls it on a worker thread and sends what it returns.
+//
+//   service::EventBus bus;
+//   service::Ingest ingest(*store, bus, {.sending_application = "PMS_LAB",
+//                                         .sending_facility = "MPS_PMS"});
+//   IngestResult r = ingest.Handle(payload, {.source_ip = "10.0.0.7"});
+//   if (r.reply) send(*r.reply); else close_connection();
+//
+// What each message gets (the ACK is always built first, stored in the
+// message's audit row, and returned only after the commit):
+//   - does not parse: raw bytes + error stored; NAK AE/AR whose MSA-2 is the
+//     control id read from the raw bytes when possible; ERR segment.
+//   - header invalid (ValidateHeader): stored; AE (101) or AR (200-203).
+//   - resend (same MSH-3/MSH-4/MSH-10 and same bytes): the ORIGINAL ACK,
+//     byte for byte; nothing else changes (the store keeps a receipt row).
+//   - ORU^R01: converted (v2_to_fhir) into patient + one result per OBX +
+//     FHIR resources, stored with the audit row in ONE Store::Ingest;
+//     AA, or CA when the sender asks for enhanced mode. Results for several
+//     different patients in one ORU are refused with AE (one IngestRecord
+//     holds one patient; storing them under one would mislink results).
+//     Order groups refused by OBR-25 give AE, the rest is stored.
+//   - ORM^O01 / OML^O21 from a LIS (status updates): stored, AA.
+//   - ACK, ORR^O02, ORL^O22 (responses to our orders): stored. Responses are
+//     not acknowledged in original mode (HL7 2.5.1 2.9.2: no ACK to an ACK),
+//     so reply is nullopt and the MLLP server closes the connection; in
+//     enhanced mode an accept ACK (CA) is sent when MSH-15 asks for one.
+//   - storage unavailable (or any storage error): AR with ERR-3 207 so the
+//     sender resends; nothing is stored (one transaction).
+//   - MSH-15 NE/ER/SU in enhanced mode: reply nullopt when no accept ACK is
+//     wanted for the outcome (the connection is then closed).
+// Stored results are published on the EventBus; critical ones are logged as
+// an alert (ids and test code only).
+//
+// Logging: one line per message through `options.logger` (spdlog), with
+// control id, type, outcome and ids; never PID contents, values or raw bytes.
+//
+// Thread-safety: Handle may be called concurrently from any number of
+// threads (the Store shares commits between them). It blocks on storage:
+// never call it on an I/O thread.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/time/time.h"
+
+#include "api/control_id.h"
+#include "api/service/event_bus.h"
+#include "storage/store.h"
+
+namespace spdlog {
+class logger;
+}
+
+namespace bridge::api::service {
+
+struct IngestOptions {
+  std::string sending_application = "PMS_LAB";  // our MSH-3 in ACKs
+  std::string sending_facility = "MPS_PMS";     // our MSH-4; PMS PID-3 assigning authority
+  // OBX-8 flags that make a result critical (HH, LL, AA always do).
+  std::vector<std::string> critical_flags = {"HH", "LL", "AA"};
+  // Clock for ACK MSH-7 and conversion time.
+  std::function<absl::Time()> clock = [] { return absl::Now(); };
+  // Where log lines go; nullptr: nothing is logged.
+  std::shared_ptr<spdlog::logger> logger;
+};
+
+// Who sent the message (copied into the audit row).
+struct IngestPeer {
+  std::string source_ip;
+  std::string certificate_subject;
+  std::uint64_t connection_id = 0;  // for logs
+};
+
+struct IngestResult {
+  // The ACK/NAK to send back (unframed ER7), or nullopt: send nothing and
+  // close (responses to our orders in original mode; MSH-15 NE and the like).
+  std::optional<std::string> reply;
+  std::string ack_code;      // MSA-1 of `reply` (or of the stored ACK), e.g. "AA"
+  std::string control_id;    // the sender's MSH-10 ("" when unreadable)
+  std::string message_type;  // "ORU^R01"; "" when unreadable
+  bool stored = false;       // the audit row (and all derived rows) committed
+  bool duplicate = false;    // a resend answered with the original ACK
+  bool control_id_reused = false;
+  std::optional<std::int64_t> message_id;
+  std::vector<std::int64_t> result_ids;
+  int critical_results = 0;
+  std::string error;  // no PHI; "" when AA/CA
+};
+
+class Ingest {
+ public:
+  // `store` and `bus` are borrowed and must outlive this object.
+  Ingest(storage::Store& store, EventBus& bus, IngestOptions options);
+  Ingest(const Ingest&) = delete;
+  Ingest& operator=(const Ingest&) = delete;
+
+  IngestResult Handle(std::string_view payload, const IngestPeer& peer);
+
+  // The NAK for a frame over MAX_MESSAGE_SIZE, built from its first bytes
+  // (MSA-2 from MSH-10 when readable, AR 207... see .cc). Not stored: the
+  // message was never received whole.
+  std::string OversizeNak(std::string_view prefix, std::size_t max_bytes);
+
+ private:
+  std::string AckTimestamp() const;
+
+  storage::Store& store_;
+  EventBus& bus_;
+  IngestOptions options_;
+  ControlIdGenerator control_ids_;
+};
+
+}  // namespace bridge::api::service
