@@ -15,9 +15,13 @@
 
 #include <CLI/CLI.hpp>
 
+#include "api/apis.h"
+#include "api/cli/convert_command.h"
 #include "api/cli/parse_command.h"
 #include "api/cli/send_command.h"
+#include "api/cli/token_command.h"
 #include "api/config.h"
+#include "api/http/mllp_metrics.h"
 #include "api/mllp_handler.h"
 #include "api/service/event_bus.h"
 #include "api/service/ingest.h"
@@ -107,20 +111,46 @@ int RunServe(const std::string& port_file) {
     return 1;
   }
   const unsigned port = (*server)->port();
+  bridge::api::ApisOptions apis_options;
+  bridge::mllp::Server* mllp_server = server->get();
+  apis_options.extra_metrics = [mllp_server] {
+    return bridge::api::http::MllpMetricsText(mllp_server->stats());
+  };
+  absl::StatusOr<std::unique_ptr<bridge::api::Apis>> apis =
+      bridge::api::StartApis(*config, *store, &bus, apis_options);
+  if (!apis.ok()) {
+    std::cerr << "lab-bridge serve: APIs (HTTP " << config->http_listen_host << ":"
+              << config->http_port << ", gRPC " << config->grpc_port << "): " << Text(apis.status())
+              << "\n";
+    (*server)->Stop();
+    handler.Shutdown();
+    return 1;
+  }
+  if (!(*apis)->initial_admin_token().empty()) {
+    // Shown once, on the terminal of whoever started the first run; only its
+    // hash is kept in the tokens file.
+    std::cerr << "lab-bridge serve: no API token existed; created token \"admin\" with every "
+                 "role (shown once, store it now):\n  "
+              << (*apis)->initial_admin_token() << "\n";
+  }
+  logger->info("event=start mllp_port={} http_port={} grpc_port={} {}", port, (*apis)->http_port(),
+               (*apis)->grpc_port(), bridge::api::DescribeConfig(*config));
   if (!port_file.empty()) {
-    // Written whole, then renamed: a reader never sees a partial number.
+    // Written whole, then renamed, once every listener accepts: a reader that
+    // sees the file can connect, and never sees a partial line.
     const std::string tmp = port_file + ".tmp";
     {
       std::ofstream out(tmp);
-      out << port << "\n";
+      out << "mllp=" << port << "\nhttp=" << (*apis)->http_port()
+          << "\ngrpc=" << (*apis)->grpc_port() << "\n";
     }
     std::filesystem::rename(tmp, port_file);
   }
-  logger->info("event=start mllp_port={} {}", port, bridge::api::DescribeConfig(*config));
 
   int signal_number = 0;
   sigwait(&signals, &signal_number);
   logger->info("event=stopping signal={}", signal_number == SIGTERM ? "SIGTERM" : "SIGINT");
+  (*apis)->Stop();
   (*server)->Stop();  // stop accepting, finish the messages in hand
   handler.Shutdown();
   const bridge::mllp::ServerStats& stats = (*server)->stats();
@@ -175,7 +205,8 @@ int main(int argc, char** argv) {
 
   CLI::App* serve = app.add_subcommand("serve", "Receive results over MLLP (config from env)");
   std::string port_file;
-  serve->add_option("--port-file", port_file, "Write the bound MLLP port to this file");
+  serve->add_option("--port-file", port_file,
+                    "Once listening, write mllp=PORT, http=PORT, grpc=PORT lines here");
 
   CLI::App* send = app.add_subcommand("send", "MLLP client: send messages, print each ACK");
   bridge::api::SendCommandOptions send_options;
@@ -195,10 +226,37 @@ int main(int argc, char** argv) {
   send->add_option("FILE", send_options.files, "Message files (batches allowed), - for stdin")
       ->required();
 
+  CLI::App* convert = app.add_subcommand("convert", "ORU^R01 -> FHIR R4 Bundle (JSON) on stdout");
+  std::string convert_file;
+  std::string convert_to = "fhir";
+  bridge::api::ConvertCommandOptions convert_options;
+  convert->add_option("FILE", convert_file, "Message file, or - for standard input")->required();
+  convert->add_flag("--report", convert_options.report,
+                    "Also list on stderr every segment/field the mapping did not carry");
+  convert
+      ->add_option("--to", convert_to,
+                   "fhir (ORU^R01 in) or hl7 (FHIR ServiceRequest in, ORM^O01 out)")
+      ->check(CLI::IsMember({"fhir", "hl7"}));
+
   app.add_subcommand("migrate", "Apply schema migrations (DATABASE_URL) and exit");
   CLI::App* audit = app.add_subcommand("audit", "Audit trail tools");
   audit->require_subcommand(1);
   CLI::App* audit_verify = audit->add_subcommand("verify", "Check the audit hash chain");
+
+  CLI::App* token = app.add_subcommand("token", "API bearer tokens (API_TOKENS_FILE)");
+  token->require_subcommand(1);
+  CLI::App* token_create = token->add_subcommand("create", "Create a token; prints it once");
+  std::string token_name;
+  std::string token_roles;
+  token_create->add_option("--name", token_name, "Who or what uses it")->required();
+  token_create
+      ->add_option("--roles", token_roles,
+                   "Comma-separated: results:read,orders:write,... (see docs/API.md)")
+      ->required();
+  CLI::App* token_list = token->add_subcommand("list", "Name, roles and creation time of each");
+  CLI::App* token_revoke = token->add_subcommand("revoke", "Delete a token by name");
+  std::string revoke_name;
+  token_revoke->add_option("NAME", revoke_name, "Token name")->required();
 
   CLI11_PARSE(app, argc, argv);
 
@@ -219,6 +277,32 @@ int main(int argc, char** argv) {
     send_options.client.port = static_cast<std::uint16_t>(send_port);
     send_options.client.ack_timeout = std::chrono::seconds(send_timeout_seconds);
     return bridge::api::RunSend(send_options, std::cout, std::cerr);
+  }
+  if (convert->parsed()) {
+    if (convert_to == "hl7") {
+      if (convert_options.report) {
+        std::cerr << "lab-bridge convert: --report applies to ORU^R01 -> FHIR only\n";
+        return 2;
+      }
+      std::optional<Config> config = LoadOrExplain("convert");
+      if (!config) return 1;
+      convert_options.sending_application = config->identity.sending_application;
+      convert_options.sending_facility = config->identity.sending_facility;
+      return bridge::api::RunConvertToHl7(convert_file, convert_options, std::cout, std::cerr);
+    }
+    return bridge::api::RunConvertToFhir(convert_file, convert_options, std::cout, std::cerr);
+  }
+  if (token->parsed()) {
+    std::optional<Config> config = LoadOrExplain("token");
+    if (!config) return 1;
+    if (token_create->parsed()) {
+      return bridge::api::RunTokenCreate(config->api_tokens_file, token_name, token_roles,
+                                         std::cout, std::cerr);
+    }
+    if (token_list->parsed()) {
+      return bridge::api::RunTokenList(config->api_tokens_file, std::cout, std::cerr);
+    }
+    return bridge::api::RunTokenRevoke(config->api_tokens_file, revoke_name, std::cout, std::cerr);
   }
   if (app.got_subcommand("migrate")) return RunMigrate();
   if (audit_verify->parsed()) return RunAuditVerify();

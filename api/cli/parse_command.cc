@@ -9,6 +9,7 @@
 #include <sstream>
 #include <string>
 
+#include "api/cli/cli_support.h"
 #include "api/control_id.h"
 #include "mapping/hl7/ack.h"
 #include "mapping/hl7/batch.h"
@@ -18,40 +19,6 @@
 
 namespace bridge::api {
 namespace {
-
-// Reads a whole file, or standard input for "-".
-bool ReadAll(const std::string& path, std::string* bytes, std::ostream& err) {
-  std::ostringstream buffer;
-  if (path == "-") {
-    buffer << std::cin.rdbuf();
-  } else {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) {
-      err << "lab-bridge parse: cannot read " << path << "\n";
-      return false;
-    }
-    buffer << in.rdbuf();
-  }
-  *bytes = buffer.str();
-  return true;
-}
-
-// "segment 3 (OBX), field 5, byte 120" for an error's location.
-std::string DescribeLocation(const absl::Status& status) {
-  std::optional<hl7::Hl7ErrorDetail> detail = hl7::GetHl7Error(status);
-  if (!detail.has_value()) return "";
-  const hl7::ErrorLocation& at = detail->location;
-  std::string where;
-  auto add = [&](const std::string& part) { where += (where.empty() ? "" : ", ") + part; };
-  if (at.segment_sequence > 0) {
-    add("segment " + std::to_string(at.segment_sequence) +
-        (at.segment.empty() ? "" : " (" + at.segment + ")"));
-  }
-  if (at.field > 0) add("field " + at.ToString());
-  if (at.byte_offset >= 0) add("byte " + std::to_string(at.byte_offset));
-  add("HL7 error " + std::to_string(static_cast<int>(detail->code)));
-  return " [" + where + "]";
-}
 
 std::string NowAsDtm() {
   std::time_t now = std::time(nullptr);
@@ -70,11 +37,11 @@ void PrintSegmentsOnLines(std::string_view er7, std::ostream& out) {
 
 int RunParse(const std::string& path, std::ostream& out, std::ostream& err) {
   std::string bytes;
-  if (!ReadAll(path, &bytes, err)) return 1;
+  if (!ReadInput("parse", path, &bytes, err)) return 1;
   absl::StatusOr<hl7::Message> message = hl7::Message::Parse(bytes);
   if (!message.ok()) {
     err << "lab-bridge parse: " << path << ": " << message.status().message()
-        << DescribeLocation(message.status()) << "\n";
+        << DescribeHl7Location(message.status()) << "\n";
     return 1;
   }
   out << hl7::MessageToJson(*message) << "\n";
@@ -84,7 +51,7 @@ int RunParse(const std::string& path, std::ostream& out, std::ostream& err) {
 int RunParseAck(const std::string& path, const ParseCommandOptions& options, std::ostream& out,
                 std::ostream& err) {
   std::string bytes;
-  if (!ReadAll(path, &bytes, err)) return 1;
+  if (!ReadInput("parse", path, &bytes, err)) return 1;
   ControlIdGenerator ids;
   hl7::AckSpec spec{.application = options.sending_application,
                     .facility = options.sending_facility,
@@ -129,7 +96,7 @@ int RunParseCheck(const std::vector<std::string>& paths, std::ostream& out, std:
       }
       ++failed;
       out << path << ": message " << piece.index + 1 << " at byte " << piece.offset << ": "
-          << status.message() << DescribeLocation(status) << "\n";
+          << status.message() << DescribeHl7Location(status) << "\n";
     };
     std::size_t n;
     while ((n = std::fread(chunk.data(), 1, chunk.size(), file.get())) > 0) {
