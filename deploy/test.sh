@@ -28,5 +28,7 @@ tests/fuzz/run_fuzzers.sh build/fuzz "$fuzz_seconds"
 source tests/support/pg_throwaway.sh
 trap pg_stop EXIT
 pg_start
+# PostgreSQL is up: a test that would skip without it must fail instead.
+export BRIDGE_REQUIRE_PG=1
 
 ctest --test-dir build --output-on-failure -j "$jobs" --timeout 900
