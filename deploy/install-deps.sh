@@ -13,7 +13,7 @@ build_packages=(
 test_packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   clang-14 libclang-rt-14-dev
-  postgresql-15 python3-hl7 netcat-openbsd nodejs curl jq wrk
+  postgresql-15 python3-hl7 netcat-openbsd sqlite3 nodejs curl jq wrk
 )
 
 want=("${build_packages[@]}")

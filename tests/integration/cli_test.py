@@ -1,0 +1,234 @@
+#!/usr/bin/python3
+"""`lab-bridge send`, `lab-bridge audit verify` and the start-up checks of
+`lab-bridge serve`, end to end against a running server.
+
+    cli_test.py BACKEND LAB_BRIDGE      (BACKEND: sqlite | postgres)
+
+- send: one output line per message (control id, ACK code, error text),
+  single messages, FHS/BHS batches, LF and CRLF files, several files in one
+  call; exit 0 only when every message got AA/CA, 1 otherwise (an AR, no
+  server, no ACK in time, text that is not a message, a message without
+  MSH-10), 2 for an unreadable file.
+- audit verify: passes after ingest (and counts the rows), fails after one
+  audit row is edited or deleted, passes again once the edit is undone.
+- serve: a bad value stops the start with a message naming the variable, no
+  listener is opened; the one start-up line masks the database password.
+"""
+
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import lbtest
+from lbtest import check
+
+
+def write(h, name, data):
+    path = h.path(name)
+    with open(path, "wb") as f:
+        f.write(data)
+    return path
+
+
+def send(server, port, files, extra=()):
+    result = server.run_command(["send", "--host", "127.0.0.1", "--port", str(port), *extra,
+                                 *files], timeout=60)
+    out = result.stdout.decode("utf-8", "replace")
+    err = result.stderr.decode("utf-8", "replace")
+    return result.returncode, [line for line in out.split("\n") if line], err
+
+
+def expect_lines(lines, expected, what):
+    """`expected`: list of (control id, code) the lines must start with, in order."""
+    got = [tuple(line.split(" ", 2)[:2]) for line in lines]
+    check(got == expected, f"{what}: expected {expected}, got lines {lines}")
+
+
+def check_send(h, server, db):
+    port = server.mllp_port
+    guide = lbtest.guide_sample_oru()
+    single = write(h, "guide.hl7", guide)
+    batch = write(h, "batch.hl7", (
+        b"FHS|^~\\&|IT_LIS|IT_LAB\nBHS|^~\\&|IT_LIS|IT_LAB\n" +
+        lbtest.synthetic_oru("IT-B1", "P-B1").replace(b"\r", b"\n") +
+        lbtest.synthetic_oru("IT-B2", "P-B2").replace(b"\r", b"\n") + b"BTS|2\nFTS|1\n"))
+    crlf = write(h, "crlf.hl7", lbtest.synthetic_oru("IT-C1", "P-C1").replace(b"\r", b"\r\n"))
+
+    code, lines, err = send(server, port, [single, batch, crlf])
+    expect_lines(lines, [("MSG001", "AA"), ("IT-B1", "AA"), ("IT-B2", "AA"), ("IT-C1", "AA")],
+                 "send of a message, a batch and a CRLF file")
+    check(code == 0, f"send exits 0 when every message got AA, got {code} ({err})")
+    check(db.scalar("SELECT COUNT(*) FROM hl7_messages") == "4", "four audit rows after send")
+    check(db.scalar("SELECT COUNT(*) FROM lab_results") == str(5 + 3 * 3),
+          "5 + 3 x 3 results stored")
+
+    # A resend gets the original ACK: AA again, nothing stored twice.
+    code, lines, err = send(server, port, [single])
+    expect_lines(lines, [("MSG001", "AA")], "resend")
+    check(code == 0, f"a resend answered AA exits 0, got {code}")
+    check(db.scalar("SELECT COUNT(*) FROM hl7_messages WHERE message_control_id = 'MSG001' "
+                    "AND duplicate_of IS NULL") == "1", "MSG001 stored once")
+    check(db.scalar("SELECT COUNT(*) FROM lab_results") == "14", "no results added by a resend")
+
+    # An unsupported message type: AR with its error text; exit 1; the good
+    # message in the same call is still sent and reported.
+    adt = (b"MSH|^~\\&|IT_LIS|IT_LAB|PMS_LAB|MPS_PMS|20260301120000||ADT^A01|IT-ADT1|P|2.5.1\r"
+           b"EVN|A01|20260301120000\rPID|1||P-ADT^^^MPS_PMS^MR||Testpatient^Alex\r")
+    mixed = write(h, "mixed.hl7", adt + lbtest.synthetic_oru("IT-M2", "P-M2"))
+    code, lines, err = send(server, port, [mixed])
+    expect_lines(lines, [("IT-ADT1", "AR"), ("IT-M2", "AA")], "send of ADT + ORU")
+    check(len(lines[0].split(" ", 2)) == 3, f"an AR line carries the error text: {lines[0]!r}")
+    check(code == 1, f"send exits 1 when a message was not accepted, got {code}")
+
+    # Text before the first MSH and a message without MSH-10: reported, not sent.
+    junk = write(h, "junk.hl7", b"hello, this is not HL7\r" +
+                 b"MSH|^~\\&|IT_LIS|IT_LAB|PMS_LAB|MPS_PMS|20260301120000||ORU^R01||P|2.5.1\r"
+                 b"PID|1||P-J^^^MPS_PMS^MR\r")
+    code, lines, err = send(server, port, [junk])
+    check(len(lines) == 2 and lines[0].startswith("- - not a message") and
+          lines[1].startswith("- - no MSH-10"), f"stray text and no MSH-10 reported: {lines}")
+    check(code == 1, f"send exits 1 for input that is not a message, got {code}")
+
+    # Unreadable file: exit 2, the file named.
+    code, lines, err = send(server, port, [h.path("missing.hl7")])
+    check(code == 2 and "missing.hl7" in err, f"unreadable file: exit 2 naming it, got {code} {err!r}")
+
+    # Nobody listening: one line per message with "-" and the reason; exit 1.
+    closed_port = lbtest.free_port()
+    code, lines, err = send(server, closed_port, [single, crlf])
+    check(len(lines) == 2 and lines[0].startswith("MSG001 - ") and lines[1].startswith("IT-C1 - "),
+          f"connection refused reported per message: {lines}")
+    check(code == 1, f"send exits 1 without a server, got {code}")
+
+    # A peer that reads but never answers: no ACK within --timeout.
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(4)
+    held = []
+
+    def accept_and_hold():
+        try:
+            while True:
+                conn, _ = silent.accept()
+                held.append(conn)
+        except OSError:
+            pass
+
+    threading.Thread(target=accept_and_hold, daemon=True).start()
+    started = time.monotonic()
+    code, lines, err = send(server, silent.getsockname()[1], [single], extra=("--timeout", "1"))
+    elapsed = time.monotonic() - started
+    silent.close()
+    for conn in held:
+        conn.close()
+    check(len(lines) == 1 and lines[0].startswith("MSG001 - "), f"ACK timeout reported: {lines}")
+    check(code == 1, f"send exits 1 when no ACK came, got {code}")
+    check(elapsed < 20, f"--timeout 1 gave up after {elapsed:.1f} s")
+
+
+def check_audit_verify(server, db):
+    rows = int(db.scalar("SELECT COUNT(*) FROM hl7_messages"))
+    check(rows >= 6, f"expected the rows of the send checks, got {rows}")
+    code, out = server.audit_verify()
+    check(code == 0 and f"verified: {rows} rows" in out,
+          f"audit verify after ingest: exit 0 and {rows} rows, got {code}: {out}")
+
+    victim = db.scalar("SELECT id FROM hl7_messages WHERE message_control_id = 'IT-B1'")
+    db.execute(f"UPDATE hl7_messages SET ack_status = 'AE' WHERE id = {victim}")
+    code, out = server.audit_verify()
+    check(code == 1 and "BROKEN" in out, f"audit verify after an edit: exit 1, got {code}: {out}")
+    db.execute(f"UPDATE hl7_messages SET ack_status = 'AA' WHERE id = {victim}")
+    code, out = server.audit_verify()
+    check(code == 0, f"audit verify once the edit is undone: exit 0, got {code}: {out}")
+
+    db.execute(f"UPDATE hl7_messages SET message_control_id = 'IT-B9' WHERE id = {victim}")
+    code, out = server.audit_verify()
+    check(code == 1 and "BROKEN" in out, f"audit verify after a control id edit: exit 1, got {out}")
+    db.execute(f"UPDATE hl7_messages SET message_control_id = 'IT-B1' WHERE id = {victim}")
+
+    db.execute(f"DELETE FROM hl7_messages WHERE id = {victim}")
+    code, out = server.audit_verify()
+    check(code == 1 and "BROKEN" in out, f"audit verify after a deletion: exit 1, got {code}: {out}")
+
+
+BAD_CONFIG = [
+    ("MLLP_LISTEN_PORT", "abc"),
+    ("MLLP_LISTEN_PORT", "70000"),
+    ("MAX_MESSAGE_SIZE", "12"),
+    ("MLLP_MAX_CONNECTIONS", "0"),
+    ("MLLP_FRAME_TIMEOUT_SECONDS", "soon"),
+    ("MLLP_IDLE_TIMEOUT_SECONDS", "-1"),
+    ("HTTP_LISTEN_PORT", "99999"),
+    ("GRPC_LISTEN_PORT", "x"),
+    ("WORKER_THREADS", "0"),
+    ("LOG_LEVEL", "loud"),
+    ("AUDIT_LOG_ENABLED", "maybe"),
+    ("SENDING_FACILITY", "A|B"),
+    ("ACK_TIMEOUT_SECONDS", "0"),
+    ("DATABASE_URL", "mysql://db.example/lab"),
+    ("MLLP_TLS_CLIENT_CA", "ca.pem"),  # client certificates without TLS
+]
+
+
+def check_bad_config(h, server):
+    for name, value in BAD_CONFIG:
+        port_file = h.path("bad.ports")
+        if os.path.exists(port_file):
+            os.unlink(port_file)
+        result = subprocess.run([server.binary, "serve", "--port-file", port_file],
+                                cwd=h.workdir, env=server.environment({name: value}),
+                                capture_output=True, timeout=30)
+        err = (result.stdout + result.stderr).decode("utf-8", "replace")
+        check(result.returncode != 0, f"{name}={value}: serve must refuse to start, exit "
+              f"{result.returncode}: {err}")
+        check(name in err, f"{name}={value}: the message must name {name}: {err!r}")
+        check(not os.path.exists(port_file), f"{name}={value}: serve must not listen")
+    # Both TLS files named when only one is set.
+    result = subprocess.run([server.binary, "serve"], cwd=h.workdir, capture_output=True,
+                            env=server.environment({"MLLP_TLS_CERT": h.path("server.crt")}),
+                            timeout=30)
+    err = result.stderr.decode("utf-8", "replace")
+    check(result.returncode != 0 and "MLLP_TLS_KEY" in err,
+          f"a certificate without a key names MLLP_TLS_KEY: {err!r}")
+
+
+def check_masked_start_line(h):
+    """PostgreSQL only: a password in DATABASE_URL never reaches the log."""
+    dsn = os.environ["BRIDGE_TEST_PG_DSN"]
+    db = h.database()
+    secret = "Pw-s3cret-4242"
+    # The test cluster trusts loopback, so any password connects.
+    db.url = db.url.replace("postgresql://bridge@", f"postgresql://bridge:{secret}@", 1)
+    check(secret in db.url, f"cannot put a password into {dsn}")
+    server = h.server(db, name="masked")
+    server.start()
+    with lbtest.MllpConnection(server.mllp_port) as c:
+        check(lbtest.read_msa(c.exchange(lbtest.guide_sample_oru()))[0] == "AA",
+              "AA with a password in DATABASE_URL")
+    server.stop()
+    log = server.log_text()
+    starts = [line for line in log.splitlines() if "event=start" in line]
+    check(len(starts) == 1, f"one start-up line, got {len(starts)}")
+    check("database=postgresql://" in starts[0], f"the start line shows the database: {starts[0]}")
+    check(secret not in log, "the database password appears in the log")
+
+
+def main():
+    backend, binary = sys.argv[1], sys.argv[2]
+    with lbtest.Harness(backend, binary) as h:
+        db = h.database()
+        server = h.server(db)
+        server.start()
+        check_send(h, server, db)
+        server.stop()
+        check_audit_verify(server, db)
+        check_bad_config(h, server)
+        if backend == "postgres":
+            check_masked_start_line(h)
+
+
+if __name__ == "__main__":
+    lbtest.run_main(main)
