@@ -61,8 +61,6 @@ std::string PatientReference(const std::string& ref) {
   return ref;
 }
 
-bool IsResponse(std::string_view type) { return type == "ACK" || type == "ORR" || type == "ORL"; }
-
 // Same person? Two PATIENT_RESULT groups may repeat the same PID.
 bool SamePatient(const v2_to_fhir::PatientRecord& a, const v2_to_fhir::PatientRecord& b) {
   if (a.pms_id != b.pms_id || a.identifiers.size() != b.identifiers.size()) return false;
@@ -166,9 +164,9 @@ IngestResult Ingest::Handle(std::string_view payload, const IngestPeer& peer) {
   row.peer_certificate_subject = peer.certificate_subject;
 
   absl::StatusOr<hl7::Message> parsed = hl7::Message::Parse(payload);
-  // The outcome decides the ACK; `reply_wanted` false means answer nothing.
+  // The outcome decides the ACK. Every message gets one: an MLLP sender waits
+  // for a reply to each frame, and silence (or a close) only makes it resend.
   absl::Status outcome = absl::OkStatus();
-  bool reply_wanted = true;
   bool enhanced = false;
   std::optional<v2_to_fhir::Conversion> conversion;
 
@@ -198,9 +196,7 @@ IngestResult Ingest::Handle(std::string_view payload, const IngestPeer& peer) {
     row.receiving_facility = std::string(m.Get("MSH-6").value());
     row.version = std::string(m.version());
     outcome = hl7::ValidateHeader(m, {});
-    if (outcome.ok() && IsResponse(row.message_type) && !enhanced) {
-      reply_wanted = false;  // no ACK to an ACK (or to ORR/ORL) in original mode
-    } else if (outcome.ok() && row.message_type == "ORU" && row.trigger_event == "R01") {
+    if (outcome.ok() && row.message_type == "ORU" && row.trigger_event == "R01") {
       v2_to_fhir::ConvertOptions convert;
       convert.now = options_.clock();
       convert.pms_assigning_authority = options_.sending_facility;
@@ -262,9 +258,6 @@ IngestResult Ingest::Handle(std::string_view payload, const IngestPeer& peer) {
 
   const hl7::Message* original = parsed.ok() ? &*parsed : nullptr;
   hl7::AckDecision decision = hl7::MakeAck(outcome, enhanced);
-  if (reply_wanted && original != nullptr && enhanced) {
-    reply_wanted = hl7::ShouldSendAcceptAck(*original, decision);
-  }
   // AE for the rejected order groups keeps the other results; any other
   // error stores the audit row alone.
   if (!outcome.ok() && !(conversion.has_value() && conversion->rejected_orders)) {
@@ -339,7 +332,7 @@ IngestResult Ingest::Handle(std::string_view payload, const IngestPeer& peer) {
 
   result.ack_code = decision.code;
   result.error = row.error_detail;
-  if (reply_wanted) result.reply = std::move(row.ack_message);
+  result.reply = std::move(row.ack_message);
   result.result_ids = stored->result_ids;
 
   std::vector<ResultEvent> events;

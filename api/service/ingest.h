@@ -24,14 +24,16 @@
 //     holds one patient; storing them under one would mislink results).
 //     Order groups refused by OBR-25 give AE, the rest is stored.
 //   - ORM^O01 / OML^O21 from a LIS (status updates): stored, AA.
-//   - ACK, ORR^O02, ORL^O22 (responses to our orders): stored. Responses are
-//     not acknowledged in original mode (HL7 2.5.1 2.9.2: no ACK to an ACK),
-//     so reply is nullopt and the MLLP server closes the connection; in
-//     enhanced mode an accept ACK (CA) is sent when MSH-15 asks for one.
+//   - ACK, ORR^O02, ORL^O22 (responses to our orders): stored, AA (CA in
+//     enhanced mode), MSA-2 their MSH-10.
 //   - storage unavailable (or any storage error): AR with ERR-3 207 so the
 //     sender resends; nothing is stored (one transaction).
-//   - MSH-15 NE/ER/SU in enhanced mode: reply nullopt when no accept ACK is
-//     wanted for the outcome (the connection is then closed).
+// Every message is answered, even an ACK and even when MSH-15 says NE/ER/SU:
+// over MLLP the sender waits for one reply per frame (python-hl7, node-hl7-
+// client, Mirth, HAPI all do), and no reply, or a closed connection, leaves
+// it unable to tell a stored message from a lost one, so it resends the same
+// message forever. HL7's "no ACK to an ACK" guards against ping-pong between
+// two receivers; a reply on the sender's own connection cannot start one.
 // Stored results are published on the EventBus; critical ones are logged as
 // an alert (ids and test code only).
 //
@@ -82,8 +84,9 @@ struct IngestPeer {
 };
 
 struct IngestResult {
-  // The ACK/NAK to send back (unframed ER7), or nullopt: send nothing and
-  // close (responses to our orders in original mode; MSH-15 NE and the like).
+  // The ACK/NAK to send back (unframed ER7). nullopt only for a resend whose
+  // original audit row holds no ACK (a row not written by Ingest): the MLLP
+  // server then closes the connection.
   std::optional<std::string> reply;
   std::string ack_code;      // MSA-1 of `reply` (or of the stored ACK), e.g. "AA"
   std::string control_id;    // the sender's MSH-10 ("" when unreadable)
