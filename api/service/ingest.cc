@@ -168,6 +168,7 @@ IngestResult Ingest::Handle(std::string_view payload, const IngestPeer& peer) {
   // for a reply to each frame, and silence (or a close) only makes it resend.
   absl::Status outcome = absl::OkStatus();
   bool enhanced = false;
+  int uncoded_results = 0;
   std::optional<v2_to_fhir::Conversion> conversion;
 
   if (!parsed.ok()) {
@@ -234,8 +235,16 @@ IngestResult Ingest::Handle(std::string_view payload, const IngestPeer& peer) {
           }
           std::set<std::string> placers;
           for (const v2_to_fhir::ResultRecord& r : d.results) {
-            record.results.push_back(ToStorage(r));
             if (!r.placer_order_number.empty()) placers.insert(r.placer_order_number);
+            if (r.test_code.empty()) {
+              // lab_results rows are keyed by test code. An OBX without
+              // OBX-3.1 stays in the audit row and in the FHIR resources
+              // (MAPPING.md rule T: narrative -> DiagnosticReport.presentedForm);
+              // refusing the whole message for it would lose every other result.
+              ++uncoded_results;
+              continue;
+            }
+            record.results.push_back(ToStorage(r));
           }
           for (const v2_to_fhir::OrderRecord& o : d.orders) {
             if (!o.placer_order_number.empty()) placers.insert(o.placer_order_number);
@@ -332,6 +341,7 @@ IngestResult Ingest::Handle(std::string_view payload, const IngestPeer& peer) {
 
   result.ack_code = decision.code;
   result.error = row.error_detail;
+  result.uncoded_results = uncoded_results;
   result.reply = std::move(row.ack_message);
   result.result_ids = stored->result_ids;
 
@@ -365,10 +375,11 @@ IngestResult Ingest::Handle(std::string_view payload, const IngestPeer& peer) {
     options_.logger->log(
         level,
         "event=ingest control_id={} type={} conn={} ack={} message_id={} results={} critical={} "
-        "reused_control_id={} replied={} error=\"{}\" ms={:.2f}",
+        "uncoded_results={} reused_control_id={} replied={} error=\"{}\" ms={:.2f}",
         Printable(result.control_id), Printable(result.message_type), peer.connection_id,
         result.ack_code, stored->message_id, result.result_ids.size(), result.critical_results,
-        result.control_id_reused, result.reply.has_value(), result.error, ms);
+        result.uncoded_results, result.control_id_reused, result.reply.has_value(), result.error,
+        ms);
   }
   return result;
 }

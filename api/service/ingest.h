@@ -22,7 +22,10 @@
 //     AA, or CA when the sender asks for enhanced mode. Results for several
 //     different patients in one ORU are refused with AE (one IngestRecord
 //     holds one patient; storing them under one would mislink results).
-//     Order groups refused by OBR-25 give AE, the rest is stored.
+//     Order groups refused by OBR-25 give AE, the rest is stored. An OBX
+//     without OBX-3.1 gets no lab_results row (it has no test code; it stays
+//     in the audit row and the FHIR resources) and is counted in
+//     uncoded_results; the message is still AA.
 //   - ORM^O01 / OML^O21 from a LIS (status updates): stored, AA.
 //   - ACK, ORR^O02, ORL^O22 (responses to our orders): stored, AA (CA in
 //     enhanced mode), MSA-2 their MSH-10.
@@ -97,6 +100,7 @@ struct IngestResult {
   std::optional<std::int64_t> message_id;
   std::vector<std::int64_t> result_ids;
   int critical_results = 0;
+  int uncoded_results = 0;  // OBX rows without OBX-3.1 (no lab_results row)
   std::string error;  // no PHI; "" when AA/CA
 };
 
