@@ -129,6 +129,14 @@ absl::StatusOr<Config> LoadConfig(const EnvLookup& env) {
   checks.push_back(CheckHl7Name("SENDING_APPLICATION", c.identity.sending_application));
   checks.push_back(CheckHl7Name("SENDING_FACILITY", c.identity.sending_facility));
   checks.push_back(ReadBool(env, "AUDIT_LOG_ENABLED", &c.audit_log_enabled));
+  if (!c.audit_log_enabled) {
+    // Storing the message is how lab-bridge knows it may acknowledge it, and
+    // HIPAA 164.312(b) wants the trail: there is nothing to switch off.
+    checks.push_back(Bad("AUDIT_LOG_ENABLED",
+                         "the audit trail cannot be turned off (every message is stored before "
+                         "its ACK); set it to true or leave it unset",
+                         "false"));
+  }
   checks.push_back(ReadIntAs(env, "AUDIT_RETENTION_DAYS", 1, 36500, "expected days 1-36500",
                              &c.audit_retention_days));
   checks.push_back(ReadIntAs(env, "ACK_TIMEOUT_SECONDS", 1, 3600, "expected seconds 1-3600",

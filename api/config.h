@@ -49,7 +49,7 @@ struct Config {
   mllp::ServerOptions mllp;
   storage::StoreOptions store;
   IdentityOptions identity;
-  bool audit_log_enabled = true;
+  bool audit_log_enabled = true;  // AUDIT_LOG_ENABLED: only true is accepted
   int audit_retention_days = 2555;
   int ack_timeout_seconds = 30;
   int retry_max_attempts = 3;

@@ -39,7 +39,7 @@ TEST(ConfigTest, ReadsEveryVariable) {
                                                  {"MAX_MESSAGE_SIZE", "2048"},
                                                  {"DATABASE_URL", "postgresql://u:secret@h:5/db"},
                                                  {"SENDING_FACILITY", "CLINIC_2"},
-                                                 {"AUDIT_LOG_ENABLED", "false"},
+                                                 {"AUDIT_LOG_ENABLED", "yes"},
                                                  {"MLLP_TLS_CERT", "s.crt"},
                                                  {"MLLP_TLS_KEY", "s.key"},
                                                  {"MLLP_TLS_CLIENT_CA", "ca.crt"},
@@ -49,7 +49,7 @@ TEST(ConfigTest, ReadsEveryVariable) {
   EXPECT_EQ(c->mllp.port, 12575);
   EXPECT_EQ(c->mllp.max_frame_bytes, 2048u);
   EXPECT_EQ(c->identity.sending_facility, "CLINIC_2");
-  EXPECT_FALSE(c->audit_log_enabled);
+  EXPECT_TRUE(c->audit_log_enabled);
   EXPECT_EQ(c->mllp.tls.allowed_peers, (std::vector<std::string>{"CN=lis-a", "lis-b"}));
   EXPECT_EQ(c->critical_flags.size(), 4u);
   const std::string line = DescribeConfig(*c);
@@ -88,6 +88,8 @@ TEST(ConfigTest, ABadValueNamesTheVariable) {
            {{{"MLLP_LISTEN_PORT", "70000"}}, "MLLP_LISTEN_PORT"},
            {{{"MAX_MESSAGE_SIZE", "-1"}}, "MAX_MESSAGE_SIZE"},
            {{{"AUDIT_LOG_ENABLED", "maybe"}}, "AUDIT_LOG_ENABLED"},
+           {{{"AUDIT_LOG_ENABLED", "false"}},
+            "AUDIT_LOG_ENABLED: the audit trail cannot be turned off"},
            {{{"AUDIT_RETENTION_DAYS", "0"}}, "AUDIT_RETENTION_DAYS"},
            {{{"SENDING_FACILITY", "A|B"}}, "SENDING_FACILITY"},
            {{{"ACK_TIMEOUT_SECONDS", "10s"}}, "ACK_TIMEOUT_SECONDS"},
