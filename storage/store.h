@@ -131,6 +131,14 @@ struct ResultRecord {
   bool critical = false;
 };
 
+// One value of a multi-valued FHIR search parameter of a resource (Patient
+// identifier, name parts, birthdate; ServiceRequest identifier).
+struct FhirSearchValue {
+  std::string name;    // the search parameter: "identifier", "name", "birthdate"
+  std::string system;  // identifier: its system ("" when it has none)
+  std::string value;   // identifier: as is; name: lower-cased; birthdate: FHIR date text
+};
+
 // A FHIR resource to store (insert, or new version when it exists).
 struct FhirResourceRecord {
   std::string resource_type;  // "Observation"
@@ -141,6 +149,8 @@ struct FhirResourceRecord {
   std::string date;  // FHIR date/dateTime text; compared lexically
   std::string status;
   std::string category;
+  // Replace the resource's previous values (a new version drops the old ones).
+  std::vector<FhirSearchValue> search_values;
 };
 
 // Everything one inbound message produces, written in ONE transaction.
@@ -291,14 +301,33 @@ struct MessagePage {
   std::string next_cursor;
 };
 
+// A condition on FhirResourceRecord::search_values: the resource matches when
+// one of its values named `name` does.
+struct FhirValueCondition {
+  enum class Match {
+    kToken,   // value equal ("" = any), and system equal when `system` is set ("" = none)
+    kPrefix,  // value starts with `value` (callers lower-case names)
+    kRange,   // value in [from, to), lexical; an empty bound is open
+  };
+  std::string name;
+  Match match = Match::kToken;
+  std::optional<std::string> system;
+  std::string value;
+  std::string from;
+  std::string to;
+};
+
 struct FhirQuery {
   std::string resource_type;  // required
   std::string patient_reference;
   std::string code;
   std::string status;
   std::string category;
-  std::string date_from;  // inclusive, lexical
-  std::string date_to;    // exclusive, lexical
+  std::string date_from;                             // inclusive, lexical
+  std::string date_to;                               // exclusive, lexical
+  std::optional<absl::Time> last_updated_from;       // inclusive
+  std::optional<absl::Time> last_updated_to;         // exclusive
+  std::vector<FhirValueCondition> value_conditions;  // all must hold
   int limit = 100;
   std::string cursor;
 };
@@ -313,6 +342,16 @@ struct StoreStats {
   int64_t ingest_records = 0;   // Ingest() calls that reached the committer
   int64_t ingest_batches = 0;   // transactions they were committed in
   int64_t ingest_failures = 0;  // records whose outcome was an error
+  // Queries, transactions and ingest records that failed on the database
+  // itself (kUnavailable or kInternal: connection lost, disk full, lock
+  // timeout), not on the caller's input.
+  int64_t database_errors = 0;
+};
+
+// Work waiting for people or for the dispatcher, counted now (for /metrics).
+struct OpenWork {
+  int64_t open_critical_results = 0;  // critical, not yet acknowledged
+  int64_t outbox_pending = 0;         // outbox rows not yet sent, failed or cancelled
 };
 
 class Store {
@@ -395,6 +434,9 @@ class Store {
 
   // A snapshot of the counters. Never blocks on the database.
   virtual StoreStats stats() const = 0;
+
+  // Two counts over partial/state indexes (cheap at any table size).
+  virtual absl::StatusOr<OpenWork> CountOpenWork() = 0;
 };
 
 // Opens (and by default migrates) the store named by options.database_url.

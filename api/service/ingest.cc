@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 
+#include "api/service/fhir_search_values.h"
 #include "mapping/hl7/ack.h"
 #include "mapping/hl7/error.h"
 #include "mapping/hl7/message.h"
@@ -117,7 +118,8 @@ storage::FhirResourceRecord ToStorage(const v2_to_fhir::ResourceRecord& r) {
                                      .code = r.code,
                                      .date = r.date,
                                      .status = r.status,
-                                     .category = r.category};
+                                     .category = r.category,
+                                     .search_values = FhirSearchValues(r.type, r.json)};
 }
 
 std::string StatusText(const absl::Status& status) {

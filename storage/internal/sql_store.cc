@@ -862,6 +862,68 @@ class SqlStore final : public Store {
     add("category =", query.category);
     add("date >=", query.date_from);
     add("date <", query.date_to);
+    if (query.last_updated_from.has_value()) {
+      params.push_back(Param::Int(ToMicros(*query.last_updated_from)));
+      absl::StrAppend(&sql, " AND last_updated >= $", params.size());
+    }
+    if (query.last_updated_to.has_value()) {
+      params.push_back(Param::Int(ToMicros(*query.last_updated_to)));
+      absl::StrAppend(&sql, " AND last_updated < $", params.size());
+    }
+    for (const FhirValueCondition& c : query.value_conditions) {
+      params.push_back(Param::Text(c.name));
+      absl::StrAppend(&sql,
+                      " AND id IN (SELECT resource_id FROM fhir_search_values WHERE "
+                      "resource_type = $1 AND name = $",
+                      params.size());
+      auto where = [&](absl::string_view condition, const std::string& value) {
+        params.push_back(Param::Text(value));
+        absl::StrAppend(&sql, " AND ", condition, " $", params.size());
+      };
+      switch (c.match) {
+        case FhirValueCondition::Match::kToken:
+          if (!c.value.empty()) {  // "system|": any value in that system
+            where("value =", c.value);
+          }
+          if (c.system.has_value()) {
+            if (c.system->empty()) {
+              absl::StrAppend(&sql, " AND system IS NULL");
+            } else {
+              where("system =", *c.system);
+            }
+          }
+          break;
+        case FhirValueCondition::Match::kPrefix: {
+          // The range lets the index answer; LIKE makes the match exact under
+          // any collation (PostgreSQL's may not order bytes).
+          where("value >=", c.value);
+          if (!c.value.empty() && static_cast<unsigned char>(c.value.back()) < 0x7e) {
+            std::string upper = c.value;
+            upper.back() = static_cast<char>(upper.back() + 1);
+            where("value <", upper);
+          }
+          std::string pattern;
+          for (char ch : c.value) {
+            if (ch == '%' || ch == '_' || ch == '\\') {
+              pattern += '\\';
+            }
+            pattern += ch;
+          }
+          where("value LIKE", pattern + "%");
+          absl::StrAppend(&sql, " ESCAPE '\\'");
+          break;
+        }
+        case FhirValueCondition::Match::kRange:
+          if (!c.from.empty()) {
+            where("value >=", c.from);
+          }
+          if (!c.to.empty()) {
+            where("value <", c.to);
+          }
+          break;
+      }
+      absl::StrAppend(&sql, ")");
+    }
     if (!query.cursor.empty()) {
       absl::StatusOr<std::string> after = DecodeCursor(query.cursor);
       if (!after.ok()) {
@@ -888,7 +950,26 @@ class SqlStore final : public Store {
   }
 
   StoreStats stats() const override {
-    return StoreStats{stats_records_.load(), stats_batches_.load(), stats_failures_.load()};
+    return StoreStats{stats_records_.load(), stats_batches_.load(), stats_failures_.load(),
+                      stats_database_errors_.load()};
+  }
+
+  absl::StatusOr<OpenWork> CountOpenWork() override {
+    // Each count walks a partial or leading-column index: the open criticals
+    // (lab_results_critical_open) and the pending outbox rows (outbox_due).
+    absl::StatusOr<std::vector<Row>> rows = Read(
+        "SELECT (SELECT COUNT(*) FROM lab_results WHERE critical = 1 AND acknowledged_at IS "
+        "NULL), (SELECT COUNT(*) FROM outbox WHERE state = 'pending')",
+        {});
+    if (!rows.ok()) {
+      return rows.status();
+    }
+    OpenWork work;
+    if (!rows->empty()) {
+      work.open_critical_results = Int((*rows)[0][0]);
+      work.outbox_pending = Int((*rows)[0][1]);
+    }
+    return work;
   }
 
   absl::StatusOr<int64_t> VerifyAuditChain() override {
@@ -1044,6 +1125,7 @@ class SqlStore final : public Store {
       for (const Pending* p : batch) {
         if (!p->outcome.ok()) {
           ++stats_failures_;
+          CountDatabaseError(p->outcome.status());
         }
       }
       {
@@ -1435,6 +1517,45 @@ class SqlStore final : public Store {
               "date = excluded.date, status = excluded.status, category = excluded.category, "
               "hl7_message_id = excluded.hl7_message_id, json = excluded.json"),
           std::move(params));
+      AddSearchValues(buffer, resources, start, end);
+    }
+  }
+
+  // A stored resource's search values are those of its latest version.
+  static void AddSearchValues(StatementBuffer& buffer,
+                              const std::vector<const FhirResourceRecord*>& resources, size_t start,
+                              size_t end) {
+    std::vector<Param> params;
+    std::vector<std::string> matches;
+    for (size_t i = start; i < end; ++i) {
+      params.push_back(Param::Text(resources[i]->resource_type));
+      params.push_back(Param::Text(resources[i]->id));
+      matches.push_back(absl::StrCat("(resource_type = $", params.size() - 1,
+                                     " AND resource_id = $", params.size(), ")"));
+    }
+    buffer.Add(
+        absl::StrCat("DELETE FROM fhir_search_values WHERE ", absl::StrJoin(matches, " OR ")),
+        std::move(params));
+    params.clear();
+    std::vector<std::string> tuples;
+    for (size_t i = start; i < end; ++i) {
+      for (const FhirSearchValue& v : resources[i]->search_values) {
+        if (v.name.empty() || v.value.empty()) {
+          continue;
+        }
+        tuples.push_back(Placeholders(params.size(), 5));
+        for (Param& p : std::vector<Param>{Param::Text(resources[i]->resource_type),
+                                           Param::Text(resources[i]->id), Param::Text(v.name),
+                                           Param::Text(v.system), Param::Text(v.value)}) {
+          params.push_back(std::move(p));
+        }
+      }
+    }
+    if (!tuples.empty()) {
+      buffer.Add(absl::StrCat("INSERT INTO fhir_search_values (resource_type, resource_id, name, "
+                              "system, value) VALUES ",
+                              absl::StrJoin(tuples, ", ")),
+                 std::move(params));
     }
   }
 
@@ -1693,7 +1814,9 @@ class SqlStore final : public Store {
   absl::StatusOr<std::vector<Row>> Read(const std::string& sql, const std::vector<Param>& params) {
     if (read_conn_ == nullptr) {
       std::lock_guard<std::mutex> lock(db_mu_);
-      return conn_->Query(sql, params);
+      absl::StatusOr<std::vector<Row>> rows = conn_->Query(sql, params);
+      CountDatabaseError(rows.status());
+      return rows;
     }
     std::lock_guard<std::mutex> lock(read_mu_);
     absl::StatusOr<std::vector<Row>> rows = read_conn_->Query(sql, params);
@@ -1702,7 +1825,14 @@ class SqlStore final : public Store {
       // connection was lost (a server restart, a failover).
       rows = read_conn_->Query(sql, params);
     }
+    CountDatabaseError(rows.status());
     return rows;
+  }
+
+  void CountDatabaseError(const absl::Status& status) {
+    if (absl::IsUnavailable(status) || absl::IsInternal(status)) {
+      ++stats_database_errors_;
+    }
   }
 
   template <typename T>
@@ -1710,15 +1840,18 @@ class SqlStore final : public Store {
     std::lock_guard<std::mutex> lock(db_mu_);
     if (absl::Status s = conn_->Begin(); !s.ok()) {
       conn_->Rollback();
+      CountDatabaseError(s);
       return s;
     }
     absl::StatusOr<T> result = body();
     if (!result.ok()) {
       conn_->Rollback();
+      CountDatabaseError(result.status());
       return result;
     }
     if (absl::Status s = conn_->Commit(); !s.ok()) {
       conn_->Rollback();
+      CountDatabaseError(s);
       return s;
     }
     return result;
@@ -1729,6 +1862,7 @@ class SqlStore final : public Store {
   std::atomic<int64_t> stats_records_{0};
   std::atomic<int64_t> stats_batches_{0};
   std::atomic<int64_t> stats_failures_{0};
+  std::atomic<int64_t> stats_database_errors_{0};
 
   std::mutex db_mu_;  // guards conn_: a connection is not thread-safe
   std::unique_ptr<Connection> conn_;

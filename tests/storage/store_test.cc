@@ -5,8 +5,10 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <filesystem>
 #include <memory>
 #include <set>
 #include <thread>
@@ -14,6 +16,7 @@
 #include "absl/strings/str_cat.h"
 
 #include "tests/storage/store_fixture.h"
+#include "tests/support/test_paths.h"
 
 namespace bridge::storage {
 namespace {
@@ -82,10 +85,16 @@ TEST_P(StoreTest, MigrateIsIdempotent) {
   absl::StatusOr<int> applied = store_->Migrate();
   ASSERT_TRUE(applied.ok()) << applied.status();
   EXPECT_EQ(*applied, 0);
-  EXPECT_EQ(db_->RunSql("SELECT name FROM schema_migrations ORDER BY version"),
-            "0001_initial\n0002_fhir_search_index_order");
+  // Every storage/schema/NNNN_name.sql, in order.
+  std::string names;
+  for (const std::filesystem::path& file : bridge::testing::FilesWithSuffix(
+           bridge::testing::SourceDir() / "storage" / "schema", ".sql")) {
+    absl::StrAppend(&names, names.empty() ? "" : "\n", file.stem().string());
+  }
+  ASSERT_FALSE(names.empty());
+  EXPECT_EQ(db_->RunSql("SELECT name FROM schema_migrations ORDER BY version"), names);
   Open();  // reopening an up-to-date database applies nothing
-  EXPECT_EQ(Count("schema_migrations"), 2);
+  EXPECT_EQ(Count("schema_migrations"), std::count(names.begin(), names.end(), '\n') + 1);
 }
 
 TEST_P(StoreTest, OpenWithoutMigrateRefusesAnOldSchema) {
@@ -530,6 +539,145 @@ TEST_P(StoreTest, FhirSearchByColumns) {
   EXPECT_EQ(ids.size(), 5u);
   EXPECT_EQ(store_->GetFhirResource("Observation", "nope").status().code(),
             absl::StatusCode::kNotFound);
+}
+
+// Patient identifier/name/birthdate: several values per resource, replaced
+// by each new version; _lastUpdated on the row's own time.
+TEST_P(StoreTest, FhirSearchBySearchValuesAndLastUpdated) {
+  const auto patient = [](const std::string& id, std::vector<FhirSearchValue> values) {
+    FhirResourceRecord r;
+    r.resource_type = "Patient";
+    r.id = id;
+    r.json = R"({"resourceType":"Patient"})";
+    r.patient_reference = "Patient/" + id;
+    r.search_values = std::move(values);
+    return r;
+  };
+  IngestRecord first = MakeOru("V-1", "P1", 1);
+  first.fhir_resources.push_back(patient("pa", {{"identifier", "urn:pms", "12345"},
+                                                {"identifier", "", "A-7"},
+                                                {"name", "", "doe"},
+                                                {"name", "", "jane"},
+                                                {"birthdate", "", "1990-03-15"}}));
+  first.fhir_resources.push_back(patient("pb", {{"identifier", "urn:pms", "777"},
+                                                {"name", "", "doenitz"},
+                                                {"name", "", "o_brien%"},
+                                                {"birthdate", "", "1985"}}));
+  IngestOk(first);
+  const auto ids = [&](std::vector<FhirValueCondition> conditions) {
+    FhirQuery query;
+    query.resource_type = "Patient";
+    query.value_conditions = std::move(conditions);
+    absl::StatusOr<FhirPage> page = store_->SearchFhirResources(query);
+    EXPECT_TRUE(page.ok()) << page.status();
+    std::vector<std::string> out;
+    for (const StoredFhirResource& r :
+         page.ok() ? page->resources : std::vector<StoredFhirResource>{}) {
+      out.push_back(r.resource.id);
+    }
+    return out;
+  };
+  using V = std::vector<std::string>;
+  const auto token = [](const std::string& value, std::optional<std::string> system = {}) {
+    FhirValueCondition c;
+    c.name = "identifier";
+    c.value = value;
+    c.system = std::move(system);
+    return c;
+  };
+  const auto name = [](const std::string& prefix) {
+    FhirValueCondition c;
+    c.name = "name";
+    c.match = FhirValueCondition::Match::kPrefix;
+    c.value = prefix;
+    return c;
+  };
+  const auto born = [](const std::string& from, const std::string& to) {
+    FhirValueCondition c;
+    c.name = "birthdate";
+    c.match = FhirValueCondition::Match::kRange;
+    c.from = from;
+    c.to = to;
+    return c;
+  };
+  EXPECT_EQ(ids({token("12345")}), V{"pa"});
+  EXPECT_EQ(ids({token("12345", "urn:pms")}), V{"pa"});
+  EXPECT_EQ(ids({token("12345", "urn:other")}), V{});
+  EXPECT_EQ(ids({token("A-7", "")}), V{"pa"});  // |A-7: no system
+  EXPECT_EQ(ids({token("12345", "")}), V{});
+  EXPECT_EQ(ids({token("1234")}), V{});                     // tokens match whole
+  EXPECT_EQ(ids({token("", "urn:pms")}), (V{"pa", "pb"}));  // system|: any value
+  EXPECT_EQ(ids({name("doe")}), (V{"pa", "pb"}));
+  EXPECT_EQ(ids({name("doen")}), V{"pb"});
+  EXPECT_EQ(ids({name("ja")}), V{"pa"});
+  EXPECT_EQ(ids({name("o_b")}), V{"pb"});
+  EXPECT_EQ(ids({name("o%")}), V{});  // LIKE wildcards are literal
+  EXPECT_EQ(ids({name("o_brien%")}), V{"pb"});
+  EXPECT_EQ(ids({born("1990", "1991")}), V{"pa"});
+  EXPECT_EQ(ids({born("", "1990")}), V{"pb"});
+  // Every condition must hold.
+  EXPECT_EQ(ids({name("doe"), token("777")}), V{"pb"});
+
+  // A new version replaces the values: the old name no longer matches.
+  now_ += absl::Hours(1);
+  IngestRecord second = MakeOru("V-2", "P1", 1);
+  second.fhir_resources.push_back(
+      patient("pa", {{"identifier", "urn:pms", "12345"}, {"name", "", "smith"}}));
+  IngestOk(second);
+  EXPECT_EQ(ids({name("ja")}), V{});
+  EXPECT_EQ(ids({name("smi")}), V{"pa"});
+  EXPECT_EQ(ids({token("A-7")}), V{});
+
+  FhirQuery changed;
+  changed.resource_type = "Patient";
+  changed.last_updated_from = now_;
+  absl::StatusOr<FhirPage> page = store_->SearchFhirResources(changed);
+  ASSERT_TRUE(page.ok()) << page.status();
+  ASSERT_EQ(page->resources.size(), 1u);
+  EXPECT_EQ(page->resources[0].resource.id, "pa");
+  changed.last_updated_from.reset();
+  changed.last_updated_to = now_;
+  page = store_->SearchFhirResources(changed);
+  ASSERT_TRUE(page.ok()) << page.status();
+  ASSERT_EQ(page->resources.size(), 1u);
+  EXPECT_EQ(page->resources[0].resource.id, "pb");
+}
+
+TEST_P(StoreTest, CountOpenWorkAndDatabaseErrors) {
+  IngestOk(MakeOru("W-1", "P1", 3));  // one HH result: critical
+  IngestRecord critical = MakeOru("W-2", "P2", 1);
+  critical.results[0].critical = true;
+  const IngestOutcome second = IngestOk(critical);
+  NewOrder order;
+  order.patient = PatientRecord{"P9", "", "TEST", "PATIENT", "", ""};
+  order.test_codes = {"CBC"};
+  order.lis_endpoint = "lis-a";
+  order.outbox_payload = "ORM-1";
+  order.placer_order_number = "PO-W";
+  ASSERT_TRUE(store_->CreateOrder(order).ok());
+  absl::StatusOr<OpenWork> work = store_->CountOpenWork();
+  ASSERT_TRUE(work.ok()) << work.status();
+  const int64_t criticals = std::stoll(db_->RunSql(
+      "SELECT COUNT(*) FROM lab_results WHERE critical = 1 AND acknowledged_at IS NULL"));
+  EXPECT_GE(criticals, 1);
+  EXPECT_EQ(work->open_critical_results, criticals);
+  EXPECT_EQ(work->outbox_pending, 1);
+  ASSERT_TRUE(store_->AcknowledgeResult(second.result_ids[0], "dr", now_, "").ok());
+  EXPECT_EQ(store_->CountOpenWork()->open_critical_results, criticals - 1);
+
+  // A write the database refuses counts as a database error; a caller's bad
+  // input does not.
+  EXPECT_EQ(store_->stats().database_errors, 0);
+  EXPECT_EQ(store_->GetOrder(424242).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(store_->stats().database_errors, 0);
+  StoreOptions failing;
+  failing.ingest_fault_hook_for_test = [](std::string_view step) {
+    return step == "results" ? absl::UnavailableError("disk full") : absl::OkStatus();
+  };
+  Open(failing);
+  EXPECT_EQ(store_->Ingest(MakeOru("W-3", "P3", 1)).status().code(),
+            absl::StatusCode::kUnavailable);
+  EXPECT_EQ(store_->stats().database_errors, 1);
 }
 
 TEST_P(StoreTest, EditedRowIsNamedByVerify) {
