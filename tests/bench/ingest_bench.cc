@@ -287,6 +287,13 @@ double MinTime() {
   return text != nullptr && std::atof(text) > 0 ? std::atof(text) : 5.0;
 }
 
+// Messages per thread instead of a minimum time ($BRIDGE_BENCH_ITERATIONS):
+// the same amount of work in every run, for comparing CPU per message.
+int64_t Iterations() {
+  const char* text = std::getenv("BRIDGE_BENCH_ITERATIONS");
+  return text != nullptr ? std::atoll(text) : 0;
+}
+
 void RegisterAll() {
   struct Config {
     const char* name;
@@ -296,14 +303,19 @@ void RegisterAll() {
   const Config configs[] = {{"Ingest/sqlite", Backend::kSqlite, SetUpSqlite},
                             {"Ingest/postgres", Backend::kPostgres, SetUpPostgres}};
   for (const Config& c : configs) {
-    benchmark::RegisterBenchmark(c.name, BM_Ingest, c.backend)
-        ->Setup(c.setup)
-        ->Teardown(TearDown)
-        ->Threads(1)
-        ->Threads(16)
-        ->Threads(20)
-        ->MinTime(MinTime())
-        ->UseRealTime();
+    benchmark::internal::Benchmark* benchmark =
+        benchmark::RegisterBenchmark(c.name, BM_Ingest, c.backend)
+            ->Setup(c.setup)
+            ->Teardown(TearDown)
+            ->Threads(1)
+            ->Threads(16)
+            ->Threads(20)
+            ->UseRealTime();
+    if (Iterations() > 0) {
+      benchmark->Iterations(Iterations());
+    } else {
+      benchmark->MinTime(MinTime());
+    }
   }
 }
 
