@@ -118,6 +118,21 @@ def free_port():
         return s.getsockname()[1]
 
 
+def stable_port():
+    """A free port below the kernel's ephemeral range, for a server that is
+    restarted on the same port: an ephemeral port could meanwhile become the
+    source port of some outgoing connection."""
+    for _ in range(200):
+        port = random.randrange(15000, 32000)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+                return port
+            except OSError:
+                continue
+    fail("no free port between 15000 and 32000")
+
+
 # --- HL7 and MLLP ---------------------------------------------------------
 
 
@@ -456,6 +471,43 @@ def parse_port_file(path):
             ports.setdefault("mllp", int(line))
     check("mllp" in ports, f"no MLLP port in {path}: {text!r}")
     return ports
+
+
+class OwnPostgres:
+    """A throwaway PostgreSQL cluster of this test alone (tests/support/
+    pg_throwaway.sh), for tests that stop it: the shared test cluster must
+    stay up for the tests running beside them."""
+
+    def __init__(self):
+        script = os.path.join(source_dir(), "tests", "support", "pg_throwaway.sh")
+        result = subprocess.run(
+            ["bash", "-c", f"source {script} && pg_start >/dev/null && env | grep '^BRIDGE_TEST_PG_'"],
+            capture_output=True, text=True, timeout=120)
+        if result.returncode != 0:
+            fail(f"cannot start a throwaway PostgreSQL: {result.stderr}")
+        env = dict(line.split("=", 1) for line in result.stdout.splitlines() if "=" in line)
+        self.dsn = env["BRIDGE_TEST_PG_DSN"]
+        self.data = env["BRIDGE_TEST_PG_DATA"]
+        self.directory = os.path.dirname(self.data)
+        self.ctl = env["BRIDGE_TEST_PG_CTL"].split()
+
+    def stop_immediate(self):
+        """`pg_ctl stop -m immediate`: a crash, no checkpoint."""
+        subprocess.run(self.ctl + ["stop", "-m", "immediate"], capture_output=True, timeout=60,
+                       check=True)
+
+    def start(self):
+        subprocess.run(self.ctl + ["start"], capture_output=True, timeout=120, check=True)
+        for _ in range(300):
+            if subprocess.run(["psql", "-X", "-q", self.dsn, "-c", "SELECT 1"],
+                              capture_output=True).returncode == 0:
+                return
+            time.sleep(0.1)
+        fail("PostgreSQL did not come back")
+
+    def destroy(self):
+        subprocess.run(self.ctl + ["stop", "-m", "immediate"], capture_output=True, timeout=60)
+        shutil.rmtree(self.directory, ignore_errors=True)
 
 
 class Harness:
