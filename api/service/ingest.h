@@ -101,7 +101,7 @@ struct IngestResult {
   std::vector<std::int64_t> result_ids;
   int critical_results = 0;
   int uncoded_results = 0;  // OBX rows without OBX-3.1 (no lab_results row)
-  std::string error;  // no PHI; "" when AA/CA
+  std::string error;        // no PHI; "" when AA/CA
 };
 
 class Ingest {
