@@ -6,7 +6,8 @@
 
 - send: one output line per message (control id, ACK code, error text),
   single messages, FHS/BHS batches, LF and CRLF files, several files in one
-  call; exit 0 only when every message got AA/CA, 1 otherwise (an AR, no
+  call; what else a LIS sends (an ACK to our order, ORM/OML status updates,
+  an ORU with MSH-15 NE) is stored and answered too; exit 0 only when every message got AA/CA, 1 otherwise (an AR, no
   server, no ACK in time, text that is not a message, a message without
   MSH-10), 2 for an unreadable file.
 - audit verify: passes after ingest (and counts the rows), fails after one
@@ -73,6 +74,28 @@ def check_send(h, server, db):
                     "AND duplicate_of IS NULL") == "1", "MSG001 stored once")
     check(db.scalar("SELECT COUNT(*) FROM lab_results") == "14", "no results added by a resend")
 
+    # What else a LIS sends on the inbound port: an ACK to one of our orders,
+    # an order status update (ORM, OML), an ORU asking for no accept ACK
+    # (MSH-15 NE). Each is stored and answered (an MLLP sender waits for a
+    # reply to every frame), with its own MSH-10.
+    hdr = b"MSH|^~\\&|IT_LIS|IT_LAB|PMS_LAB|MPS_PMS|20260301120000||"
+    others = write(h, "others.hl7", (
+        hdr + b"ACK^O01|IT-ACK1|P|2.5.1\rMSA|AA|LB0000000001\r" +
+        hdr + b"ORM^O01|IT-ORM1|P|2.5.1\rPID|1||P-O1^^^MPS_PMS^MR\rORC|SC|PL-1|FL-1||IP\r"
+        b"OBR|1|PL-1|FL-1|CBC\r" +
+        hdr + b"OML^O21|IT-OML1|P|2.5.1\rPID|1||P-O2^^^MPS_PMS^MR\rORC|SC|PL-2|FL-2||CM\r"
+        b"OBR|1|PL-2|FL-2|CBC\r" +
+        lbtest.synthetic_oru("IT-NE1", "P-NE1").replace(b"|P|2.5.1\r", b"|P|2.5.1|||NE|NE\r", 1)))
+    code, lines, err = send(server, port, [others])
+    expect_lines(lines, [("IT-ACK1", "AA"), ("IT-ORM1", "AA"), ("IT-OML1", "AA"), ("IT-NE1", "CA")],
+                 "ACK, ORM, OML and an ORU with MSH-15 NE")
+    check(code == 0, f"send exits 0 when every message got AA/CA, got {code}")
+    stored = db.query("SELECT message_control_id, message_type, ack_status FROM hl7_messages "
+                      "WHERE message_control_id IN ('IT-ACK1', 'IT-ORM1', 'IT-OML1', 'IT-NE1') "
+                      "ORDER BY id")
+    check(stored == [("IT-ACK1", "ACK", "AA"), ("IT-ORM1", "ORM", "AA"), ("IT-OML1", "OML", "AA"),
+                     ("IT-NE1", "ORU", "CA")], f"not stored as answered: {stored}")
+
     # An unsupported message type: AR with its error text; exit 1; the good
     # message in the same call is still sent and reported.
     adt = (b"MSH|^~\\&|IT_LIS|IT_LAB|PMS_LAB|MPS_PMS|20260301120000||ADT^A01|IT-ADT1|P|2.5.1\r"
@@ -131,7 +154,7 @@ def check_send(h, server, db):
 
 def check_audit_verify(server, db):
     rows = int(db.scalar("SELECT COUNT(*) FROM hl7_messages"))
-    check(rows >= 6, f"expected the rows of the send checks, got {rows}")
+    check(rows >= 10, f"expected the rows of the send checks, got {rows}")
     code, out = server.audit_verify()
     check(code == 0 and f"verified: {rows} rows" in out,
           f"audit verify after ingest: exit 0 and {rows} rows, got {code}: {out}")
