@@ -14,6 +14,7 @@ test_packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   clang-14 libclang-rt-14-dev
   postgresql-15 python3-hl7 netcat-openbsd sqlite3 nodejs curl jq wrk
+  chromium fonts-dejavu-core
 )
 
 want=("${build_packages[@]}")
