@@ -18,6 +18,7 @@
 #include "absl/time/time.h"
 
 #include "api/http/rest_api.h"
+#include "api/service/fhir_search_values.h"
 #include "mapping/fhir_to_v2/orm_builder.h"
 
 namespace bridge::api::http {
@@ -28,8 +29,47 @@ using Writer = rapidjson::Writer<rapidjson::StringBuffer>;
 constexpr std::array<const char*, 7> kReadTypes = {
     "Patient",  "DiagnosticReport", "Observation", "ServiceRequest",
     "Specimen", "Practitioner",     "Organization"};
-constexpr std::array<const char*, 3> kSearchTypes = {"Observation", "DiagnosticReport",
-                                                     "ServiceRequest"};
+
+struct SearchParam {
+  const char* name;
+  const char* type;  // CapabilityStatement searchParam.type
+};
+
+// The search parameters each searchable type answers; the
+// CapabilityStatement lists exactly these (and _count, _include).
+const std::vector<SearchParam>* SearchParams(std::string_view type) {
+  static const std::vector<SearchParam> kResults = {
+      {"patient", "reference"}, {"subject", "reference"}, {"code", "token"},       {"date", "date"},
+      {"category", "token"},    {"status", "token"},      {"_lastUpdated", "date"}};
+  static const std::vector<SearchParam> kServiceRequest = {
+      {"patient", "reference"}, {"subject", "reference"}, {"code", "token"},       {"date", "date"},
+      {"status", "token"},      {"identifier", "token"},  {"_lastUpdated", "date"}};
+  static const std::vector<SearchParam> kPatient = {
+      {"identifier", "token"}, {"name", "string"}, {"birthdate", "date"}, {"_lastUpdated", "date"}};
+  if (type == "Observation" || type == "DiagnosticReport") {
+    return &kResults;
+  }
+  if (type == "ServiceRequest") {
+    return &kServiceRequest;
+  }
+  if (type == "Patient") {
+    return &kPatient;
+  }
+  return nullptr;
+}
+
+bool Supports(std::string_view type, std::string_view param) {
+  const std::vector<SearchParam>* params = SearchParams(type);
+  if (params == nullptr) {
+    return false;
+  }
+  for (const SearchParam& p : *params) {
+    if (param == p.name) {
+      return true;
+    }
+  }
+  return false;
+}
 
 bool IsOneOf(const std::string& type, const auto& types) {
   for (const char* t : types) {
@@ -254,6 +294,163 @@ bool ApplyDate(const std::string& value, std::string* from, std::string* to) {
   return true;
 }
 
+// A FHIR date or dateTime as the range of instants it names at its
+// precision: "2026" is the whole year, "2026-11-28T06:10Z" that minute
+// (UTC when no zone is given). nullopt when it is not one.
+std::optional<std::pair<absl::Time, absl::Time>> InstantRange(std::string_view text) {
+  const auto digits = [&](std::size_t at, std::size_t n, int* out) {
+    if (at + n > text.size()) {
+      return false;
+    }
+    int v = 0;
+    for (std::size_t i = at; i < at + n; ++i) {
+      if (!std::isdigit(static_cast<unsigned char>(text[i]))) {
+        return false;
+      }
+      v = v * 10 + (text[i] - '0');
+    }
+    *out = v;
+    return true;
+  };
+  int year = 0;
+  int month = 1;
+  int day = 1;
+  int hour = 0;
+  int minute = 0;
+  int second = 0;
+  if (!digits(0, 4, &year)) {
+    return std::nullopt;
+  }
+  if (text.size() == 4) {
+    return std::make_pair(absl::FromCivil(absl::CivilYear(year), absl::UTCTimeZone()),
+                          absl::FromCivil(absl::CivilYear(year + 1), absl::UTCTimeZone()));
+  }
+  if (text[4] != '-' || !digits(5, 2, &month) || month < 1 || month > 12) {
+    return std::nullopt;
+  }
+  const absl::CivilMonth civil_month(year, month);
+  if (text.size() == 7) {
+    return std::make_pair(absl::FromCivil(civil_month, absl::UTCTimeZone()),
+                          absl::FromCivil(civil_month + 1, absl::UTCTimeZone()));
+  }
+  if (text[7] != '-' || !digits(8, 2, &day) || day < 1 ||
+      absl::CivilDay(year, month, day).month() != month) {
+    return std::nullopt;
+  }
+  const absl::CivilDay civil_day(year, month, day);
+  if (text.size() == 10) {
+    return std::make_pair(absl::FromCivil(civil_day, absl::UTCTimeZone()),
+                          absl::FromCivil(civil_day + 1, absl::UTCTimeZone()));
+  }
+  if (text[10] != 'T' || !digits(11, 2, &hour) || hour > 23 || text.size() < 16 ||
+      text[13] != ':' || !digits(14, 2, &minute) || minute > 59) {
+    return std::nullopt;
+  }
+  std::size_t at = 16;
+  absl::Duration precision = absl::Minutes(1);
+  absl::Duration fraction;
+  if (at < text.size() && text[at] == ':') {
+    if (!digits(at + 1, 2, &second) || second > 59) {
+      return std::nullopt;
+    }
+    at += 3;
+    precision = absl::Seconds(1);
+    if (at < text.size() && text[at] == '.') {
+      ++at;
+      const std::size_t start = at;
+      while (at < text.size() && std::isdigit(static_cast<unsigned char>(text[at])) &&
+             at - start < 6) {
+        precision /= 10;
+        fraction += precision * (text[at] - '0');
+        ++at;
+      }
+      if (at == start) {
+        return std::nullopt;
+      }
+      while (at < text.size() && std::isdigit(static_cast<unsigned char>(text[at]))) {
+        ++at;  // beyond microseconds: the store keeps no finer time
+      }
+    }
+  }
+  absl::Duration offset;
+  if (at < text.size()) {
+    const std::string_view zone = text.substr(at);
+    int zone_hours = 0;
+    int zone_minutes = 0;
+    if (zone == "Z") {
+      // UTC
+    } else if (zone.size() == 6 && (zone[0] == '+' || zone[0] == '-') && zone[3] == ':' &&
+               digits(at + 1, 2, &zone_hours) && digits(at + 4, 2, &zone_minutes) &&
+               zone_hours <= 14 && zone_minutes <= 59) {
+      offset = absl::Hours(zone_hours) + absl::Minutes(zone_minutes);
+      if (zone[0] == '-') {
+        offset = -offset;
+      }
+    } else {
+      return std::nullopt;
+    }
+  }
+  const absl::Time start =
+      absl::FromCivil(absl::CivilSecond(year, month, day, hour, minute, second),
+                      absl::UTCTimeZone()) +
+      fraction - offset;
+  return std::make_pair(start, start + precision);
+}
+
+// _lastUpdated=[prefix]instant -> the store's [from, to).
+bool ApplyInstant(const std::string& value, std::optional<absl::Time>* from,
+                  std::optional<absl::Time>* to) {
+  std::string prefix = "eq";
+  std::string_view text = value;
+  if (value.size() > 2 && std::isalpha(static_cast<unsigned char>(value[0]))) {
+    prefix = value.substr(0, 2);
+    text = text.substr(2);
+  }
+  const std::optional<std::pair<absl::Time, absl::Time>> range = InstantRange(text);
+  if (!range.has_value()) {
+    return false;
+  }
+  const auto raise = [](std::optional<absl::Time>* bound, absl::Time t) {
+    if (!bound->has_value() || t > **bound) {
+      *bound = t;
+    }
+  };
+  const auto lower = [](std::optional<absl::Time>* bound, absl::Time t) {
+    if (!bound->has_value() || t < **bound) {
+      *bound = t;
+    }
+  };
+  if (prefix == "eq") {
+    raise(from, range->first);
+    lower(to, range->second);
+  } else if (prefix == "ge") {
+    raise(from, range->first);
+  } else if (prefix == "gt") {
+    raise(from, range->second);
+  } else if (prefix == "le") {
+    lower(to, range->second);
+  } else if (prefix == "lt") {
+    lower(to, range->first);
+  } else {
+    return false;
+  }
+  return true;
+}
+
+// identifier=[system]|value, |value (no system), system| (any value), value.
+storage::FhirValueCondition IdentifierCondition(const std::string& value) {
+  storage::FhirValueCondition c;
+  c.name = "identifier";
+  const std::size_t bar = value.find('|');
+  if (bar == std::string::npos) {
+    c.value = value;
+  } else {
+    c.system = value.substr(0, bar);
+    c.value = value.substr(bar + 1);
+  }
+  return c;
+}
+
 std::string BaseUrl(const HttpRequest& request) {
   std::string host(request.Header("host"));
   if (host.empty()) {
@@ -392,7 +589,7 @@ HttpResponse FhirApi::Dispatch(const HttpRequest& request, service::Principal* w
       body +=
           std::string(R"({"type":")") + t + R"(","interaction":[{"code":"read"},{"code":"vread"})";
       const std::string name(t);
-      if (IsOneOf(name, kSearchTypes)) {
+      if (const std::vector<SearchParam>* params = SearchParams(name); params != nullptr) {
         body += R"(,{"code":"search-type"})";
         if (name == "ServiceRequest") {
           body += R"(,{"code":"create"})";
@@ -400,11 +597,9 @@ HttpResponse FhirApi::Dispatch(const HttpRequest& request, service::Principal* w
         body += name == "DiagnosticReport"
                     ? R"(],"searchInclude":["DiagnosticReport:result"],"searchParam":[)"
                     : R"(],"searchParam":[)";
-        body += R"({"name":"patient","type":"reference"},{"name":"subject","type":"reference"},)"
-                R"({"name":"code","type":"token"},{"name":"date","type":"date"},)"
-                R"({"name":"status","type":"token"})";
-        if (name != "ServiceRequest") {
-          body += R"(,{"name":"category","type":"token"})";
+        for (std::size_t i = 0; i < params->size(); ++i) {
+          body += std::string(i == 0 ? "" : ",") + R"({"name":")" + (*params)[i].name +
+                  R"(","type":")" + (*params)[i].type + R"("})";
         }
         body += "]}";
       } else {
@@ -437,7 +632,7 @@ HttpResponse FhirApi::Dispatch(const HttpRequest& request, service::Principal* w
   if (post && parts.size() == 2 && type == "ServiceRequest") {
     role = service::Role::kOrdersWrite;
   }
-  if (parts.size() == 2 && get && !IsOneOf(type, kSearchTypes)) {
+  if (parts.size() == 2 && get && SearchParams(type) == nullptr) {
     return FhirError(400, "not-supported", "search is not supported for " + type);
   }
   if (!role.has_value()) {
@@ -505,20 +700,64 @@ HttpResponse FhirApi::Search(const HttpRequest& request, const std::string& type
   query.limit = 50;
   bool include_results = false;
   std::string self;
+  std::optional<storage::FhirValueCondition> birthdate;
+  // Orders placed here (ServiceRequest/order-N) live in lab_orders, not among
+  // the stored resources; an identifier search names them by placer number.
+  std::optional<storage::FhirValueCondition> placer;
+  bool filters_beyond_identifier = false;
   for (const auto& [name, value] : request.query) {
     bool used = true;
-    if (name == "patient" || name == "subject") {
+    if (name.rfind('_', 0) != 0 && !Supports(type, name)) {
+      used = false;
+      if (strict) {
+        return FhirError(400, "not-supported", "unsupported search parameter: " + name);
+      }
+    } else if (name == "patient" || name == "subject") {
       query.patient_reference = value.find('/') == std::string::npos ? "Patient/" + value : value;
+      filters_beyond_identifier = true;
     } else if (name == "code") {
       query.code = value;
+      filters_beyond_identifier = true;
     } else if (name == "status") {
       query.status = value;
-    } else if (name == "category" && type != "ServiceRequest") {
+    } else if (name == "category") {
       query.category = value;
     } else if (name == "date") {
       if (!ApplyDate(value, &query.date_from, &query.date_to)) {
         return FhirError(400, "invalid",
                          "date: expected [ge|gt|le|lt|eq]YYYY[-MM[-DD[Thh:mm...]]]");
+      }
+      filters_beyond_identifier = true;
+    } else if (name == "_lastUpdated" && Supports(type, name)) {
+      if (!ApplyInstant(value, &query.last_updated_from, &query.last_updated_to)) {
+        return FhirError(400, "invalid",
+                         "_lastUpdated: expected [ge|gt|le|lt|eq]YYYY[-MM[-DD[Thh:mm[:ss[.s]]"
+                         "(Z|+hh:mm)]]]");
+      }
+      filters_beyond_identifier = true;
+    } else if (name == "identifier") {
+      if (value.empty() || value == "|") {
+        return FhirError(400, "invalid", "identifier: expected [system]|value or value");
+      }
+      query.value_conditions.push_back(IdentifierCondition(value));
+      placer = query.value_conditions.back();
+    } else if (name == "name") {
+      storage::FhirValueCondition c;
+      c.name = "name";
+      c.match = storage::FhirValueCondition::Match::kPrefix;
+      c.value = service::NormalizeNameForSearch(value);
+      if (c.value.empty()) {
+        return FhirError(400, "invalid", "name: expected the start of a name");
+      }
+      query.value_conditions.push_back(std::move(c));
+    } else if (name == "birthdate") {
+      if (!birthdate.has_value()) {
+        birthdate.emplace();
+        birthdate->name = "birthdate";
+        birthdate->match = storage::FhirValueCondition::Match::kRange;
+      }
+      if (!ApplyDate(value, &birthdate->from, &birthdate->to)) {
+        return FhirError(400, "invalid", "birthdate: expected [ge|gt|le|lt|eq]YYYY[-MM[-DD]]");
       }
     } else if (name == "_count") {
       int count = 0;
@@ -536,6 +775,11 @@ HttpResponse FhirApi::Search(const HttpRequest& request, const std::string& type
     } else if (name == "_cursor") {
       query.cursor = value;
       continue;  // not part of self
+    } else if (name == "_lastUpdated") {
+      used = false;  // not for this type (AuditEvent has its own search)
+      if (strict) {
+        return FhirError(400, "not-supported", "unsupported search parameter: " + name);
+      }
     } else {
       used = false;
       if (strict) {
@@ -546,9 +790,30 @@ HttpResponse FhirApi::Search(const HttpRequest& request, const std::string& type
       self += (self.empty() ? "" : "&") + PercentEncode(name) + "=" + PercentEncode(value);
     }
   }
+  if (birthdate.has_value()) {
+    query.value_conditions.push_back(*std::move(birthdate));
+  }
   absl::StatusOr<storage::FhirPage> page = store_.SearchFhirResources(query);
   if (!page.ok()) {
     return ToOperationOutcome(page.status());
+  }
+  std::vector<service::OrderView> orders;
+  if (type == "ServiceRequest" && placer.has_value() && !filters_beyond_identifier &&
+      query.cursor.empty() && !placer->value.empty() &&
+      (!placer->system.has_value() || *placer->system == "urn:lab-bridge:placer:" + authority_)) {
+    absl::StatusOr<storage::StoredOrder> found = store_.FindOrderByPlacerNumber(placer->value);
+    if (!found.ok() && !absl::IsNotFound(found.status())) {
+      return ToOperationOutcome(found.status());
+    }
+    if (found.ok()) {
+      absl::StatusOr<service::OrderView> view = orders_.Get(found->id);
+      if (!view.ok()) {
+        return ToOperationOutcome(view.status());
+      }
+      if (query.status.empty() || query.status == OrderStatusCode(view->order.status)) {
+        orders.push_back(*std::move(view));
+      }
+    }
   }
 
   const std::string base = BaseUrl(request);
@@ -563,7 +828,7 @@ HttpResponse FhirApi::Search(const HttpRequest& request, const std::string& type
   // does not count further pages, so `total` is omitted when there is a next.
   if (page->next_cursor.empty() && query.cursor.empty()) {
     w.Key("total");
-    w.Uint64(page->resources.size());
+    w.Uint64(page->resources.size() + orders.size());
   }
   w.Key("link");
   w.StartArray();
@@ -585,6 +850,21 @@ HttpResponse FhirApi::Search(const HttpRequest& request, const std::string& type
   w.EndArray();
   w.Key("entry");
   w.StartArray();
+  for (const service::OrderView& order : orders) {
+    patients->push_back(order.pms_patient_id);
+    w.StartObject();
+    w.Key("fullUrl");
+    Str(w, base + "/ServiceRequest/order-" + std::to_string(order.order.id));
+    w.Key("resource");
+    const std::string json = OrderAsServiceRequest(order, authority_);
+    w.RawValue(json.c_str(), json.size(), rapidjson::kObjectType);
+    w.Key("search");
+    w.StartObject();
+    w.Key("mode");
+    w.String("match");
+    w.EndObject();
+    w.EndObject();
+  }
   for (const storage::StoredFhirResource& stored : page->resources) {
     patients->push_back(stored.resource.patient_reference);
     w.StartObject();

@@ -8,9 +8,11 @@
 //   GET  /fhir/metadata                      CapabilityStatement (no token)
 //   GET  /fhir/{type}/{id}[/_history/{vid}]  read (ETag, Last-Modified, meta)  results:read
 //   GET  /fhir/{type}?...                    searchset Bundle, total, self/next  results:read
-//        Observation: patient subject code date category status _count
-//        DiagnosticReport: patient subject code date category status _count
-//        ServiceRequest: patient subject code date status _count
+//        Observation: patient subject code date category status _lastUpdated _count
+//        DiagnosticReport: the same, and _include=DiagnosticReport:result
+//        ServiceRequest: patient subject code date status identifier _lastUpdated _count
+//                        (identifier also finds orders placed here, ServiceRequest/order-N)
+//        Patient: identifier name birthdate _lastUpdated _count
 //   GET  /fhir/AuditEvent?patient=&_count=   the access audit as AuditEvents  audit:read
 //   POST /fhir/ServiceRequest                a ServiceRequest (or a Bundle with
 //                                            its Patient) -> the same order as

@@ -26,6 +26,7 @@
 
 #include "api/apis.h"
 #include "api/config.h"
+#include "api/service/fhir_search_values.h"
 #include "storage/store.h"
 
 namespace {
@@ -91,6 +92,7 @@ IngestRecord Oru(const std::string& control_id, const std::string& pms_id,
       R"("urn:lab-bridge:patient:MPS_PMS","value":")", pms_id,
       R"("}],"name":[{"family":"Doe","given":["Jane"]}],"gender":"female","birthDate":"1990-03-15"})");
   patient.patient_reference = patient_ref;
+  patient.search_values = bridge::api::service::FhirSearchValues("Patient", patient.json);
   r.fhir_resources.push_back(patient);
   int n = 0;
   for (const Test* t : tests) {

@@ -70,6 +70,26 @@ expect(b.total === 1 && b.entry.length === 6 &&
        'DiagnosticReport?patient=12345&_include=DiagnosticReport:result -> 1 match + 5 Observations');
 b = await search('DiagnosticReport', { code: 'http://loinc.org|58410-2', status: 'final', date: 'ge2026-02-21', patient: '12345' });
 expect(b.total === 1 && b.entry.length === 1, 'DiagnosticReport?code&status&date -> 1');
+b = await search('Observation', { patient: '12345', _lastUpdated: 'ge2000-01-01' });
+expect(b.total === 5, 'Observation?_lastUpdated=ge2000-01-01 -> 5');
+b = await search('Observation', { patient: '12345', _lastUpdated: 'lt2000-01-01T00:00:00Z' });
+expect(b.total === 0, 'Observation?_lastUpdated=lt2000-01-01T00:00:00Z -> 0');
+b = await search('Patient', { identifier: '12345' });
+expect(b.total === 1 && b.entry[0].resource.id === '12345', 'Patient?identifier=12345 -> Patient/12345');
+b = await search('Patient', { identifier: 'urn:lab-bridge:patient:MPS_PMS|12345' });
+expect(b.total === 1, 'Patient?identifier=system|12345 -> 1');
+b = await search('Patient', { identifier: 'urn:other|12345' });
+expect(b.total === 0, 'Patient?identifier=urn:other|12345 -> 0');
+b = await search('Patient', { name: 'doe' });
+expect(b.total === 1 && b.entry[0].resource.name[0].family === 'Doe', 'Patient?name=doe -> Doe');
+b = await search('Patient', { name: 'JAN' });
+expect(b.total === 1, 'Patient?name=JAN (given, any case) -> 1');
+b = await search('Patient', { name: 'zzz' });
+expect(b.total === 0, 'Patient?name=zzz -> 0');
+b = await search('Patient', { birthdate: '1990-03-15' });
+expect(b.total === 1, 'Patient?birthdate=1990-03-15 -> 1');
+b = await search('Patient', { birthdate: 'ge1991' });
+expect(b.total === 0, 'Patient?birthdate=ge1991 -> 0');
 b = await search('Observation', { patient: '12345', _count: 2 });
 const id = b.entry[0].resource.id;
 const obs = keep('read', await client.read({ resourceType: 'Observation', id }));
@@ -93,6 +113,12 @@ const created = keep('created', await client.create({
 expect(created.resourceType === 'ServiceRequest' && created.status === 'active', 'create ServiceRequest');
 const reread = keep('sr', await client.read({ resourceType: 'ServiceRequest', id: created.id }));
 expect(reread.id === created.id, `read ServiceRequest/${created.id}`);
+const placer = created.identifier.find((i) => i.type.coding[0].code === 'PLAC');
+b = await search('ServiceRequest', { identifier: `${placer.system}|${placer.value}` });
+expect(b.total === 1 && b.entry[0].resource.id === created.id,
+       `ServiceRequest?identifier=${placer.system}|${placer.value} -> ${created.id}`);
+b = await search('ServiceRequest', { identifier: placer.value, status: 'revoked' });
+expect(b.total === 0, 'ServiceRequest?identifier&status=revoked -> 0');
 
 const audit = keep('audit', await client.search({ resourceType: 'AuditEvent', searchParams: { patient: '12345', _count: 5 } }));
 expect(audit.entry.length === 5 && audit.entry.every((e) => e.resource.resourceType === 'AuditEvent'),
@@ -101,6 +127,8 @@ await expectError(anonymous.search({ resourceType: 'AuditEvent', searchParams: {
 await expectError(client.read({ resourceType: 'Observation', id: 'missing' }), 404, 'not-found', 'read missing');
 await expectError(anonymous.search({ resourceType: 'Observation', searchParams: {} }), 401, 'security', 'no token');
 await expectError(client.search({ resourceType: 'Observation', searchParams: { _count: 0 } }), 400, 'invalid', '_count=0');
+await expectError(client.search({ resourceType: 'Observation', searchParams: { _lastUpdated: 'yesterday' } }),
+                  400, 'invalid', '_lastUpdated=yesterday');
 await expectError(client.search({ resourceType: 'Observation', searchParams: { _include: 'Observation:subject' } }),
                   400, 'not-supported', 'unsupported _include');
 await expectError(client.create({ resourceType: 'ServiceRequest', body: { resourceType: 'ServiceRequest' } }),

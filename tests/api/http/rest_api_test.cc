@@ -6,6 +6,7 @@
 
 #include <rapidjson/document.h>
 
+#include <map>
 #include <memory>
 #include <set>
 #include <string>
@@ -17,6 +18,8 @@
 #include "api/apis.h"
 #include "api/config.h"
 #include "api/http/fhir_api.h"
+#include "api/service/event_bus.h"
+#include "api/service/ingest.h"
 #include "storage/store.h"
 #include "tests/api/http/http_test_client.h"
 #include "tests/storage/store_fixture.h"
@@ -522,6 +525,133 @@ TEST_P(RestApiTest, FhirMetadataListsWhatIsImplemented) {
   EXPECT_EQ(types,
             (std::set<std::string>{"Patient", "DiagnosticReport", "Observation", "ServiceRequest",
                                    "Specimen", "Practitioner", "Organization"}));
+  // Exactly the search parameters the facade answers, per type.
+  std::map<std::string, std::set<std::string>> params;
+  for (const auto& res : doc["rest"][0]["resource"].GetArray()) {
+    std::set<std::string>& names = params[res["type"].GetString()];
+    if (res.HasMember("searchParam")) {
+      for (const auto& p : res["searchParam"].GetArray()) {
+        names.insert(p["name"].GetString());
+      }
+    }
+  }
+  const std::set<std::string> results = {"patient",  "subject", "code",        "date",
+                                         "category", "status",  "_lastUpdated"};
+  EXPECT_EQ(params["Observation"], results);
+  EXPECT_EQ(params["DiagnosticReport"], results);
+  EXPECT_EQ(params["ServiceRequest"],
+            (std::set<std::string>{"patient", "subject", "code", "date", "status", "identifier",
+                                   "_lastUpdated"}));
+  EXPECT_EQ(params["Patient"],
+            (std::set<std::string>{"identifier", "name", "birthdate", "_lastUpdated"}));
+  EXPECT_TRUE(params["Specimen"].empty());
+}
+
+// Patient identifier/name/birthdate, _lastUpdated and ServiceRequest
+// identifier over what the real inbound pipeline stores for the guide's ORU
+// (Patient ids are UUIDs there: a client finds the Patient, then its results).
+TEST_P(RestApiTest, FhirSearchesOverTheInboundPipeline) {
+  service::EventBus bus;
+  service::Ingest ingest(*store_, bus, {});
+  const std::string oru = bridge::testing::ReadFileOrDie(bridge::testing::SourceDir() /
+                                                         "tests/fixtures/hl7/guide_sample_oru.hl7");
+  service::IngestPeer peer;
+  peer.source_ip = "127.0.0.1";
+  ASSERT_TRUE(ingest.Handle(oru, peer).stored);
+  const auto total = [&](const std::string& target) {
+    HttpResult r = Get(target);
+    EXPECT_EQ(r.status, 200) << target << ": " << r.body;
+    rapidjson::Document doc = ParseJson(r.body);
+    return doc.IsObject() && doc.HasMember("total") ? doc["total"].GetInt() : -1;
+  };
+
+  HttpResult r = Get("/fhir/Patient?identifier=12345");
+  ASSERT_EQ(r.status, 200) << r.body;
+  rapidjson::Document bundle = ParseJson(r.body);
+  ASSERT_EQ(bundle["total"].GetInt(), 1) << r.body;
+  const rapidjson::Value& patient = bundle["entry"][0]["resource"];
+  const std::string patient_id = patient["id"].GetString();
+  std::string system;
+  for (const auto& id : patient["identifier"].GetArray()) {
+    if (std::string(id["value"].GetString()) == "12345") {
+      system = id["system"].GetString();
+    }
+  }
+  ASSERT_FALSE(system.empty());
+  EXPECT_EQ(total("/fhir/Patient?identifier=" + http::PercentEncode(system + "|12345")), 1);
+  EXPECT_EQ(total("/fhir/Patient?identifier=urn:other%7C12345"), 0);
+  EXPECT_EQ(total("/fhir/Patient?identifier=%7C12345"), 0);  // |12345: no system
+  EXPECT_EQ(total("/fhir/Patient?identifier=" + http::PercentEncode(system + "|")), 1);
+  EXPECT_EQ(total("/fhir/Patient?identifier=1234"), 0);
+  EXPECT_EQ(total("/fhir/Patient?name=doe"), 1);
+  EXPECT_EQ(total("/fhir/Patient?name=JA"), 1);  // given, any case
+  EXPECT_EQ(total("/fhir/Patient?name=Doe&name=Jane"), 1);
+  EXPECT_EQ(total("/fhir/Patient?name=smith"), 0);
+  EXPECT_EQ(total("/fhir/Patient?birthdate=1990-03-15"), 1);
+  EXPECT_EQ(total("/fhir/Patient?birthdate=ge1990&birthdate=lt1991"), 1);
+  EXPECT_EQ(total("/fhir/Patient?birthdate=lt1990-03-15"), 0);
+  EXPECT_EQ(total("/fhir/Patient?name=doe&birthdate=1985"), 0);
+  // The Patient found leads to its results.
+  EXPECT_EQ(total("/fhir/Observation?patient=" + patient_id), 5);
+
+  // _lastUpdated: the time lab-bridge stored the resources.
+  const absl::Time now = absl::Now();
+  const std::string today = absl::FormatTime("%Y-%m-%d", now, absl::UTCTimeZone());
+  EXPECT_EQ(total("/fhir/Observation?_lastUpdated=" + today), 5);
+  EXPECT_EQ(total("/fhir/Observation?_lastUpdated=ge" + today + "&patient=" + patient_id), 5);
+  EXPECT_EQ(total("/fhir/Observation?_lastUpdated=lt" + today), 0);
+  EXPECT_EQ(total("/fhir/Observation?_lastUpdated=gt" +
+                  http::PercentEncode(absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", now + absl::Minutes(2),
+                                                       absl::UTCTimeZone()))),
+            0);
+  EXPECT_EQ(total("/fhir/Observation?_lastUpdated=le" +
+                  http::PercentEncode(absl::FormatTime("%Y-%m-%dT%H:%M:%S+14:00",
+                                                       now + absl::Hours(14) + absl::Minutes(2),
+                                                       absl::UTCTimeZone()))),
+            5);
+  EXPECT_EQ(total("/fhir/Patient?_lastUpdated=ge2000-01"), 1);
+  EXPECT_EQ(total("/fhir/DiagnosticReport?_lastUpdated=2000"), 0);
+
+  // ServiceRequest by identifier: the ORU's order (OBR-2 ORD001), and an
+  // order placed here by its placer number.
+  EXPECT_EQ(total("/fhir/ServiceRequest?identifier=ORD001"), 1);
+  r = Post("/api/lab-orders",
+           R"({"patient_id": 12345, "test_codes": ["CBC"], "ordering_provider": "Dr. Smith"})");
+  ASSERT_EQ(r.status, 201) << r.body;
+  const std::string placer = ParseJson(r.body)["placer_order_number"].GetString();
+  const std::string order_id = std::to_string(ParseJson(r.body)["id"].GetInt64());
+  r = Get("/fhir/ServiceRequest?identifier=" + http::PercentEncode(placer));
+  ASSERT_EQ(r.status, 200) << r.body;
+  bundle = ParseJson(r.body);
+  ASSERT_EQ(bundle["total"].GetInt(), 1) << r.body;
+  EXPECT_EQ(std::string(bundle["entry"][0]["resource"]["id"].GetString()), "order-" + order_id);
+  EXPECT_EQ(total("/fhir/ServiceRequest?identifier=" +
+                  http::PercentEncode("urn:lab-bridge:placer:MPS_PMS|" + placer)),
+            1);
+  EXPECT_EQ(total("/fhir/ServiceRequest?identifier=" + http::PercentEncode("urn:x|" + placer)), 0);
+  EXPECT_EQ(total("/fhir/ServiceRequest?status=active&identifier=" + http::PercentEncode(placer)),
+            1);
+  EXPECT_EQ(total("/fhir/ServiceRequest?status=revoked&identifier=" + http::PercentEncode(placer)),
+            0);
+
+  // Bad values are 400 invalid; a parameter the type does not have is
+  // ignored, or 400 not-supported under Prefer: handling=strict.
+  for (const char* target :
+       {"/fhir/Observation?_lastUpdated=yesterday", "/fhir/Observation?_lastUpdated=ne2026",
+        "/fhir/Observation?_lastUpdated=2026-13",
+        "/fhir/Patient?identifier=", "/fhir/Patient?name=%20", "/fhir/Patient?birthdate=soon"}) {
+    r = Get(target);
+    EXPECT_EQ(r.status, 400) << target;
+    EXPECT_NE(r.body.find("\"invalid\""), std::string::npos) << target << r.body;
+  }
+  EXPECT_EQ(total("/fhir/Patient?code=x"), 1);
+  EXPECT_EQ(total("/fhir/Observation?name=x"), 5);
+  HttpTestClient client(port_);
+  HttpResult strict =
+      client.Send("GET", "/fhir/Patient?code=x",
+                  {{"Authorization", "Bearer " + admin_}, {"Prefer", "handling=strict"}});
+  EXPECT_EQ(strict.status, 400);
+  EXPECT_NE(strict.body.find("not-supported"), std::string::npos) << strict.body;
 }
 
 TEST_P(RestApiTest, FhirReadAndSearchStoredResources) {
@@ -587,7 +717,7 @@ TEST_P(RestApiTest, FhirErrorsAreOperationOutcomes) {
       {"DELETE", "/fhir/Observation/1", admin_, 405, "not-supported"},
       {"GET", "/fhir/Observation?_count=0", admin_, 400, "invalid"},
       {"GET", "/fhir/Observation?date=yesterday", admin_, 400, "invalid"},
-      {"GET", "/fhir/Patient?name=x", admin_, 400, "not-supported"},
+      {"GET", "/fhir/Specimen?type=x", admin_, 400, "not-supported"},
       {"POST", "/fhir/ServiceRequest", admin_, 422, "invalid"},
   };
   for (const Case& c : cases) {
