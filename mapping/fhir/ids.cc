@@ -18,6 +18,11 @@ int HexDigit(char c) {
   return -1;
 }
 
+bool IsUnreserved(unsigned char c) {
+  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
+         c == '.' || c == '_' || c == '~';
+}
+
 std::array<std::uint8_t, 16> ParseUuid(std::string_view text) {
   std::array<std::uint8_t, 16> out{};
   size_t n = 0;
@@ -94,9 +99,7 @@ std::string EscapeSearchValue(std::string_view value) {
   std::string out;
   out.reserve(value.size() + 8);
   auto put = [&out](unsigned char c) {
-    const bool unreserved = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
-                            (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_' || c == '~';
-    if (unreserved) {
+    if (IsUnreserved(c)) {
       out.push_back(static_cast<char>(c));
     } else {
       out.push_back('%');
@@ -104,10 +107,16 @@ std::string EscapeSearchValue(std::string_view value) {
       out.push_back(kHex[c & 0x0F] - ((c & 0x0F) >= 10 ? 32 : 0));
     }
   };
-  for (char ch : value) {
-    const unsigned char c = static_cast<unsigned char>(ch);
+  for (size_t i = 0; i < value.size();) {
+    // Runs of unreserved characters (most of every value) in one append.
+    size_t run = i;
+    while (run < value.size() && IsUnreserved(static_cast<unsigned char>(value[run]))) ++run;
+    out.append(value.data() + i, run - i);
+    if (run == value.size()) break;
+    const unsigned char c = static_cast<unsigned char>(value[run]);
     if (c == '\\' || c == '|' || c == ',' || c == '$') put('\\');
     put(c);
+    i = run + 1;
   }
   return out;
 }

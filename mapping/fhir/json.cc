@@ -1,8 +1,10 @@
 #include "mapping/fhir/json.h"
 
+#include <algorithm>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <memory>
 
 #include "rapidjson/memorystream.h"
 #include "rapidjson/prettywriter.h"
@@ -10,6 +12,101 @@
 #include "rapidjson/stringbuffer.h"
 
 namespace bridge::fhir {
+namespace {
+
+// Bump allocation from blocks kept across conversions: after the first few
+// messages a thread allocates nothing from the heap for its Json trees.
+class ReusableArena final : public std::pmr::memory_resource {
+ public:
+  void Reset() {
+    // Keep what a typical message needs; give back what a huge one took.
+    constexpr size_t kKeepBytes = size_t{4} << 20;
+    size_t kept = 0;
+    size_t keep_blocks = 0;
+    while (keep_blocks < blocks_.size() && kept + blocks_[keep_blocks].size <= kKeepBytes) {
+      kept += blocks_[keep_blocks].size;
+      ++keep_blocks;
+    }
+    blocks_.resize(std::max<size_t>(keep_blocks, blocks_.empty() ? 0 : 1));
+    block_ = 0;
+    used_ = 0;
+  }
+
+ private:
+  struct Block {
+    std::unique_ptr<char[]> data;
+    size_t size = 0;
+  };
+
+  void* do_allocate(size_t bytes, size_t alignment) override {
+    for (;;) {
+      if (block_ < blocks_.size()) {
+        Block& b = blocks_[block_];
+        const size_t start = (used_ + alignment - 1) & ~(alignment - 1);
+        if (start + bytes <= b.size) {
+          used_ = start + bytes;
+          return b.data.get() + start;
+        }
+        if (block_ + 1 < blocks_.size()) {
+          ++block_;
+          used_ = 0;
+          continue;
+        }
+      }
+      constexpr size_t kBlockBytes = size_t{256} << 10;
+      const size_t size = std::max(kBlockBytes, bytes + alignment);
+      blocks_.push_back(Block{std::make_unique<char[]>(size), size});
+      block_ = blocks_.size() - 1;
+      used_ = 0;
+    }
+  }
+  void do_deallocate(void*, size_t, size_t) override {}
+  bool do_is_equal(const std::pmr::memory_resource& other) const noexcept override {
+    return this == &other;
+  }
+
+  std::vector<Block> blocks_;
+  size_t block_ = 0;
+  size_t used_ = 0;
+};
+
+thread_local ReusableArena* t_arena = nullptr;
+
+bool IsPlainKey(std::string_view key) {
+  for (const char c : key) {
+    if (static_cast<unsigned char>(c) < 0x20 || c == '"' || c == '\\') return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+JsonArena::Scope::Scope() {
+  if (t_arena == nullptr) {
+    thread_local ReusableArena arena;
+    t_arena = &arena;
+    outermost_ = true;
+  }
+}
+
+JsonArena::Scope::~Scope() {
+  if (outermost_) {
+    t_arena->Reset();
+    t_arena = nullptr;
+  }
+}
+
+std::pmr::memory_resource* JsonArena::Current() {
+  return t_arena != nullptr ? t_arena : std::pmr::new_delete_resource();
+}
+
+Json::Json(const Json& other)
+    : kind_(other.kind_),
+      is_literal_(other.is_literal_),
+      literal_(other.literal_),
+      scalar_(other.scalar_, JsonArena::Current()),
+      members_(other.members_, scalar_.get_allocator()),
+      items_(other.items_, scalar_.get_allocator()) {}
 
 Json& Json::Set(std::string_view key, Json value) {
   for (auto& [k, v] : members_) {
@@ -18,7 +115,7 @@ Json& Json::Set(std::string_view key, Json value) {
       return v;
     }
   }
-  if (members_.empty()) members_.reserve(4);
+  if (members_.empty()) members_.reserve(8);
   members_.emplace_back(key, std::move(value));
   return members_.back().second;
 }
@@ -47,7 +144,7 @@ void Json::Remove(std::string_view key) {
 }
 
 Json& Json::Push(Json value) {
-  if (items_.empty()) items_.reserve(2);
+  if (items_.empty()) items_.reserve(4);
   items_.push_back(std::move(value));
   return items_.back();
 }
@@ -119,10 +216,23 @@ void Json::AppendTo(std::string* out) const {
       out->push_back('{');
       bool first = true;
       for (const auto& [k, v] : members_) {
-        if (!first) out->push_back(',');
+        // Element names are plain ASCII: `,"name":` goes in one append.
+        char prefix[72];
+        if (k.size() <= 64 && IsPlainKey(k)) {
+          size_t n = 0;
+          if (!first) prefix[n++] = ',';
+          prefix[n++] = '"';
+          std::memcpy(prefix + n, k.data(), k.size());
+          n += k.size();
+          prefix[n++] = '"';
+          prefix[n++] = ':';
+          out->append(prefix, n);
+        } else {
+          if (!first) out->push_back(',');
+          AppendJsonString(k, out);
+          out->push_back(':');
+        }
         first = false;
-        AppendJsonString(k, out);
-        out->push_back(':');
         v.AppendTo(out);
       }
       out->push_back('}');

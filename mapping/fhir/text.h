@@ -3,6 +3,7 @@
 // do not take std::string_view). Not for use outside mapping/.
 #pragma once
 
+#include <charconv>
 #include <string>
 #include <string_view>
 #include <type_traits>
@@ -10,18 +11,28 @@
 namespace bridge::fhir::text {
 
 namespace strings_internal {
-inline void AppendPiece(std::string* out, std::string_view s) { out->append(s); }
-inline void AppendPiece(std::string* out, const char* s) { out->append(s); }
-inline void AppendPiece(std::string* out, const std::string& s) { out->append(s); }
+// Each piece as text; integers are formatted into `buffer` first, so the
+// total size is known and the result is allocated once.
+inline std::string_view Piece(std::string_view s, char*) { return s; }
+inline std::string_view Piece(const char* s, char*) { return s; }
+inline std::string_view Piece(const std::string& s, char*) { return s; }
 template <typename T>
-requires std::is_integral_v<T>
-void AppendPiece(std::string* out, T n) { out->append(std::to_string(n)); }
+requires std::is_integral_v<T> std::string_view Piece(T n, char* buffer) {
+  const std::to_chars_result r = std::to_chars(buffer, buffer + 24, n);
+  return std::string_view(buffer, static_cast<size_t>(r.ptr - buffer));
+}
 }  // namespace strings_internal
 
 // absl::StrCat for std::string_view (Debian's Abseil has its own string_view).
 template <typename... Args>
 void Append(std::string* out, const Args&... args) {
-  (strings_internal::AppendPiece(out, args), ...);
+  char buffers[sizeof...(Args)][24];
+  size_t i = 0;
+  const std::string_view pieces[] = {strings_internal::Piece(args, buffers[i++])...};
+  size_t total = out->size();
+  for (std::string_view p : pieces) total += p.size();
+  out->reserve(total);
+  for (std::string_view p : pieces) out->append(p);
 }
 template <typename... Args>
 std::string Cat(const Args&... args) {

@@ -1868,7 +1868,7 @@ void Converter::Finish() {
   // Bundle.
   const hl7::SegmentRef msh = m_.segment(0);
   std::string out;
-  out.reserve(4096 + entries_.size() * 1024);
+  out.reserve(4096 + entries_.size() * 2048);  // ~1.4 KB per resource measured
   out.append(R"({"resourceType":"Bundle")");
   {
     Json id = Json::Object();
@@ -2026,6 +2026,8 @@ std::string UnmappedReport::ToJson() const {
 }
 
 absl::StatusOr<Conversion> ConvertOru(const hl7::Message& message, const ConvertOptions& options) {
+  // Every Json of this conversion lives in the converter: it dies before the arena resets.
+  fhir::JsonArena::Scope json_arena;
   Conversion out;
   Converter converter(message, options, &out);
   absl::Status status = converter.Run();

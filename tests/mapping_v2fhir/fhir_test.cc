@@ -7,6 +7,7 @@
 
 #include "mapping/fhir/ids.h"
 #include "mapping/fhir/json.h"
+#include "mapping/fhir/text.h"
 
 namespace bridge::fhir {
 namespace {
@@ -90,6 +91,58 @@ TEST(JsonTest, IsJsonNumber) {
   for (const char* bad : {"", "+1", ".5", "5.", "007", "1e", "--1", "0x10"}) {
     EXPECT_FALSE(IsJsonNumber(bad)) << bad;
   }
+}
+
+// A tree large enough to span several arena blocks, with copies, moves,
+// replaced members and nested arrays.
+Json BigTree() {
+  Json root = Json::Object();
+  Json& list = root.Set("entry", Json::Array());
+  for (int i = 0; i < 3000; ++i) {
+    Json o = Json::Object();
+    o.Set("id", Json(text::Cat("resource-", i, "-with-a-name-longer-than-sso")));
+    o.Set("value", Json::Integer(i));
+    o.Set("id", Json(text::Cat("replaced-", i)));
+    Json copy = o;  // copies take the scope's memory too
+    copy.Set("copy", Json::Bool(true));
+    list.Push(std::move(copy)).Set("nested", Json::Array()).Push(o);
+  }
+  return root;
+}
+
+TEST(JsonTest, AnArenaScopeChangesNothingButWhereMemoryComesFrom) {
+  const std::string on_heap = BigTree().Serialize();
+  ASSERT_GT(on_heap.size(), 200000u);  // the tree itself takes megabytes
+  for (int round = 0; round < 3; ++round) {  // the arena is reused after each scope
+    JsonArena::Scope scope;
+    EXPECT_NE(JsonArena::Current(), std::pmr::new_delete_resource());
+    {
+      JsonArena::Scope nested;  // shares the outer arena
+      EXPECT_EQ(BigTree().Serialize(), on_heap);
+    }
+    EXPECT_NE(JsonArena::Current(), std::pmr::new_delete_resource());
+    // A tree built on the heap, moved and copied into arena trees.
+    Json outside_copy = Json::Object();
+    outside_copy.Set("tree", BigTree());
+    EXPECT_EQ(outside_copy.Find("tree")->Serialize(), on_heap);
+  }
+  EXPECT_EQ(JsonArena::Current(), std::pmr::new_delete_resource());
+}
+
+TEST(TextTest, CatFormatsEveryPieceOnce) {
+  EXPECT_EQ(text::Cat("a", std::string("b"), std::string_view("c"), 42, "-", -7, "/",
+                      static_cast<unsigned long long>(18446744073709551615ULL)),
+            "abc42--7/18446744073709551615");
+  std::string s = "x";
+  text::Append(&s, 1, "y");
+  EXPECT_EQ(s, "x1y");
+}
+
+TEST(IdsTest, SearchEscapingKeepsRunsOfPlainCharacters) {
+  EXPECT_EQ(EscapeSearchValue(""), "");
+  EXPECT_EQ(EscapeSearchValue("abcXYZ019-._~"), "abcXYZ019-._~");
+  EXPECT_EQ(EscapeSearchValue("$a"), "%5C%24a");
+  EXPECT_EQ(EscapeSearchValue("a b\\"), "a%20b%5C%5C");
 }
 
 }  // namespace
