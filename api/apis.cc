@@ -36,7 +36,10 @@ class ApisImpl final : public Apis {
         results_(store),
         orders_(store, {.sending_application = config.identity.sending_application,
                         .sending_facility = config.identity.sending_facility,
-                        .lis_endpoint = options.lis_endpoint}),
+                        .lis_endpoint = options.lis_endpoint,
+                        .route = options.route_order,
+                        .on_outbox_change = options.orders_changed,
+                        .overdue_after = absl::Seconds(config.order_overdue_seconds)}),
         rest_(
             results_, orders_, *tokens_, audit_.get(), [this] { return Ready(); },
             [this] { return Metrics(); }, {.metrics_require_token = config.metrics_require_token}),

@@ -22,6 +22,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 
@@ -43,6 +44,10 @@ struct ApisOptions {
   http::HttpServerOptions http;
   // Outbox destination of new orders (a name in lis_endpoints.json).
   std::string lis_endpoint = "default";
+  // Picks the destination from the test codes (OrdersOptions::route), and
+  // is told when an order is placed or cancelled (the order dispatcher).
+  std::function<absl::StatusOr<std::string>(const std::vector<std::string>&)> route_order;
+  std::function<void()> orders_changed;
   // More Prometheus text lines appended to /metrics (e.g. MLLP counters).
   std::function<std::string()> extra_metrics;
 };

@@ -142,13 +142,18 @@ absl::StatusOr<Config> LoadConfig(const EnvLookup& env) {
   checks.push_back(ReadIntAs(env, "ACK_TIMEOUT_SECONDS", 1, 3600, "expected seconds 1-3600",
                              &c.ack_timeout_seconds));
   checks.push_back(
-      ReadIntAs(env, "RETRY_MAX_ATTEMPTS", 0, 1000, "expected 0-1000", &c.retry_max_attempts));
+      ReadIntAs(env, "RETRY_MAX_ATTEMPTS", 1, 1000,
+                "expected 1-1000 (sends of one message, the first included)",
+                &c.retry_max_attempts));
   ReadString(env, "HTTP_LISTEN_HOST", &c.http_listen_host);
   checks.push_back(
       ReadIntAs(env, "HTTP_LISTEN_PORT", 0, 65535, "expected a port number 0-65535", &c.http_port));
   checks.push_back(
       ReadIntAs(env, "GRPC_LISTEN_PORT", 0, 65535, "expected a port number 0-65535", &c.grpc_port));
   ReadString(env, "LIS_ENDPOINTS_FILE", &c.lis_endpoints_file);
+  c.lis_endpoints_file_set = env("LIS_ENDPOINTS_FILE").value_or("") != "";
+  checks.push_back(ReadIntAs(env, "ORDER_OVERDUE_SECONDS", 1, 366ll * 86400,
+                             "expected seconds 1-31622400", &c.order_overdue_seconds));
   if (std::optional<std::string> flags = env("CRITICAL_FLAGS"); flags.has_value()) {
     c.critical_flags = SplitList(*flags);
   }
@@ -193,7 +198,7 @@ std::string DescribeConfig(const Config& c) {
       " audit_log=", c.audit_log_enabled ? "on" : "off", " retention_days=", c.audit_retention_days,
       " ack_timeout_s=", c.ack_timeout_seconds, " retry_max=", c.retry_max_attempts,
       " http=", c.http_listen_host, ":", c.http_port, " grpc=", c.grpc_port,
-      " lis_endpoints=", c.lis_endpoints_file,
+      " lis_endpoints=", c.lis_endpoints_file, " order_overdue_s=", c.order_overdue_seconds,
       " critical_flags=", absl::StrJoin(c.critical_flags, ","), " workers=", c.worker_threads,
       " log_level=", c.log_level, " api_tokens=", c.api_tokens_file,
       " metrics_token=", c.metrics_require_token ? "required" : "off",

@@ -19,7 +19,9 @@
 //   AUDIT_LOG_ENABLED (true)  AUDIT_RETENTION_DAYS (2555)
 //   ACK_TIMEOUT_SECONDS (30)  RETRY_MAX_ATTEMPTS (3)
 //   HTTP_LISTEN_HOST (0.0.0.0)  HTTP_LISTEN_PORT (8080)  GRPC_LISTEN_PORT (50051)
-//   LIS_ENDPOINTS_FILE (config/lis_endpoints.json)
+//   LIS_ENDPOINTS_FILE (config/lis_endpoints.json; missing at the default path = no LIS yet)
+//   ORDER_OVERDUE_SECONDS (86400: an order with no result this long after it was placed
+//   is listed by status=overdue)
 //   CRITICAL_FLAGS (HH,LL,AA: OBX-8 flags that make a result critical)
 //   WORKER_THREADS (4: database and mapping work)  LOG_LEVEL (info)
 //   API_TOKENS_FILE (./var/api_tokens.json: bearer-token hashes and roles)
@@ -57,6 +59,8 @@ struct Config {
   int http_port = 8080;
   int grpc_port = 50051;
   std::string lis_endpoints_file = "config/lis_endpoints.json";
+  bool lis_endpoints_file_set = false;  // LIS_ENDPOINTS_FILE was given: the file must exist
+  int order_overdue_seconds = 86400;
   std::vector<std::string> critical_flags = {"HH", "LL", "AA"};
   int worker_threads = 4;
   std::string log_level = "info";

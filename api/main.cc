@@ -25,6 +25,8 @@
 #include "api/mllp_handler.h"
 #include "api/service/event_bus.h"
 #include "api/service/ingest.h"
+#include "api/service/lis_endpoints.h"
+#include "api/service/order_dispatcher.h"
 #include "mllp/server.h"
 #include "storage/store.h"
 
@@ -78,6 +80,7 @@ int RunServe(const std::string& port_file) {
   sigemptyset(&signals);
   sigaddset(&signals, SIGTERM);
   sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGHUP);  // reload lis_endpoints.json
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
   std::optional<Config> config = LoadOrExplain("serve");
@@ -94,6 +97,35 @@ int RunServe(const std::string& port_file) {
 
   std::unique_ptr<bridge::storage::Store> store = OpenOrExplain(*config, "serve");
   if (!store) return 1;
+
+  // Orders out: the laboratories of lis_endpoints.json. A missing file at
+  // the default path means none yet (orders wait, pending); a bad file stops
+  // the start.
+  const bridge::api::service::LisEndpointDefaults endpoint_defaults{
+      .ack_timeout = std::chrono::seconds(config->ack_timeout_seconds),
+      .max_attempts = config->retry_max_attempts};
+  auto load_endpoints = [&] {
+    return bridge::api::service::LoadLisEndpoints(config->lis_endpoints_file, endpoint_defaults,
+                                                  !config->lis_endpoints_file_set);
+  };
+  absl::StatusOr<bridge::api::service::LisEndpoints> endpoints = load_endpoints();
+  if (!endpoints.ok()) {
+    std::cerr << "lab-bridge serve: LIS_ENDPOINTS_FILE: " << Text(endpoints.status()) << "\n";
+    return 1;
+  }
+  const std::size_t endpoint_count = endpoints->endpoints.size();
+  absl::StatusOr<std::unique_ptr<bridge::api::service::OrderDispatcher>> made_dispatcher =
+      bridge::api::service::OrderDispatcher::Create(
+          *store, *std::move(endpoints),
+          {.sending_application = config->identity.sending_application,
+           .sending_facility = config->identity.sending_facility,
+           .logger = logger});
+  if (!made_dispatcher.ok()) {
+    std::cerr << "lab-bridge serve: LIS_ENDPOINTS_FILE " << config->lis_endpoints_file << ": "
+              << Text(made_dispatcher.status()) << "\n";
+    return 1;
+  }
+  bridge::api::service::OrderDispatcher* dispatcher = made_dispatcher->get();
 
   bridge::api::service::EventBus bus;
   bridge::api::service::Ingest ingest(*store, bus,
@@ -113,9 +145,14 @@ int RunServe(const std::string& port_file) {
   const unsigned port = (*server)->port();
   bridge::api::ApisOptions apis_options;
   bridge::mllp::Server* mllp_server = server->get();
-  apis_options.extra_metrics = [mllp_server] {
-    return bridge::api::http::MllpMetricsText(mllp_server->stats());
+  apis_options.extra_metrics = [mllp_server, dispatcher] {
+    return bridge::api::http::MllpMetricsText(mllp_server->stats()) + dispatcher->MetricsText();
   };
+  apis_options.lis_endpoint = bridge::api::service::kUnroutedEndpoint;
+  apis_options.route_order = [dispatcher](const std::vector<std::string>& test_codes) {
+    return dispatcher->Route(test_codes);
+  };
+  apis_options.orders_changed = [dispatcher] { dispatcher->Wake(); };
   absl::StatusOr<std::unique_ptr<bridge::api::Apis>> apis =
       bridge::api::StartApis(*config, *store, &bus, apis_options);
   if (!apis.ok()) {
@@ -133,6 +170,9 @@ int RunServe(const std::string& port_file) {
                  "role (shown once, store it now):\n  "
               << (*apis)->initial_admin_token() << "\n";
   }
+  dispatcher->Start();
+  logger->info("event=orders lis_endpoints_file={} endpoints={}", config->lis_endpoints_file,
+               endpoint_count);
   logger->info("event=start mllp_port={} http_port={} grpc_port={} {}", port, (*apis)->http_port(),
                (*apis)->grpc_port(), bridge::api::DescribeConfig(*config));
   if (!port_file.empty()) {
@@ -148,9 +188,25 @@ int RunServe(const std::string& port_file) {
   }
 
   int signal_number = 0;
-  sigwait(&signals, &signal_number);
+  for (;;) {
+    sigwait(&signals, &signal_number);
+    if (signal_number != SIGHUP) {
+      break;
+    }
+    absl::StatusOr<bridge::api::service::LisEndpoints> fresh = load_endpoints();
+    const std::size_t count = fresh.ok() ? fresh->endpoints.size() : 0;
+    absl::Status reloaded = fresh.ok() ? dispatcher->Reload(*std::move(fresh)) : fresh.status();
+    if (reloaded.ok()) {
+      logger->info("event=lis_endpoints_reloaded file={} endpoints={}", config->lis_endpoints_file,
+                   count);
+    } else {
+      logger->error("event=lis_endpoints_reload_failed error=\"{}\" action=kept_previous",
+                    Text(reloaded));
+    }
+  }
   logger->info("event=stopping signal={}", signal_number == SIGTERM ? "SIGTERM" : "SIGINT");
   (*apis)->Stop();
+  dispatcher->Stop();  // the exchanges in flight finish; the rest waits in the outbox
   (*server)->Stop();  // stop accepting, finish the messages in hand
   handler.Shutdown();
   const bridge::mllp::ServerStats& stats = (*server)->stats();

@@ -251,6 +251,29 @@ struct OutboxItem {
   absl::Time claimed_until;
 };
 
+// How a claim on an outbox row ends (Store::SettleOutbox).
+struct OutboxSettlement {
+  enum class Outcome {
+    kDone,     // delivered: the row is finished
+    kRetry,    // try again at next_attempt_at
+    kFail,     // give up: the row is finished as failed
+    kRelease,  // not attempted (LIS unreachable, routing): back to the queue
+  };
+  Outcome outcome = Outcome::kDone;
+  absl::Time next_attempt_at;  // kRetry, kRelease
+  std::string endpoint;        // kRelease: a new destination ("" keeps it)
+  std::string error;           // last_error of the row and its order ("" keeps it)
+  // The order moves to `order_status` only when its status is one of
+  // `order_status_from` ("" leaves it alone). "sent" sets sent_at,
+  // "acknowledged" acknowledged_at.
+  std::string order_status;
+  std::vector<std::string> order_status_from;
+};
+
+struct OrderCancellation {
+  bool cancel_message_queued = false;  // an ORC-1 CA row was added to the outbox
+};
+
 struct StoredFhirResource {
   FhirResourceRecord resource;
   int64_t version = 0;
@@ -280,6 +303,9 @@ struct ResultPage {
 struct OrderQuery {
   std::optional<int64_t> patient_id;
   std::string status;
+  // Any of these statuses (with `status`, either may match). Empty: no filter.
+  std::vector<std::string> statuses;
+  std::optional<absl::Time> created_before;  // exclusive
   int limit = 100;
   std::string cursor;
 };
@@ -417,6 +443,43 @@ class Store {
                                    absl::Time next_attempt_at, std::string_view error) = 0;
   virtual absl::Status FailOutbox(int64_t outbox_id, std::string_view claimer,
                                   std::string_view error) = 0;
+
+  // Claims rows of one endpoint in placement (id) order. With `in_order`
+  // the run starts at the endpoint's oldest pending row and stops before the
+  // first row that is not due or is leased to anyone: while the oldest waits
+  // for a retry, or is held by another claimer (any process), nothing is
+  // claimed, so an endpoint's rows leave in the order they were placed.
+  // Without `in_order`, any due and unleased rows of that endpoint.
+  virtual absl::StatusOr<std::vector<OutboxItem>> ClaimEndpointOutbox(std::string_view claimer,
+                                                                      std::string_view endpoint,
+                                                                      absl::Duration lease,
+                                                                      int max_rows,
+                                                                      bool in_order) = 0;
+  // Ends a claim and moves its order, in one transaction. Every outcome but
+  // kRelease counts an attempt (on the row and on the order).
+  // kFailedPrecondition when `claimer` no longer holds the lease.
+  virtual absl::Status SettleOutbox(int64_t outbox_id, std::string_view claimer,
+                                    const OutboxSettlement& settlement) = 0;
+  // Pending rows that nobody holds and whose endpoint is not in `keep` get
+  // endpoint `to` and become due now (after a configuration change removed
+  // their endpoint). Returns how many rows moved.
+  virtual absl::StatusOr<int64_t> RerouteOutbox(const std::vector<std::string>& keep,
+                                                std::string_view to) = 0;
+  // Moves the order to `to` when its status is one of `from`; returns
+  // whether it moved. kNotFound: no such order.
+  virtual absl::StatusOr<bool> TransitionOrder(int64_t order_id,
+                                               const std::vector<std::string>& from,
+                                               std::string_view to, absl::Time when) = 0;
+  // Cancels an order in one transaction. Its rows waiting in the outbox are
+  // dropped. When something of it may have reached the LIS (a row was
+  // attempted, is being sent, or is done) a row carrying `cancel_payload`
+  // (the ORC-1 CA message) is queued for the same endpoint, behind any row
+  // being sent. Rows whose endpoint is `routing_endpoint` are still being
+  // routed, never sent. kNotFound; kFailedPrecondition when the order is
+  // already resulted, failed, rejected or cancelled.
+  virtual absl::StatusOr<OrderCancellation> CancelOrder(int64_t order_id, absl::Time when,
+                                                        std::string_view cancel_payload,
+                                                        std::string_view routing_endpoint) = 0;
 
   virtual absl::StatusOr<StoredFhirResource> GetFhirResource(std::string_view resource_type,
                                                              std::string_view id) = 0;

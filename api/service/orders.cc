@@ -5,6 +5,7 @@
 #include <string>
 #include <utility>
 
+#include "api/service/lis_endpoints.h"
 #include "api/service/results.h"
 #include "mapping/fhir_to_v2/orm_builder.h"
 
@@ -22,6 +23,9 @@ bool IsFinal(const std::string& status) {
 }  // namespace
 
 bool IsOrderStatus(const std::string& status) {
+  if (status == "overdue") {
+    return true;
+  }
   for (const char* s : kStatuses) {
     if (status == s) {
       return true;
@@ -68,6 +72,14 @@ absl::StatusOr<OrderView> Orders::Create(const OrderInput& input) {
   order.priority = input.priority;
   order.placer_order_number = control_ids_.Next();
   order.lis_endpoint = options_.lis_endpoint;
+  if (options_.route) {
+    absl::StatusOr<std::string> endpoint = options_.route(input.test_codes);
+    if (endpoint.ok()) {
+      order.lis_endpoint = *std::move(endpoint);
+    } else if (!absl::IsNotFound(endpoint.status())) {
+      return endpoint.status();
+    }
+  }
 
   fhir_to_v2::OrderRequest request;
   request.patient_id = input.pms_patient_id;
@@ -111,6 +123,9 @@ absl::StatusOr<OrderView> Orders::Create(const OrderInput& input) {
   if (!created.ok()) {
     return created.status();
   }
+  if (options_.on_outbox_change) {
+    options_.on_outbox_change();
+  }
   return Get(created->order_id);
 }
 
@@ -143,7 +158,12 @@ absl::StatusOr<OrderList> Orders::List(const std::string& pms_patient_id, const 
     return absl::InvalidArgumentError("status: unknown order status \"" + status + "\"");
   }
   storage::OrderQuery query;
-  query.status = status;
+  if (status == "overdue") {
+    query.statuses = {"pending", "sent", "acknowledged"};
+    query.created_before = options_.clock() - options_.overdue_after;
+  } else {
+    query.status = status;
+  }
   query.limit = limit;
   query.cursor = cursor;
   if (!pms_patient_id.empty()) {
@@ -173,18 +193,58 @@ absl::StatusOr<OrderList> Orders::List(const std::string& pms_patient_id, const 
 }
 
 absl::StatusOr<OrderView> Orders::Cancel(std::int64_t id) {
-  absl::StatusOr<storage::StoredOrder> order = store_.GetOrder(id);
+  absl::StatusOr<OrderView> order = Get(id);
   if (!order.ok()) {
     return order.status();
   }
-  if (IsFinal(order->status)) {
+  if (IsFinal(order->order.status)) {
     return absl::FailedPreconditionError("order " + std::to_string(id) + " is already " +
-                                         order->status);
+                                         order->order.status);
   }
-  if (absl::Status s = store_.UpdateOrderStatus(id, "cancelled", options_.clock()); !s.ok()) {
-    return s;
+  const absl::Time now = options_.clock();
+  absl::StatusOr<std::string> message =
+      BuildCancelMessage(order->order, order->pms_patient_id, options_, control_ids_.Next(), now);
+  if (!message.ok()) {
+    return message.status();
+  }
+  absl::StatusOr<storage::OrderCancellation> cancelled =
+      store_.CancelOrder(id, now, *message, kUnroutedEndpoint);
+  if (!cancelled.ok()) {
+    return cancelled.status();
+  }
+  if (cancelled->cancel_message_queued && options_.on_outbox_change) {
+    options_.on_outbox_change();
   }
   return Get(id);
+}
+
+absl::StatusOr<std::string> BuildCancelMessage(const storage::StoredOrder& order,
+                                               const std::string& pms_patient_id,
+                                               const OrdersOptions& options,
+                                               const std::string& control_id, absl::Time now) {
+  fhir_to_v2::OrderRequest request;
+  request.patient_id = pms_patient_id;
+  if (order.encounter_id.has_value()) {
+    request.encounter_id = std::to_string(*order.encounter_id);
+  }
+  for (const std::string& code : order.test_codes) {
+    fhir_to_v2::TestCode test;
+    test.code = code;
+    test.system = "L";
+    request.test_codes.push_back(std::move(test));
+  }
+  request.ordering_provider.family_name = order.ordering_provider;
+  request.priority = order.priority.empty() ? "R" : order.priority;
+  request.placer_order_number = order.placer_order_number;
+  request.order_control = "CA";
+  fhir_to_v2::OrmOptions orm;
+  orm.sending_application = options.sending_application;
+  orm.sending_facility = options.sending_facility;
+  orm.patient_authority = options.sending_facility;
+  orm.placer_namespace = options.sending_facility;
+  orm.control_id = control_id;
+  orm.timestamp = now;
+  return fhir_to_v2::BuildOrm(request, orm);
 }
 
 }  // namespace bridge::api::service

@@ -5,7 +5,12 @@
 // the three create exactly the same order. Create stores the order (status
 // "pending") and its outbox row, holding the ORM^O01 built by
 // mapping/fhir_to_v2, in one transaction; sending it to the LIS is the order
-// dispatcher's job (it reads the outbox).
+// dispatcher's job (it reads the outbox, and builds the message each LIS
+// wants from that ORM). Cancel drops an order nothing of which can have
+// reached the LIS, and otherwise queues an ORC-1 CA message behind it.
+// List(status = "overdue") gives the orders placed more than
+// OrdersOptions::overdue_after ago that have no result yet (pending, sent or
+// acknowledged).
 //
 //   Orders orders(store, {.sending_application = "PMS_LAB"});
 //   absl::StatusOr<OrderView> order = orders.Create({.pms_patient_id = "1",
@@ -36,6 +41,15 @@ struct OrdersOptions {
   std::string sending_application = "PMS_LAB";  // ORM MSH-3
   std::string sending_facility = "MPS_PMS";     // ORM MSH-4, PID-3 authority, placer namespace
   std::string lis_endpoint = "default";         // outbox destination (lis_endpoints.json name)
+  // When set, picks the destination from the test codes instead: an
+  // endpoint id; NotFound leaves the order for the dispatcher to route later
+  // (lis_endpoint is used); InvalidArgument refuses the order.
+  std::function<absl::StatusOr<std::string>(const std::vector<std::string>& test_codes)> route =
+      nullptr;
+  // Called after an order is placed or cancelled (wakes the dispatcher).
+  std::function<void()> on_outbox_change = nullptr;
+  // An order with no result this long after it was placed is overdue.
+  absl::Duration overdue_after = absl::Hours(24);
   std::function<absl::Time()> clock = [] { return absl::Now(); };
 };
 
@@ -80,7 +94,14 @@ class Orders {
   ControlIdGenerator control_ids_;
 };
 
-// The order statuses a filter may name.
+// The order statuses a filter may name, and "overdue".
 bool IsOrderStatus(const std::string& status);
+
+// The ORC-1 CA (cancel) message for an order, as queued by Cancel: the same
+// patient, tests, provider and placer numbers as the new-order message.
+absl::StatusOr<std::string> BuildCancelMessage(const storage::StoredOrder& order,
+                                               const std::string& pms_patient_id,
+                                               const OrdersOptions& options,
+                                               const std::string& control_id, absl::Time now);
 
 }  // namespace bridge::api::service

@@ -711,8 +711,23 @@ class SqlStore final : public Store {
     if (query.patient_id) {
       add("patient_id =", Param::Int(*query.patient_id));
     }
-    if (!query.status.empty()) {
+    if (!query.status.empty() && query.statuses.empty()) {
       add("status =", Param::Text(query.status));
+    }
+    if (!query.statuses.empty()) {
+      std::vector<std::string> placeholders;
+      for (const std::string& status : query.statuses) {
+        params.push_back(Param::Text(status));
+        placeholders.push_back(absl::StrCat("$", params.size()));
+      }
+      if (!query.status.empty()) {
+        params.push_back(Param::Text(query.status));
+        placeholders.push_back(absl::StrCat("$", params.size()));
+      }
+      absl::StrAppend(&sql, " AND status IN (", absl::StrJoin(placeholders, ", "), ")");
+    }
+    if (query.created_before) {
+      add("created_at <", Param::Int(ToMicros(*query.created_before)));
     }
     if (!query.cursor.empty()) {
       absl::StatusOr<int64_t> before = DecodeIdCursor(query.cursor);
@@ -825,6 +840,263 @@ class SqlStore final : public Store {
                     "last_error = $4, claimed_by = NULL, claimed_until = NULL, updated_at = $3 "
                     "WHERE id = $1 AND claimed_by = $2 AND state = 'pending' RETURNING order_id",
                     {Param::Text(std::string(error))}, std::string(error));
+  }
+
+  absl::StatusOr<std::vector<OutboxItem>> ClaimEndpointOutbox(std::string_view claimer,
+                                                              std::string_view endpoint,
+                                                              absl::Duration lease, int max_rows,
+                                                              bool in_order) override {
+    if (claimer.empty() || endpoint.empty() || max_rows <= 0) {
+      return absl::InvalidArgumentError(
+          "storage: claim needs a claimer, an endpoint and max_rows > 0");
+    }
+    const bool postgres = conn_->dialect() == Dialect::kPostgres;
+    return InTransaction<std::vector<OutboxItem>>([&]() -> absl::StatusOr<std::vector<OutboxItem>> {
+      const absl::Time now = options_.clock();
+      const int64_t now_us = ToMicros(now);
+      if (postgres) {
+        // Claimers of one endpoint take turns (SQLite's BEGIN IMMEDIATE
+        // already serialises every writer): a second claimer then sees the
+        // first one's lease on the oldest row instead of skipping past it.
+        absl::StatusOr<std::vector<Row>> locked =
+            conn_->Query("SELECT 1 FROM (SELECT pg_advisory_xact_lock($1)) AS endpoint_lock",
+                         {Param::Int(EndpointLockKey(endpoint))});
+        if (!locked.ok()) {
+          return locked.status();
+        }
+      }
+      std::vector<Param> params = {Param::Text(std::string(endpoint))};
+      std::string sql =
+          "SELECT id, next_attempt_at, claimed_until FROM outbox WHERE state = 'pending' "
+          "AND endpoint = $1";
+      if (!in_order) {
+        params.push_back(Param::Int(now_us));
+        sql += " AND next_attempt_at <= $2 AND (claimed_until IS NULL OR claimed_until < $2)";
+      }
+      params.push_back(Param::Int(max_rows));
+      absl::StrAppend(&sql, " ORDER BY id LIMIT $", params.size());
+      absl::StatusOr<std::vector<Row>> candidates = conn_->Query(sql, params);
+      if (!candidates.ok()) {
+        return candidates.status();
+      }
+      std::vector<int64_t> ids;
+      for (const Row& r : *candidates) {
+        const bool due = Int(r[1]) <= now_us;
+        const bool leased = r[2].has_value() && Int(r[2]) >= now_us;
+        if (!due || leased) {
+          break;  // in order: nothing behind a waiting or held row
+        }
+        ids.push_back(Int(r[0]));
+      }
+      std::vector<OutboxItem> items;
+      if (ids.empty()) {
+        return items;
+      }
+      std::vector<Param> update = {Param::Text(std::string(claimer)),
+                                   Param::Int(ToMicros(now + lease)), Param::Int(now_us)};
+      std::vector<std::string> placeholders;
+      for (int64_t id : ids) {
+        update.push_back(Param::Int(id));
+        placeholders.push_back(absl::StrCat("$", update.size()));
+      }
+      absl::StatusOr<std::vector<Row>> rows = conn_->Query(
+          absl::StrCat("UPDATE outbox SET claimed_by = $1, claimed_until = $2, "
+                       "updated_at = $3 WHERE id IN (",
+                       absl::StrJoin(placeholders, ", "), ") RETURNING ", kOutboxColumns),
+          update);
+      if (!rows.ok()) {
+        return rows.status();
+      }
+      for (const Row& r : *rows) {
+        items.push_back(OutboxFromRow(r));
+      }
+      std::sort(items.begin(), items.end(),
+                [](const OutboxItem& a, const OutboxItem& b) { return a.id < b.id; });
+      return items;
+    });
+  }
+
+  absl::Status SettleOutbox(int64_t outbox_id, std::string_view claimer,
+                            const OutboxSettlement& settlement) override {
+    using Outcome = OutboxSettlement::Outcome;
+    const bool counts = settlement.outcome != Outcome::kRelease;
+    const char* state = settlement.outcome == Outcome::kDone   ? "done"
+                        : settlement.outcome == Outcome::kFail ? "failed"
+                                                               : "pending";
+    absl::StatusOr<bool> done = InTransaction<bool>([&]() -> absl::StatusOr<bool> {
+      const int64_t now_us = ToMicros(options_.clock());
+      std::vector<Param> params = {Param::Int(outbox_id), Param::Text(std::string(claimer)),
+                                   Param::Int(now_us), Param::Text(state),
+                                   Param::Int(counts ? 1 : 0)};
+      std::string sql =
+          "UPDATE outbox SET state = $4, attempts = attempts + $5, claimed_by = NULL, "
+          "claimed_until = NULL, updated_at = $3";
+      auto set = [&](absl::string_view column, Param p) {
+        params.push_back(std::move(p));
+        absl::StrAppend(&sql, ", ", column, " = $", params.size());
+      };
+      if (settlement.outcome == Outcome::kRetry || settlement.outcome == Outcome::kRelease) {
+        set("next_attempt_at", Param::Int(ToMicros(settlement.next_attempt_at)));
+      }
+      if (!settlement.endpoint.empty()) {
+        set("endpoint", Param::Text(settlement.endpoint));
+      }
+      if (!settlement.error.empty()) {
+        set("last_error", Param::Text(settlement.error));
+      }
+      sql += " WHERE id = $1 AND claimed_by = $2 AND state = 'pending' RETURNING order_id";
+      absl::StatusOr<std::vector<Row>> rows = conn_->Query(sql, params);
+      if (!rows.ok()) {
+        return rows.status();
+      }
+      if (rows->empty()) {
+        return absl::FailedPreconditionError(
+            absl::StrCat("storage: outbox row ", outbox_id, " is not held by ", Sv(claimer)));
+      }
+      const int64_t order_id = Int((*rows)[0][0]);
+      std::vector<Param> order_params = {Param::Int(order_id), Param::Int(counts ? 1 : 0)};
+      std::string order_sql = "UPDATE lab_orders SET attempts = attempts + $2";
+      if (!settlement.error.empty()) {
+        order_params.push_back(Param::Text(settlement.error));
+        absl::StrAppend(&order_sql, ", last_error = $", order_params.size());
+      }
+      if (!settlement.endpoint.empty()) {
+        order_params.push_back(Param::Text(settlement.endpoint));
+        absl::StrAppend(&order_sql, ", lis_endpoint = $", order_params.size());
+      }
+      order_sql += " WHERE id = $1";
+      if (absl::StatusOr<std::vector<Row>> r = conn_->Query(order_sql, order_params); !r.ok()) {
+        return r.status();
+      }
+      if (!settlement.order_status.empty()) {
+        absl::StatusOr<bool> moved =
+            MoveOrder(order_id, settlement.order_status_from, settlement.order_status, now_us);
+        if (!moved.ok()) {
+          return moved.status();
+        }
+      }
+      return true;
+    });
+    return done.status();
+  }
+
+  absl::StatusOr<int64_t> RerouteOutbox(const std::vector<std::string>& keep,
+                                        std::string_view to) override {
+    if (to.empty()) {
+      return absl::InvalidArgumentError("storage: reroute needs a destination");
+    }
+    return InTransaction<int64_t>([&]() -> absl::StatusOr<int64_t> {
+      const int64_t now_us = ToMicros(options_.clock());
+      std::vector<Param> params = {Param::Text(std::string(to)), Param::Int(now_us)};
+      std::string sql =
+          "UPDATE outbox SET endpoint = $1, next_attempt_at = $2, updated_at = $2 "
+          "WHERE state = 'pending' AND (claimed_until IS NULL OR claimed_until < $2)";
+      if (!keep.empty()) {
+        std::vector<std::string> placeholders;
+        for (const std::string& id : keep) {
+          params.push_back(Param::Text(id));
+          placeholders.push_back(absl::StrCat("$", params.size()));
+        }
+        absl::StrAppend(&sql, " AND endpoint NOT IN (", absl::StrJoin(placeholders, ", "), ")");
+      }
+      sql += " RETURNING id";
+      absl::StatusOr<std::vector<Row>> rows = conn_->Query(sql, params);
+      if (!rows.ok()) {
+        return rows.status();
+      }
+      return static_cast<int64_t>(rows->size());
+    });
+  }
+
+  absl::StatusOr<bool> TransitionOrder(int64_t order_id, const std::vector<std::string>& from,
+                                       std::string_view to, absl::Time when) override {
+    return InTransaction<bool>([&]() -> absl::StatusOr<bool> {
+      absl::StatusOr<bool> moved = MoveOrder(order_id, from, to, ToMicros(when));
+      if (!moved.ok() || *moved) {
+        return moved;
+      }
+      absl::StatusOr<std::vector<Row>> exists =
+          conn_->Query("SELECT id FROM lab_orders WHERE id = $1", {Param::Int(order_id)});
+      if (!exists.ok()) {
+        return exists.status();
+      }
+      if (exists->empty()) {
+        return absl::NotFoundError(absl::StrCat("storage: no lab_orders row ", order_id));
+      }
+      return false;
+    });
+  }
+
+  absl::StatusOr<OrderCancellation> CancelOrder(int64_t order_id, absl::Time when,
+                                                std::string_view cancel_payload,
+                                                std::string_view routing_endpoint) override {
+    const bool postgres = conn_->dialect() == Dialect::kPostgres;
+    return InTransaction<OrderCancellation>([&]() -> absl::StatusOr<OrderCancellation> {
+      const int64_t now_us = ToMicros(options_.clock());
+      absl::StatusOr<std::vector<Row>> order =
+          conn_->Query(absl::StrCat("SELECT status FROM lab_orders WHERE id = $1",
+                                    postgres ? " FOR UPDATE" : ""),
+                       {Param::Int(order_id)});
+      if (!order.ok()) {
+        return order.status();
+      }
+      if (order->empty()) {
+        return absl::NotFoundError(absl::StrCat("storage: no lab_orders row ", order_id));
+      }
+      const std::string status = Str((*order)[0][0]);
+      if (status == "resulted" || status == "failed" || status == "rejected" ||
+          status == "cancelled") {
+        return absl::FailedPreconditionError(
+            absl::StrCat("order ", order_id, " is already ", status));
+      }
+      // Rows being sent right now are locked by their sender's lease; the
+      // cancel row queues behind them.
+      absl::StatusOr<std::vector<Row>> rows = conn_->Query(
+          absl::StrCat("SELECT id, endpoint, state, attempts, claimed_until FROM outbox "
+                       "WHERE order_id = $1 ORDER BY id",
+                       postgres ? " FOR UPDATE" : ""),
+          {Param::Int(order_id)});
+      if (!rows.ok()) {
+        return rows.status();
+      }
+      bool may_have_reached_lis = status != "pending";
+      std::string endpoint;
+      for (const Row& r : *rows) {
+        endpoint = Str(r[1]);
+        const bool routing = endpoint == routing_endpoint;
+        const bool leased = r[4].has_value() && Int(r[4]) >= now_us;
+        if (Str(r[2]) != "pending" || Int(r[3]) > 0 || (leased && !routing)) {
+          may_have_reached_lis = true;
+        }
+      }
+      // Waiting rows are not sent any more: the LIS either never saw them or
+      // gets the cancel below. A row being sent stays (its sender settles it).
+      absl::StatusOr<std::vector<Row>> dropped = conn_->Query(
+          "UPDATE outbox SET state = 'cancelled', updated_at = $2 WHERE order_id = $1 "
+          "AND state = 'pending' AND (claimed_until IS NULL OR claimed_until < $2 "
+          "OR endpoint = $3) RETURNING id",
+          {Param::Int(order_id), Param::Int(now_us), Param::Text(std::string(routing_endpoint))});
+      if (!dropped.ok()) {
+        return dropped.status();
+      }
+      OrderCancellation out;
+      if (may_have_reached_lis && !endpoint.empty() && endpoint != routing_endpoint) {
+        absl::StatusOr<std::vector<Row>> queued = conn_->Query(
+            "INSERT INTO outbox (order_id, endpoint, payload, state, attempts, next_attempt_at, "
+            "created_at, updated_at) VALUES ($1, $2, $3, 'pending', 0, $4, $4, $4) RETURNING id",
+            {Param::Int(order_id), Param::Text(endpoint), Param::Blob(std::string(cancel_payload)),
+             Param::Int(now_us)});
+        if (!queued.ok()) {
+          return queued.status();
+        }
+        out.cancel_message_queued = true;
+      }
+      absl::StatusOr<bool> moved = MoveOrder(order_id, {status}, "cancelled", ToMicros(when));
+      if (!moved.ok()) {
+        return moved.status();
+      }
+      return out;
+    });
   }
 
   absl::StatusOr<StoredFhirResource> GetFhirResource(std::string_view resource_type,
@@ -1754,6 +2026,44 @@ class SqlStore final : public Store {
     Connection::Statement statement = PatientUpsert(p, now, &key);
     buffer.Add(std::move(statement.sql), std::move(statement.params));
     return key;
+  }
+
+  // Inside a transaction: status `to` when the order is in one of `from`.
+  absl::StatusOr<bool> MoveOrder(int64_t order_id, const std::vector<std::string>& from,
+                                 std::string_view to, int64_t when_us) {
+    std::vector<Param> params = {Param::Int(order_id), Param::Text(std::string(to))};
+    std::string sql = "UPDATE lab_orders SET status = $2";
+    if (to == "sent" || to == "acknowledged") {
+      params.push_back(Param::Int(when_us));
+      absl::StrAppend(&sql, to == "sent" ? ", sent_at = $" : ", acknowledged_at = $",
+                      params.size());
+    }
+    sql += " WHERE id = $1";
+    if (!from.empty()) {
+      std::vector<std::string> placeholders;
+      for (const std::string& status : from) {
+        params.push_back(Param::Text(status));
+        placeholders.push_back(absl::StrCat("$", params.size()));
+      }
+      absl::StrAppend(&sql, " AND status IN (", absl::StrJoin(placeholders, ", "), ")");
+    }
+    sql += " RETURNING id";
+    absl::StatusOr<std::vector<Row>> rows = conn_->Query(sql, params);
+    if (!rows.ok()) {
+      return rows.status();
+    }
+    return !rows->empty();
+  }
+
+  // Advisory-lock key of an endpoint's claimers (FNV-1a: the same in every
+  // process, whatever the build).
+  static int64_t EndpointLockKey(std::string_view endpoint) {
+    uint64_t hash = 14695981039346656037ull;
+    for (char c : std::string("outbox:") + std::string(endpoint)) {
+      hash ^= static_cast<unsigned char>(c);
+      hash *= 1099511628211ull;
+    }
+    return static_cast<int64_t>(hash);
   }
 
   absl::Status EndClaim(int64_t outbox_id, std::string_view claimer, const std::string& sql,

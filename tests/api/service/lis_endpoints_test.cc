@@ -1,0 +1,170 @@
+// tests/api/service/lis_endpoints_test.cc
+//
+// lis_endpoints.json: the example in deploy/ loads, routing by test code,
+// and every kind of bad file is refused naming the file and the problem.
+#include "api/service/lis_endpoints.h"
+
+#include <cstring>
+#include <fstream>
+#include <string>
+
+#include "gtest/gtest.h"
+
+#include "tests/support/test_paths.h"
+
+namespace bridge::api::service {
+namespace {
+
+const LisEndpointDefaults kDefaults{.ack_timeout = std::chrono::seconds(30), .max_attempts = 3};
+
+std::string Refusal(const std::string& json) {
+  absl::StatusOr<LisEndpoints> parsed = ParseLisEndpoints(json, "lis.json", kDefaults);
+  EXPECT_FALSE(parsed.ok()) << json;
+  if (parsed.ok()) {
+    return "";
+  }
+  EXPECT_TRUE(absl::IsInvalidArgument(parsed.status()));
+  return std::string(parsed.status().message());
+}
+
+constexpr char kMinimal[] =
+    R"({"id": "lab", "host": "lis.example", "port": 2575, "receiving_application": "LIS",
+        "receiving_facility": "LAB", "default": true)";
+
+TEST(LisEndpointsTest, DeployExampleParses) {
+  // The example names TLS files under /etc/lab-bridge/tls/: put files there
+  // (in a temp folder) so only the JSON is being checked.
+  std::string text = bridge::testing::ReadFileOrDie(bridge::testing::SourceDir() / "deploy" /
+                                                    "lis_endpoints.json");
+  bridge::testing::TempDir dir;
+  for (const char* name :
+       {"reference-lab-ca.pem", "lab-bridge-client.pem", "lab-bridge-client.key"}) {
+    std::ofstream(dir.path() / name) << "placeholder";
+  }
+  for (std::size_t at; (at = text.find("/etc/lab-bridge/tls/")) != std::string::npos;) {
+    text.replace(at, std::strlen("/etc/lab-bridge/tls/"), dir.path().string() + "/");
+  }
+  absl::StatusOr<LisEndpoints> parsed = ParseLisEndpoints(text, "lis_endpoints.json", kDefaults);
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  ASSERT_EQ(parsed->endpoints.size(), 2u);
+  EXPECT_TRUE(parsed->endpoints[0].tls.enabled);
+  EXPECT_EQ(*parsed->Route({"CBC", "DIFF"}), "hospital-hematology");
+  EXPECT_EQ(*parsed->Route({"BMP", "LIPID"}), "reference-lab");
+  EXPECT_EQ(parsed->endpoints[1].flavor, fhir_to_v2::OrmOptions::Flavor::kOmlO21);
+  EXPECT_EQ(parsed->endpoints[1].ack_timeout, std::chrono::seconds(20));
+}
+
+TEST(LisEndpointsTest, MinimalEntryGetsDefaults) {
+  absl::StatusOr<LisEndpoints> parsed =
+      ParseLisEndpoints(std::string(R"({"endpoints": [)") + kMinimal + "}]}", "lis.json",
+                        {.ack_timeout = std::chrono::seconds(7), .max_attempts = 5});
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  const LisEndpoint& e = parsed->endpoints[0];
+  EXPECT_EQ(e.port, 2575);
+  EXPECT_FALSE(e.tls.enabled);
+  EXPECT_EQ(e.flavor, fhir_to_v2::OrmOptions::Flavor::kOrmO01);
+  EXPECT_EQ(e.version, "2.5.1");
+  EXPECT_EQ(e.ack_timeout, std::chrono::seconds(7));  // ACK_TIMEOUT_SECONDS
+  EXPECT_EQ(e.max_attempts, 5);                       // RETRY_MAX_ATTEMPTS
+  EXPECT_FALSE(e.enhanced_ack);
+  EXPECT_EQ(e.coding_system, "L");
+}
+
+TEST(LisEndpointsTest, RoutesByTestCodeThenDefault) {
+  absl::StatusOr<LisEndpoints> parsed = ParseLisEndpoints(
+      std::string(R"({"endpoints": [)") + kMinimal +
+          R"(}, {"id": "heme", "host": "h", "port": 1, "receiving_application": "H",
+                 "receiving_facility": "H", "test_codes": ["CBC", "DIFF"]}]})",
+      "lis.json", kDefaults);
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  EXPECT_EQ(*parsed->Route({"CBC", "DIFF"}), "heme");
+  EXPECT_EQ(*parsed->Route({"BMP"}), "lab");
+  absl::StatusOr<std::string> mixed = parsed->Route({"CBC", "BMP"});
+  ASSERT_FALSE(mixed.ok());
+  EXPECT_TRUE(absl::IsInvalidArgument(mixed.status()));
+
+  absl::StatusOr<LisEndpoints> no_default = ParseLisEndpoints(
+      R"({"endpoints": [{"id": "heme", "host": "h", "port": 1, "receiving_application": "H",
+                         "receiving_facility": "H", "test_codes": ["CBC"]}]})",
+      "lis.json", kDefaults);
+  ASSERT_TRUE(no_default.ok());
+  EXPECT_TRUE(absl::IsNotFound(no_default->Route({"BMP"}).status()));
+  EXPECT_TRUE(absl::IsNotFound(LisEndpoints{}.Route({"BMP"}).status()));
+}
+
+TEST(LisEndpointsTest, BadFilesNameTheProblem) {
+  const std::string head = R"({"endpoints": [)";
+  EXPECT_NE(Refusal("{").find("lis.json: not valid JSON"), std::string::npos);
+  EXPECT_NE(Refusal("[]").find("lis.json: top level"), std::string::npos);
+  EXPECT_NE(Refusal("{}").find("endpoints: required"), std::string::npos);
+  EXPECT_NE(Refusal(R"({"endpoint": []})").find("unknown field \"endpoint\""), std::string::npos);
+  EXPECT_NE(Refusal(head + R"({"id": "a"}]})").find("endpoints[0].host: required"),
+            std::string::npos);
+  std::string entry = kMinimal;
+  auto with = [&](const std::string& extra) { return head + entry + ", " + extra + "}]}"; };
+  EXPECT_NE(Refusal(with(R"("hots": "x")")).find("endpoints[0]: unknown field \"hots\""),
+            std::string::npos);
+  EXPECT_NE(Refusal(head + R"({"id": "a", "host": "h", "port": 0, "receiving_application": "A",
+                              "receiving_facility": "B", "default": true}]})")
+                .find("endpoints[0].port: expected an integer 1-65535, got 0"),
+            std::string::npos);
+  EXPECT_NE(Refusal(with(R"("message_type": "ORM^O02")")).find("endpoints[0].message_type"),
+            std::string::npos);
+  EXPECT_NE(Refusal(with(R"("ack_mode": "fast")")).find("endpoints[0].ack_mode"),
+            std::string::npos);
+  EXPECT_NE(Refusal(with(R"("time_zone": "Mars/Olympus")")).find("unknown IANA time zone"),
+            std::string::npos);
+  EXPECT_NE(Refusal(with(R"("retry_max_attempts": 0)")).find("retry_max_attempts"),
+            std::string::npos);
+  EXPECT_NE(Refusal(with(R"("tls": {"ca_file": "/nonexistent/ca.pem"})"))
+                .find("endpoints[0].tls.ca_file: cannot read \"/nonexistent/ca.pem\""),
+            std::string::npos);
+  EXPECT_NE(Refusal(with(R"("tls": {"cert_file": "/etc/hostname"})")).find("key_file"),
+            std::string::npos);
+  EXPECT_NE(Refusal(with(R"("message_type": "OML^O21", "version": "2.3")")).find("OML^O21"),
+            std::string::npos);
+  EXPECT_NE(Refusal(head + kMinimal + "}, " + kMinimal + "}]}").find("duplicate endpoint id"),
+            std::string::npos);
+  EXPECT_NE(Refusal(head + R"({"id": "a", "host": "h", "port": 1, "receiving_application": "A",
+                              "receiving_facility": "B"}]})")
+                .find("needs test_codes"),
+            std::string::npos);
+  EXPECT_NE(Refusal(head + R"({"id": "a", "host": "h", "port": 1, "receiving_application": "A",
+                              "receiving_facility": "B", "test_codes": ["X"]},
+                             {"id": "b", "host": "h", "port": 1, "receiving_application": "A",
+                              "receiving_facility": "B", "test_codes": ["X"]}]})")
+                .find("test \"X\" is listed by both \"a\" and \"b\""),
+            std::string::npos);
+  EXPECT_NE(Refusal(head + R"({"id": "a", "host": "h", "port": 1, "receiving_application": "A",
+                              "receiving_facility": "B", "default": true},
+                             {"id": "b", "host": "h", "port": 1, "receiving_application": "A",
+                              "receiving_facility": "B", "default": true}]})")
+                .find("at most one"),
+            std::string::npos);
+  EXPECT_NE(Refusal(head + R"({"id": "a b", "host": "h", "port": 1, "receiving_application": "A",
+                              "receiving_facility": "B", "default": true}]})")
+                .find("endpoints[0].id"),
+            std::string::npos);
+  EXPECT_NE(Refusal(head + R"({"id": "a", "host": "h", "port": 1, "receiving_application": "A|B",
+                              "receiving_facility": "B", "default": true}]})")
+                .find("receiving_application"),
+            std::string::npos);
+}
+
+TEST(LisEndpointsTest, MissingFileIsEmptyOnlyWhenAllowed) {
+  bridge::testing::TempDir dir;
+  const std::string path = (dir.path() / "none.json").string();
+  absl::StatusOr<LisEndpoints> empty = LoadLisEndpoints(path, kDefaults, true);
+  ASSERT_TRUE(empty.ok());
+  EXPECT_TRUE(empty->endpoints.empty());
+  absl::StatusOr<LisEndpoints> missing = LoadLisEndpoints(path, kDefaults, false);
+  ASSERT_FALSE(missing.ok());
+  EXPECT_NE(missing.status().message().find(path), absl::string_view::npos);
+  std::ofstream(path) << R"({"endpoints": []})";
+  absl::StatusOr<LisEndpoints> none = LoadLisEndpoints(path, kDefaults, false);
+  ASSERT_TRUE(none.ok());
+  EXPECT_TRUE(none->endpoints.empty());
+}
+
+}  // namespace
+}  // namespace bridge::api::service
