@@ -27,6 +27,7 @@
 #include "api/service/ingest.h"
 #include "api/service/lis_endpoints.h"
 #include "api/service/order_dispatcher.h"
+#include "api/service/retention.h"
 #include "mllp/server.h"
 #include "storage/store.h"
 
@@ -187,6 +188,10 @@ int RunServe(const std::string& port_file) {
     std::filesystem::rename(tmp, port_file);
   }
 
+  bridge::api::service::RetentionJob retention(
+      *store, {.retention = absl::Hours(24) * config->audit_retention_days, .logger = logger});
+  retention.Start();
+
   int signal_number = 0;
   for (;;) {
     sigwait(&signals, &signal_number);
@@ -205,6 +210,7 @@ int RunServe(const std::string& port_file) {
     }
   }
   logger->info("event=stopping signal={}", signal_number == SIGTERM ? "SIGTERM" : "SIGINT");
+  retention.Stop();
   (*apis)->Stop();
   dispatcher->Stop();  // the exchanges in flight finish; the rest waits in the outbox
   (*server)->Stop();  // stop accepting, finish the messages in hand
