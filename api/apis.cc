@@ -8,17 +8,12 @@
 #include "api/grpc/grpc_server.h"
 #include "api/http/fhir_api.h"
 #include "api/http/rest_api.h"
+#include "api/service/metrics.h"
 #include "api/service/orders.h"
 #include "api/service/results.h"
 
 namespace bridge::api {
 namespace {
-
-void Counter(std::string* out, const std::string& name, const std::string& help,
-             const std::string& type, std::int64_t value) {
-  *out += "# HELP " + name + " " + help + "\n# TYPE " + name + " " + type + "\n" + name + " " +
-          std::to_string(value) + "\n";
-}
 
 bool IsFhir(std::string_view path) {
   return path == "/fhir" || path.rfind("/fhir/", 0) == 0 || path.rfind("/fhir?", 0) == 0;
@@ -31,6 +26,8 @@ class ApisImpl final : public Apis {
            std::unique_ptr<service::AccessAudit> audit)
       : store_(store),
         options_(options),
+        own_metrics_(options.metrics == nullptr ? std::make_unique<service::Metrics>() : nullptr),
+        metrics_(options.metrics != nullptr ? options.metrics : own_metrics_.get()),
         tokens_(std::move(tokens)),
         audit_(std::move(audit)),
         results_(store),
@@ -104,65 +101,62 @@ class ApisImpl final : public Apis {
     return absl::OkStatus();
   }
 
+  // The metrics registry (messages, ACK latency, results stored) and what
+  // the store and the servers count, read now.
   std::string Metrics() {
-    std::string out;
+    using Type = service::ScrapedFamily::Type;
+    std::vector<service::ScrapedFamily> scraped;
+    const auto add = [&](const char* name, const char* help, Type type, double value) {
+      scraped.push_back({name, help, type, {{{}, value}}});
+    };
     const storage::StoreStats s = store_.stats();
-    Counter(&out, "labbridge_store_ingest_records_total", "Records that reached the committer.",
-            "counter", s.ingest_records);
-    Counter(&out, "labbridge_store_ingest_batches_total", "Ingest transactions committed.",
-            "counter", s.ingest_batches);
-    Counter(&out, "labbridge_store_ingest_failures_total", "Ingest records that failed.", "counter",
-            s.ingest_failures);
-    std::int64_t open = 0;
-    bool db_ok = true;
-    std::string cursor;
-    for (int pages = 0; pages < 100; ++pages) {
-      absl::StatusOr<service::ResultList> page =
-          results_.ListCritical(false, service::kMaxPageSize, cursor);
-      if (!page.ok()) {
-        db_ok = false;
-        break;
-      }
-      open += static_cast<std::int64_t>(page->results.size());
-      if (page->next_cursor.empty()) {
-        break;
-      }
-      cursor = page->next_cursor;
+    add("labbridge_store_ingest_records_total", "Records that reached the committer.",
+        Type::kCounter, static_cast<double>(s.ingest_records));
+    add("labbridge_store_ingest_batches_total", "Ingest transactions committed.", Type::kCounter,
+        static_cast<double>(s.ingest_batches));
+    add("labbridge_store_ingest_failures_total", "Ingest records that failed.", Type::kCounter,
+        static_cast<double>(s.ingest_failures));
+    add("labbridge_database_errors_total",
+        "Queries, transactions and ingest records that failed on the database (connection lost, "
+        "disk full, lock timeout).",
+        Type::kCounter, static_cast<double>(s.database_errors));
+    absl::StatusOr<storage::OpenWork> work = store_.CountOpenWork();
+    if (work.ok()) {
+      add("labbridge_critical_results_open", "Critical results not yet acknowledged.", Type::kGauge,
+          static_cast<double>(work->open_critical_results));
+      add("labbridge_outbox_depth", "Outbox rows (orders, cancels) waiting to be sent to a LIS.",
+          Type::kGauge, static_cast<double>(work->outbox_pending));
     }
-    if (db_ok) {
-      Counter(&out, "labbridge_critical_results_open", "Critical results not yet acknowledged.",
-              "gauge", open);
-    }
-    Counter(&out, "labbridge_database_up", "1 when the last metrics query reached the database.",
-            "gauge", db_ok ? 1 : 0);
+    add("labbridge_database_up", "1 when the last metrics query reached the database.",
+        Type::kGauge, work.ok() ? 1 : 0);
     if (http_) {
       const http::HttpServerStats& h = http_->stats();
-      Counter(&out, "labbridge_http_connections_accepted_total", "HTTP connections accepted.",
-              "counter", static_cast<std::int64_t>(h.connections_accepted.load()));
-      Counter(&out, "labbridge_http_connections_open", "HTTP connections open.", "gauge",
-              h.active_connections.load());
-      out +=
-          "# HELP labbridge_http_responses_total HTTP responses by status class.\n"
-          "# TYPE labbridge_http_responses_total counter\n";
-      out += "labbridge_http_responses_total{class=\"2xx\"} " +
-             std::to_string(h.responses_2xx.load()) + "\n";
-      out += "labbridge_http_responses_total{class=\"4xx\"} " +
-             std::to_string(h.responses_4xx.load()) + "\n";
-      out += "labbridge_http_responses_total{class=\"5xx\"} " +
-             std::to_string(h.responses_5xx.load()) + "\n";
-      Counter(&out, "labbridge_http_request_timeouts_total", "Requests answered 503 on timeout.",
-              "counter", static_cast<std::int64_t>(h.request_timeouts.load()));
+      add("labbridge_http_connections_accepted_total", "HTTP connections accepted.", Type::kCounter,
+          static_cast<double>(h.connections_accepted.load()));
+      add("labbridge_http_connections_open", "HTTP connections open.", Type::kGauge,
+          static_cast<double>(h.active_connections.load()));
+      scraped.push_back({"labbridge_http_responses_total",
+                         "HTTP responses by status class.",
+                         Type::kCounter,
+                         {{{{"class", "2xx"}}, static_cast<double>(h.responses_2xx.load())},
+                          {{{"class", "4xx"}}, static_cast<double>(h.responses_4xx.load())},
+                          {{{"class", "5xx"}}, static_cast<double>(h.responses_5xx.load())}}});
+      add("labbridge_http_request_timeouts_total", "Requests answered 503 on timeout.",
+          Type::kCounter, static_cast<double>(h.request_timeouts.load()));
     }
-    Counter(&out, "labbridge_access_audit_records_total", "API calls recorded in the access audit.",
-            "counter", static_cast<std::int64_t>(audit_->recorded()));
+    add("labbridge_access_audit_records_total", "API calls recorded in the access audit.",
+        Type::kCounter, static_cast<double>(audit_->recorded()));
+    std::string text = metrics_->Text(scraped);
     if (options_.extra_metrics) {
-      out += options_.extra_metrics();
+      text += options_.extra_metrics();
     }
-    return out;
+    return text;
   }
 
   storage::Store& store_;
   const ApisOptions options_;
+  std::unique_ptr<service::Metrics> own_metrics_;  // when the options bring none
+  service::Metrics* metrics_;
   std::unique_ptr<service::TokenRegistry> tokens_;
   std::unique_ptr<service::AccessAudit> audit_;
   service::Results results_;

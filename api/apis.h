@@ -36,7 +36,8 @@ namespace bridge::api {
 
 namespace service {
 class EventBus;
-}
+class Metrics;
+}  // namespace service
 
 struct ApisOptions {
   // HTTP limits not in Config (listen address, port, workers, body limit
@@ -48,6 +49,9 @@ struct ApisOptions {
   // is told when an order is placed or cancelled (the order dispatcher).
   std::function<absl::StatusOr<std::string>(const std::vector<std::string>&)> route_order;
   std::function<void()> orders_changed;
+  // The registry /metrics serves (shared with the MLLP handler, which counts
+  // messages and ACK latency there); borrowed. nullptr: the APIs keep their own.
+  service::Metrics* metrics = nullptr;
   // More Prometheus text lines appended to /metrics (e.g. MLLP counters).
   std::function<std::string()> extra_metrics;
 };

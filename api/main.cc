@@ -26,6 +26,7 @@
 #include "api/service/event_bus.h"
 #include "api/service/ingest.h"
 #include "api/service/lis_endpoints.h"
+#include "api/service/metrics.h"
 #include "api/service/order_dispatcher.h"
 #include "api/service/retention.h"
 #include "mllp/server.h"
@@ -134,7 +135,10 @@ int RunServe(const std::string& port_file) {
                                        .sending_facility = config->identity.sending_facility,
                                        .critical_flags = config->critical_flags,
                                        .logger = logger});
-  bridge::api::MllpHandler handler(ingest, config->worker_threads, config->mllp.max_frame_bytes);
+  // Counted by the MLLP handler, served by /metrics (StartApis).
+  bridge::api::service::Metrics metrics;
+  bridge::api::MllpHandler handler(ingest, config->worker_threads, config->mllp.max_frame_bytes,
+                                   &metrics);
 
   absl::StatusOr<std::unique_ptr<bridge::mllp::Server>> server =
       bridge::mllp::Server::Start(config->mllp, handler);
@@ -145,6 +149,7 @@ int RunServe(const std::string& port_file) {
   }
   const unsigned port = (*server)->port();
   bridge::api::ApisOptions apis_options;
+  apis_options.metrics = &metrics;
   bridge::mllp::Server* mllp_server = server->get();
   apis_options.extra_metrics = [mllp_server, dispatcher] {
     return bridge::api::http::MllpMetricsText(mllp_server->stats()) + dispatcher->MetricsText();

@@ -13,6 +13,10 @@
 //   (*server)->Stop();   // first: finishes the messages in hand
 //   handler.Shutdown();  // then: joins the workers
 //
+// With a service::Metrics, each answered frame is counted there (type, ACK
+// code, results stored) with its ACK latency: from the frame's arrival here
+// to the ACK handed back to the server, which writes it at once.
+//
 // Thread-safety: HandleFrame/HandleOversizeFrame are called concurrently by
 // the server. Shutdown (also run by the destructor) waits for queued work.
 #pragma once
@@ -22,15 +26,17 @@
 #include <string>
 
 #include "api/service/ingest.h"
+#include "api/service/metrics.h"
 #include "mllp/handler.h"
 
 namespace bridge::api {
 
 class MllpHandler : public mllp::MessageHandler {
  public:
-  // `ingest` is borrowed and must outlive this object. `max_frame_bytes` is
-  // only quoted in the oversize NAK's text.
-  MllpHandler(service::Ingest& ingest, int worker_threads, std::size_t max_frame_bytes);
+  // `ingest` (and `metrics`, when given) are borrowed and must outlive this
+  // object. `max_frame_bytes` is only quoted in the oversize NAK's text.
+  MllpHandler(service::Ingest& ingest, int worker_threads, std::size_t max_frame_bytes,
+              service::Metrics* metrics = nullptr);
   ~MllpHandler() override;
   MllpHandler(const MllpHandler&) = delete;
   MllpHandler& operator=(const MllpHandler&) = delete;
@@ -46,6 +52,7 @@ class MllpHandler : public mllp::MessageHandler {
   class Pool;
   service::Ingest& ingest_;
   std::size_t max_frame_bytes_;
+  service::Metrics* metrics_;
   std::unique_ptr<Pool> pool_;
 };
 
