@@ -41,42 +41,55 @@ wait_port() {  # FILE PID
   return 1
 }
 
-# ARGS: NAME PORT MESSAGES [mllp_load options...]
+cpu_ticks() {  # PID: user + system clock ticks so far
+  awk '{ print $14 + $15 }' "/proc/$1/stat"
+}
+
+# ARGS: NAME PORT SERVER_PID MESSAGES [mllp_load options...]
 measure() {
-  local name=$1 port=$2 count=$3
-  shift 3
+  local name=$1 port=$2 server=$3 count=$4
+  shift 4
   # Warm-up (connections, caches, the first WAL segments), then the run.
   "$load" --port "$port" --connections "$connections" --messages 500 --prefix "WARM-$name-" \
     "$@" >/dev/null
+  local before after
+  before=$(cpu_ticks "$server")
   "$load" --port "$port" --connections "$connections" --messages "$count" --prefix "RUN-$name-" \
     --json "$work/$name.json" "$@" | sed "s/^mllp_load:/$name:/"
+  after=$(cpu_ticks "$server")
+  # The server's own CPU per message (not its database's): what a free core
+  # would allow, whatever else runs on the machine.
+  awk -v t=$((after - before)) -v hz="$(getconf CLK_TCK)" -v n="$count" \
+    'BEGIN { printf "%s\n", t * 1000 / hz / n }' >"$work/$name.cpu"
 }
 
+# Sets $port. Not run in $(...): the server would hold the substitution open.
 start_lab_bridge() {  # NAME DATABASE_URL [VAR=VALUE...]
   local name=$1 url=$2
   shift 2
   mkdir -p "$work/$name"
-  (cd "$work/$name" && env DATABASE_URL="$url" MLLP_LISTEN_HOST=127.0.0.1 MLLP_LISTEN_PORT=0 \
+  (cd "$work/$name" && exec env DATABASE_URL="$url" MLLP_LISTEN_HOST=127.0.0.1 MLLP_LISTEN_PORT=0 \
     HTTP_LISTEN_HOST=127.0.0.1 HTTP_LISTEN_PORT=0 GRPC_LISTEN_PORT=0 LOG_LEVEL=warning "$@" \
-    "$lab_bridge" serve --port-file "$work/$name/ports" >"$work/$name/log" 2>&1) &
+    "$lab_bridge" serve --port-file "$work/$name/ports" >"$work/$name/log" 2>&1 </dev/null) &
   pids+=($!)
-  wait_port "$work/$name/ports" "${pids[-1]}"
+  port=$(wait_port "$work/$name/ports" "${pids[-1]}")
 }
 
 echo "machine: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg); commit $(git -C "$root" rev-parse --short HEAD)"
 echo "$connections connections; lab-bridge $messages messages per target, python-hl7 $((messages / 4))"
 
-/usr/bin/python3 "$root/tests/bench/python_hl7_ack_server.py" "$work/python.ports" 3600 &
+/usr/bin/python3 "$root/tests/bench/python_hl7_ack_server.py" "$work/python.ports" 3600 \
+  >"$work/python.log" 2>&1 </dev/null &
 pids+=($!)
 port=$(wait_port "$work/python.ports" "${pids[-1]}")
-measure python-hl7 "$port" $((messages / 4))
+measure python-hl7 "$port" "${pids[-1]}" $((messages / 4))
 
-port=$(start_lab_bridge sqlite "sqlite://$work/sqlite/lab-bridge.db")
-measure lab-bridge-sqlite "$port" "$messages"
+start_lab_bridge sqlite "sqlite://$work/sqlite/lab-bridge.db"
+measure lab-bridge-sqlite "$port" "${pids[-1]}" "$messages"
 
-pg_start >/dev/null
-port=$(start_lab_bridge postgres "$BRIDGE_TEST_PG_DSN")
-measure lab-bridge-postgres "$port" "$messages"
+pg_start >/dev/null </dev/null
+start_lab_bridge postgres "$BRIDGE_TEST_PG_DSN"
+measure lab-bridge-postgres "$port" "${pids[-1]}" "$messages"
 
 mkdir -p "$work/pki"
 (cd "$work/pki" &&
@@ -87,20 +100,21 @@ mkdir -p "$work/pki"
   printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\n' >ext &&
   openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out server.crt \
     -days 2 -extfile ext 2>/dev/null)
-port=$(start_lab_bridge sqlite-tls "sqlite://$work/sqlite-tls/lab-bridge.db" \
-  MLLP_TLS_CERT="$work/pki/server.crt" MLLP_TLS_KEY="$work/pki/server.key")
-measure lab-bridge-sqlite-tls "$port" "$messages" --tls --ca "$work/pki/ca.crt" --server-name localhost
+start_lab_bridge sqlite-tls "sqlite://$work/sqlite-tls/lab-bridge.db" \
+  MLLP_TLS_CERT="$work/pki/server.crt" MLLP_TLS_KEY="$work/pki/server.key"
+measure lab-bridge-sqlite-tls "$port" "${pids[-1]}" "$messages" --tls --ca "$work/pki/ca.crt" --server-name localhost
 
 /usr/bin/python3 - "$work" <<'EOF'
 import json, sys
 work = sys.argv[1]
-r = {n: json.load(open(f"{work}/{n}.json")) for n in
-     ("python-hl7", "lab-bridge-sqlite", "lab-bridge-postgres", "lab-bridge-sqlite-tls")}
+names = ("python-hl7", "lab-bridge-sqlite", "lab-bridge-postgres", "lab-bridge-sqlite-tls")
+r = {n: json.load(open(f"{work}/{n}.json")) for n in names}
+cpu = {n: float(open(f"{work}/{n}.cpu").read()) for n in names}
 base = r["python-hl7"]["msg_per_s"]
-print("\n| target | msg/s | x python-hl7 | ACK p50 ms | ACK p99 ms | stored |")
-print("| --- | ---: | ---: | ---: | ---: | --- |")
+print("\n| target | msg/s | x python-hl7 | ACK p50 ms | ACK p99 ms | server CPU ms/msg | stored |")
+print("| --- | ---: | ---: | ---: | ---: | ---: | --- |")
 for name, v in r.items():
     stored = "nothing" if name == "python-hl7" else "every message, committed before its ACK"
-    print(f"| {name} | {v['msg_per_s']:.0f} | {v['msg_per_s'] / base:.1f} | {v['p50_ms']:.2f} | "
-          f"{v['p99_ms']:.2f} | {stored} |")
+    print(f"| {name} | {v['msg_per_s']:.0f} | {v['msg_per_s'] / base:.2f} | {v['p50_ms']:.2f} | "
+          f"{v['p99_ms']:.2f} | {cpu[name]:.3f} | {stored} |")
 EOF

@@ -25,7 +25,6 @@ chain verifies (and SQLite's integrity check passes).
 """
 
 import json
-import os
 import random
 import subprocess
 import sys

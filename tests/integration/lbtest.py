@@ -296,7 +296,6 @@ class Database:
             self._psql(self.dsn, f"CREATE SCHEMA {self.schema}")
             self.url = with_query_parameters(
                 self.dsn, options=f"-csearch_path%3D{self.schema}")
-            self.admin_url = self.url
 
     @staticmethod
     def _psql(url, sql):
