@@ -35,14 +35,14 @@ NORMAL_MESSAGES = 20
 
 
 def metric(server, name):
-    if "http" not in server.ports:
-        return None
+    """A counter of serve's /metrics (on its HTTP port)."""
+    check("http" in server.ports, "serve did not report its HTTP port")
     with urllib.request.urlopen(f"http://127.0.0.1:{server.ports['http']}/metrics",
                                 timeout=10) as r:
         for line in r.read().decode().splitlines():
             if line.startswith(name + " "):
                 return int(float(line.split()[1]))
-    return None
+    lbtest.fail(f"/metrics has no {name}")
 
 
 def rows(db):
@@ -128,9 +128,8 @@ def check_oversize(server, db):
     c.close()
     check(db.query("SELECT id FROM hl7_messages WHERE message_control_id = 'IT-BIG'") == [],
           "an oversize frame was stored")
-    if oversize_before is not None:
-        check(metric(server, "labbridge_mllp_oversize_frames_total") == oversize_before + 1,
-              "the oversize frame was not counted in /metrics")
+    check(metric(server, "labbridge_mllp_oversize_frames_total") == oversize_before + 1,
+          "the oversize frame was not counted in /metrics")
 
 
 def check_never_ending_and_slowloris(server, db):
@@ -220,9 +219,8 @@ def check_never_ending_and_slowloris(server, db):
           "a frame that never ends was not cut off")
     never.close()
     check(rows(db) == before + NORMAL_MESSAGES, "partial frames were stored, or normal messages lost")
-    if timeouts_before is not None:
-        timeouts = metric(server, "labbridge_mllp_timeouts_total") - timeouts_before
-        check(timeouts >= SLOW_SENDERS + 1, f"only {timeouts} deadline closes counted")
+    timeouts = metric(server, "labbridge_mllp_timeouts_total") - timeouts_before
+    check(timeouts >= SLOW_SENDERS + 1, f"only {timeouts} deadline closes counted in /metrics")
 
 
 def check_complete_bad_frames(server, db):
