@@ -73,6 +73,9 @@ void ToProto(const service::OrderView& view, pb::Order* out) {
   out->set_created_at(http::FormatRfc3339(o.created_at));
   out->set_sent_at(OptTime(o.sent_at));
   out->set_acknowledged_at(OptTime(o.acknowledged_at));
+  out->set_attempts(o.attempts);
+  out->set_last_error(o.last_error);
+  out->set_lis_endpoint(o.lis_endpoint);
 }
 
 void ToProto(const storage::StoredMessage& m, pb::HL7Message* out) {

@@ -178,6 +178,12 @@ void WriteOrderFields(Writer& w, const service::OrderView& view) {
   String(w, Rfc3339(o.created_at));
   OptionalTime(w, "sent_at", o.sent_at);
   OptionalTime(w, "acknowledged_at", o.acknowledged_at);
+  Key(w, "attempts");
+  w.Int(o.attempts);
+  Key(w, "last_error");
+  String(w, o.last_error);
+  Key(w, "lis_endpoint");
+  String(w, o.lis_endpoint);
 }
 
 HttpResponse Json(int status, std::string body) {
@@ -555,8 +561,8 @@ HttpResponse RestApi::ListOrders(const HttpRequest& request, Patients* patients)
   const std::string* status = request.QueryParam("status");
   if (status != nullptr && !status->empty() && !service::IsOrderStatus(*status)) {
     return Unprocessable("query", "status",
-                         "expected pending, sent, acknowledged, resulted, failed, rejected or "
-                         "cancelled");
+                         "expected pending, sent, acknowledged, resulted, failed, rejected, "
+                         "cancelled or overdue");
   }
   absl::StatusOr<service::OrderList> list =
       orders_.List(patient ? *patient : "", status ? *status : "", limit, cursor);

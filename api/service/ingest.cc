@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <ctime>
+#include <map>
 #include <set>
 #include <utility>
 
@@ -72,6 +73,43 @@ bool SamePatient(const v2_to_fhir::PatientRecord& a, const v2_to_fhir::PatientRe
     }
   }
   return true;
+}
+
+// The ORM gives each test of an order with several tests the placer number
+// "<order number>-<n>" (fhir_to_v2::PlacerNumberFor), which the LIS echoes in
+// the ORU's OBR-2: such a number answers the order <order number>. A number
+// that is itself an order's, or whose prefix is none, is kept as sent.
+void LinkEchoedPlacerNumbers(storage::Store& store, storage::IngestRecord* record) {
+  std::map<std::string, std::string> to_order;
+  for (const std::string& placer : record->resulted_placer_order_numbers) {
+    const std::size_t dash = placer.rfind('-');
+    if (dash == std::string::npos || dash == 0 || dash + 1 == placer.size() ||
+        placer.find_first_not_of("0123456789", dash + 1) != std::string::npos) {
+      continue;
+    }
+    if (store.FindOrderByPlacerNumber(placer).ok()) {
+      continue;
+    }
+    const std::string order_number = placer.substr(0, dash);
+    if (store.FindOrderByPlacerNumber(order_number).ok()) {
+      to_order[placer] = order_number;
+    }
+  }
+  if (to_order.empty()) {
+    return;
+  }
+  std::set<std::string> resulted;
+  for (const std::string& placer : record->resulted_placer_order_numbers) {
+    auto it = to_order.find(placer);
+    resulted.insert(it == to_order.end() ? placer : it->second);
+  }
+  record->resulted_placer_order_numbers.assign(resulted.begin(), resulted.end());
+  for (storage::ResultRecord& r : record->results) {
+    auto it = to_order.find(r.placer_order_number);
+    if (it != to_order.end()) {
+      r.placer_order_number = it->second;
+    }
+  }
 }
 
 storage::PatientRecord ToStorage(const v2_to_fhir::PatientRecord& p, std::string_view authority) {
@@ -252,6 +290,7 @@ IngestResult Ingest::Handle(std::string_view payload, const IngestPeer& peer) {
             if (!o.placer_order_number.empty()) placers.insert(o.placer_order_number);
           }
           record.resulted_placer_order_numbers.assign(placers.begin(), placers.end());
+          LinkEchoedPlacerNumbers(store_, &record);
           for (const v2_to_fhir::ResourceRecord& r : d.resources) {
             record.fhir_resources.push_back(ToStorage(r));
           }

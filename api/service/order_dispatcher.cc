@@ -147,9 +147,8 @@ class OrderDispatcher::Impl {
         std::shared_ptr<spdlog::logger> logger = options_.logger;
         const std::string id = e.id;
         client.log = [logger, id](mllp::LogLevel level, std::string_view line) {
-          logger->log(level == mllp::LogLevel::kError     ? spdlog::level::err
-                      : level == mllp::LogLevel::kWarning ? spdlog::level::warn
-                                                          : spdlog::level::debug,
+          // Connection trouble is logged by the dispatcher once per outage.
+          logger->log(level == mllp::LogLevel::kError ? spdlog::level::err : spdlog::level::debug,
                       "event=lis_connection endpoint={} {}", id, line);
         };
       }
@@ -428,6 +427,24 @@ class OrderDispatcher::Impl {
     return Next::kContinue;
   }
 
+  // The LIS could not be reached (or refused us in the TLS handshake):
+  // nothing was delivered, so the row goes back without an attempt and the
+  // endpoint backs off; its later rows wait behind it.
+  Next Unreachable(Worker& w, const storage::OutboxItem& item, const absl::Status& why) {
+    ++w.counters->unreachable;
+    ++w.connect_failures;
+    if (w.counters->up.exchange(false) || w.connect_failures == 1) {
+      Log(spdlog::level::warn, "event=lis_unreachable endpoint=" + w.endpoint.id + " error=\"" +
+                                   OneLine(Text(why)) + "\"");
+    }
+    storage::OutboxSettlement s;
+    s.outcome = storage::OutboxSettlement::Outcome::kRelease;
+    s.next_attempt_at = options_.clock() + Backoff(w, w.connect_failures);
+    s.error = "LIS " + w.endpoint.id + " unreachable: " + Text(why);
+    Settle(w, item, s);
+    return Next::kHold;
+  }
+
   Next Dispatch(Worker& w, const storage::OutboxItem& item) {
     using Outcome = storage::OutboxSettlement::Outcome;
     const LisEndpoint& ep = w.endpoint;
@@ -480,28 +497,29 @@ class OrderDispatcher::Impl {
       return Settle(w, item, s);
     }
 
+    bool fresh_connection = false;
     if (!w.client->connected()) {
       if (absl::Status connected = w.client->Connect(); !connected.ok()) {
-        ++w.counters->unreachable;
-        ++w.connect_failures;
-        if (w.counters->up.exchange(false) || w.connect_failures == 1) {
-          Log(spdlog::level::warn, "event=lis_unreachable endpoint=" + ep.id + " error=\"" +
-                                       OneLine(Text(connected)) + "\"");
-        }
-        storage::OutboxSettlement s;
-        s.outcome = Outcome::kRelease;
-        s.next_attempt_at = options_.clock() + Backoff(w, w.connect_failures);
-        s.error = "LIS " + ep.id + " unreachable: " + Text(connected);
-        Settle(w, item, s);
-        return Next::kHold;
+        return Unreachable(w, item, connected);
       }
+      fresh_connection = true;
+    }
+
+    absl::StatusOr<mllp::Exchange> exchange = w.client->SendAndAwait(*er7, orm.control_id);
+    if (!exchange.ok() && fresh_connection && ep.tls.enabled &&
+        absl::IsUnavailable(exchange.status()) &&
+        Text(exchange.status()).find(" alert ") != std::string::npos) {
+      // TLS 1.3 finishes the client's handshake before the server has
+      // checked the client certificate; its refusal arrives as an alert in
+      // place of the ACK. The LIS application never saw the message.
+      return Unreachable(w, item, exchange.status());
+    }
+    if (w.connect_failures > 0 || !w.counters->up) {
       if (!w.counters->up.exchange(true) && w.connect_failures > 0) {
         Log(spdlog::level::info, "event=lis_reachable endpoint=" + ep.id);
       }
       w.connect_failures = 0;
     }
-
-    absl::StatusOr<mllp::Exchange> exchange = w.client->SendAndAwait(*er7, orm.control_id);
     std::vector<mllp::StrayReply> strays =
         exchange.ok() ? std::move(exchange->stray_replies) : w.client->TakeStrayReplies();
     for (mllp::StrayReply& stray : strays) {
