@@ -1,5 +1,7 @@
 #include "storage/internal/sql_store.h"
 
+#include <algorithm>
+#include <array>
 #include <atomic>
 #include <charconv>
 #include <condition_variable>
@@ -417,8 +419,13 @@ class SqlStore final : public Store {
     if (absl::Status s = ValidateRecord(record); !s.ok()) {
       return s;
     }
+    // Everything that does not depend on the other records of the group is
+    // computed here, on the caller's thread: the committer is the one
+    // serial step of every ingest.
+    PreparedIngest prepared = Prepare(record);
     Pending pending;
     pending.record = &record;
+    pending.prepared = &prepared;
     {
       std::unique_lock<std::mutex> lock(queue_mu_);
       if (stopping_) {
@@ -1363,8 +1370,10 @@ class SqlStore final : public Store {
   }
 
  private:
+  struct PreparedIngest;
   struct Pending {
     const IngestRecord* record = nullptr;
+    PreparedIngest* prepared = nullptr;
     absl::StatusOr<IngestOutcome> outcome = absl::InternalError("not run");
     bool done = false;
   };
@@ -1505,6 +1514,20 @@ class SqlStore final : public Store {
       return;
     }
     ChainHead h = *head;
+    if (absl::Status s = WriteBatch(batch, h, *known); s.ok()) {
+      Commit(batch, *head, h);
+      return;
+    } else if (!absl::IsAborted(s)) {
+      // The transaction itself is gone (connection lost, disk full).
+      conn_->Rollback();
+      fail_all(s);
+      return;
+    }
+    // Aborted: the group's writes were undone (a record the set-based
+    // statements cannot take, a statement that failed, an injected fault).
+    // Record by record below, each in its own savepoint, so only a record
+    // that fails is lost and its writer learns why.
+    h = *head;
     // A batch of one needs no savepoint: its failure rolls back everything.
     const bool savepoints = batch.size() > 1;
     bool release_pending = false;
@@ -1544,15 +1567,590 @@ class SqlStore final : public Store {
       }
       p->outcome = std::move(outcome);
     }
+    Commit(batch, *head, h);
+  }
+
+  // Moves the chain head and commits; on failure every record of the batch
+  // fails (nothing of it is stored).
+  void Commit(const std::vector<Pending*>& batch, const ChainHead& start, const ChainHead& head) {
     std::vector<Connection::Statement> last;
-    if (h.id != head->id) {
+    if (head.id != start.id) {
       last.push_back({"UPDATE audit_chain SET head_id = $1, head_hash = $2 WHERE id = 1",
-                      {Param::Int(h.id), Param::Text(h.hash)}});
+                      {Param::Int(head.id), Param::Text(head.hash)}});
     }
     if (absl::Status s = conn_->CommitWith(last); !s.ok()) {
       conn_->Rollback();
-      fail_all(s);
+      for (Pending* p : batch) {
+        p->outcome = s;
+      }
     }
+  }
+
+  // ----- set-based group writes -----
+  //
+  // A group of N records is written with one statement per table (PostgreSQL:
+  // arrays unnested server-side, one round trip each; SQLite: one prepared
+  // single-row statement run per row, which costs no round trips), instead of
+  // N x 6 statements in N savepoints. Everything is inside one savepoint: if
+  // anything goes wrong, the group's writes are undone and RunBatch writes the
+  // records one by one, as before, so each record still keeps its own outcome.
+
+  // One lab_results row's values that come from the record alone (valid
+  // UTF-8), in kResultInsertHead's order after its first four columns. Both
+  // write paths (set-based and record by record) insert results through
+  // these two: a new column goes here and nowhere else.
+  static std::vector<Param> ResultValues(const ResultRecord& r) {
+    return {Param::Text(r.test_code),
+            Param::Text(r.test_name),
+            Param::Text(r.value),
+            Param::Text(r.units),
+            Param::Text(r.reference_range),
+            Param::Text(r.abnormal_flag),
+            Param::Text(r.result_status),
+            Param::Text(r.sending_facility),
+            Param::Text(r.filler_order_number),
+            OptTimeParam(r.observation_date),
+            Param::Text(r.value_type),
+            Param::Text(r.observation_sub_id),
+            Param::Text(r.placer_order_number),
+            Param::Int(r.critical ? 1 : 0)};
+  }
+  static constexpr char kResultInsertHead[] =
+      "INSERT INTO lab_results (patient_id, lab_order_id, hl7_message_id, received_at, "
+      "test_code, test_name, value, units, reference_range, abnormal_flag, result_status, "
+      "sending_facility, filler_order_number, observation_date, value_type, "
+      "observation_sub_id, placer_order_number, critical)";
+  static constexpr size_t kResultInsertColumnCount = 18;
+
+  // One fhir_resources row's values that come from the record alone, in
+  // kFhirUpsertHead's order after its first three columns.
+  struct PreparedResource {
+    std::string type;
+    std::string id;
+    std::vector<Param> values;  // patient_reference, code, date, status, category, json
+    std::vector<std::array<Param, 3>> search_values;  // name, system, value
+  };
+  static constexpr char kFhirUpsertHead[] =
+      "INSERT INTO fhir_resources (resource_type, id, hl7_message_id, last_updated, version, "
+      "patient_reference, code, date, status, category, json)";
+  // A resource seen before (a corrected result, OBX-11 = C) gets a new
+  // version per record that carries it: `version` holds that count.
+  static constexpr char kFhirUpsertTail[] =
+      " ON CONFLICT (resource_type, id) DO UPDATE SET "
+      "version = fhir_resources.version + excluded.version, "
+      "last_updated = excluded.last_updated, patient_reference = excluded.patient_reference, "
+      "code = excluded.code, date = excluded.date, status = excluded.status, "
+      "category = excluded.category, hl7_message_id = excluded.hl7_message_id, "
+      "json = excluded.json";
+
+  struct PreparedIngest {
+    InboundMessage message;  // text as stored (StoredText)
+    std::string message_hash;
+    MessageKey key;
+    std::optional<PatientRecord> patient;  // text as stored
+    std::string patient_key;
+    std::vector<std::string> resulted;  // placer numbers as stored, sorted, unique
+    std::vector<PreparedResource> resources;
+    std::vector<std::vector<Param>> results;  // ResultValues
+    std::vector<std::string> result_placers;  // as stored, per result
+    std::vector<bool> result_links_order;     // placer is one of `resulted`
+  };
+
+  static PreparedIngest Prepare(const IngestRecord& record) {
+    PreparedIngest r;
+    r.message = StoredText(record.message);
+    r.message_hash = Sha256Hex(record.message.raw_message);
+    r.key = {r.message.sending_application, r.message.sending_facility,
+             r.message.message_control_id};
+    if (record.patient) {
+      PatientRecord p = *record.patient;
+      r.patient_key =
+          ValidUtf8(!p.pms_patient_id.empty() ? absl::StrCat("pms:", p.pms_patient_id)
+                                              : absl::StrCat("ids:", p.other_identifiers));
+      for (std::string* field : {&p.pms_patient_id, &p.other_identifiers, &p.family_name,
+                                 &p.given_name, &p.birth_date, &p.sex}) {
+        *field = ValidUtf8(*field);
+      }
+      r.patient = std::move(p);
+    }
+    const std::set<std::string> resulted(record.resulted_placer_order_numbers.begin(),
+                                         record.resulted_placer_order_numbers.end());
+    for (const std::string& placer : resulted) {
+      if (!placer.empty()) {
+        r.resulted.push_back(ValidUtf8(placer));
+      }
+    }
+    for (const ResultRecord& result : record.results) {
+      r.results.push_back(ResultValues(result));
+      r.result_placers.push_back(ValidUtf8(result.placer_order_number));
+      r.result_links_order.push_back(resulted.count(result.placer_order_number) > 0);
+    }
+    // The last occurrence of a (type, id) within one message wins.
+    std::set<std::pair<std::string, std::string>> seen;
+    for (auto it = record.fhir_resources.rbegin(); it != record.fhir_resources.rend(); ++it) {
+      if (!seen.insert({it->resource_type, it->id}).second) {
+        continue;
+      }
+      PreparedResource f;
+      f.type = ValidUtf8(it->resource_type);
+      f.id = ValidUtf8(it->id);
+      f.values = {Param::Text(it->patient_reference),
+                  Param::Text(it->code),
+                  Param::Text(it->date),
+                  Param::Text(it->status),
+                  Param::Text(it->category),
+                  Param::Text(it->json)};
+      for (const FhirSearchValue& v : it->search_values) {
+        if (!v.name.empty() && !v.value.empty()) {
+          f.search_values.push_back(
+              {Param::Text(v.name), Param::Text(v.system), Param::Text(v.value)});
+        }
+      }
+      r.resources.push_back(std::move(f));
+    }
+    std::reverse(r.resources.begin(), r.resources.end());
+    return r;
+  }
+
+  enum class Column { kText, kInt, kBytes };
+
+  // PostgreSQL array input text for one column of `rows` (elements already
+  // valid UTF-8; bytes as \x hex).
+  static Param PgArray(const std::vector<std::vector<Param>>& rows, size_t column) {
+    size_t size = 2;
+    for (const std::vector<Param>& row : rows) {
+      size += row[column].text.size() * (row[column].kind == Param::Kind::kBlob ? 2 : 1) + 24;
+    }
+    std::string out;
+    out.reserve(size);
+    out += '{';
+    for (size_t i = 0; i < rows.size(); ++i) {
+      if (i > 0) {
+        out += ',';
+      }
+      const Param& p = rows[i][column];
+      switch (p.kind) {
+        case Param::Kind::kNull:
+          out += "NULL";
+          break;
+        case Param::Kind::kInt:
+          absl::StrAppend(&out, p.int_value);
+          break;
+        case Param::Kind::kText: {
+          out += '"';
+          // Runs without '"' or '\\' in one append (JSON has many quotes).
+          std::string_view rest = p.text;
+          for (size_t special = rest.find_first_of("\"\\"); special != std::string_view::npos;
+               special = rest.find_first_of("\"\\")) {
+            out.append(rest.substr(0, special));
+            out += '\\';
+            out += rest[special];
+            rest.remove_prefix(special + 1);
+          }
+          out.append(rest);
+          out += '"';
+          break;
+        }
+        case Param::Kind::kBlob:
+          // "\\x..." : the array syntax takes one backslash away.
+          absl::StrAppend(&out, "\"\\\\x", absl::BytesToHexString(Sv(p.text)), "\"");
+          break;
+      }
+    }
+    out += '}';
+    return Param{Param::Kind::kText, 0, std::move(out)};
+  }
+
+  // Runs `head` (an "INSERT INTO t (columns)") for every row of `rows`, then
+  // `tail` (ON CONFLICT / RETURNING ...). Returns the RETURNING rows.
+  absl::StatusOr<std::vector<Row>> BulkWrite(const std::string& head,
+                                             const std::vector<Column>& columns,
+                                             const std::vector<std::vector<Param>>& rows,
+                                             const std::string& tail) {
+    if (rows.empty()) {
+      return std::vector<Row>{};
+    }
+    if (conn_->dialect() == Dialect::kPostgres) {
+      std::vector<Param> arrays;
+      std::vector<std::string> casts;
+      for (size_t c = 0; c < columns.size(); ++c) {
+        arrays.push_back(PgArray(rows, c));
+        casts.push_back(absl::StrCat("$", c + 1,
+                                     columns[c] == Column::kText  ? "::text[]"
+                                     : columns[c] == Column::kInt ? "::bigint[]"
+                                                                  : "::bytea[]"));
+      }
+      return conn_->Query(
+          absl::StrCat(head, " SELECT * FROM unnest(", absl::StrJoin(casts, ", "), ")", tail),
+          arrays);
+    }
+    const std::string sql = absl::StrCat(head, " VALUES ", Placeholders(0, columns.size()), tail);
+    std::vector<Row> out;
+    for (const std::vector<Param>& row : rows) {
+      absl::StatusOr<std::vector<Row>> returned = conn_->Query(sql, row);
+      if (!returned.ok()) {
+        return returned.status();
+      }
+      for (Row& r : *returned) {
+        out.push_back(std::move(r));
+      }
+    }
+    return out;
+  }
+
+  // Calls the test hook once per record that writes `step`.
+  absl::Status HookEach(std::string_view step, size_t records) {
+    for (size_t i = 0; i < records; ++i) {
+      if (absl::Status s = Hook(step); !s.ok()) {
+        return s;
+      }
+    }
+    return absl::OkStatus();
+  }
+
+  // Writes the whole group set-based inside a savepoint and sets every
+  // outcome. Aborted: nothing of the group was written (the savepoint was
+  // rolled back); the caller writes the records one by one. Any other error:
+  // the transaction is gone.
+  absl::Status WriteBatch(const std::vector<Pending*>& batch, ChainHead& head,
+                          KnownMessages& known) {
+    if (absl::Status s = conn_->ExecScript("SAVEPOINT batch"); !s.ok()) {
+      return s;
+    }
+    ChainHead h = head;
+    KnownMessages k = known;
+    std::vector<IngestOutcome> outcomes(batch.size());
+    absl::Status status = WriteBatchStatements(batch, h, k, outcomes);
+    if (!status.ok()) {
+      if (absl::Status undo =
+              conn_->ExecScript("ROLLBACK TO SAVEPOINT batch; RELEASE SAVEPOINT batch");
+          !undo.ok()) {
+        return undo;
+      }
+      return absl::AbortedError(status.message());
+    }
+    if (absl::Status s = conn_->ExecScript("RELEASE SAVEPOINT batch"); !s.ok()) {
+      return s;
+    }
+    head = h;
+    known = std::move(k);
+    for (size_t i = 0; i < batch.size(); ++i) {
+      batch[i]->outcome = std::move(outcomes[i]);
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status WriteBatchStatements(const std::vector<Pending*>& batch, ChainHead& head,
+                                    KnownMessages& known, std::vector<IngestOutcome>& outcomes) {
+    const bool postgres = conn_->dialect() == Dialect::kPostgres;
+    const int64_t now = ToMicros(options_.clock());
+
+    // Audit rows: receipts for resends, the rest chained in order.
+    std::vector<size_t> writers;  // records whose derived rows are written
+    std::vector<std::vector<Param>> message_rows;
+    if (absl::Status s = HookEach("message", batch.size()); !s.ok()) {
+      return s;
+    }
+    for (size_t i = 0; i < batch.size(); ++i) {
+      const PreparedIngest& r = *batch[i]->prepared;
+      IngestOutcome& outcome = outcomes[i];
+      const KnownMessage* original = nullptr;
+      if (!r.message.message_control_id.empty()) {
+        if (auto it = known.find(r.key); it != known.end() && !it->second.empty()) {
+          for (const KnownMessage& m : it->second) {
+            if (m.hash == r.message_hash) {
+              original = &m;
+              break;
+            }
+          }
+          outcome.control_id_reused = original == nullptr;
+        }
+      }
+      if (original != nullptr) {
+        InboundMessage receipt = r.message;
+        receipt.ack_status = original->ack_status;
+        receipt.ack_message = original->ack_message;
+        message_rows.push_back(
+            MessageValues("inbound", receipt, r.message_hash, original->id, false, head));
+        outcome.message_id = head.id;
+        outcome.duplicate_of = original->id;
+        outcome.ack_status = original->ack_status;
+        outcome.ack_message = original->ack_message;
+        continue;
+      }
+      message_rows.push_back(MessageValues("inbound", r.message, r.message_hash, std::nullopt,
+                                           outcome.control_id_reused, head));
+      outcome.message_id = head.id;
+      outcome.ack_status = r.message.ack_status;
+      outcome.ack_message = r.message.ack_message;
+      if (!r.message.message_control_id.empty()) {
+        known[r.key].push_back(KnownMessage{outcome.message_id, r.message_hash,
+                                            r.message.ack_status, r.message.ack_message});
+      }
+      writers.push_back(i);
+    }
+    const std::vector<Column> message_columns = {
+        Column::kInt,  Column::kText,  Column::kText, Column::kText, Column::kText,  Column::kText,
+        Column::kText, Column::kText,  Column::kText, Column::kText, Column::kBytes, Column::kText,
+        Column::kText, Column::kBytes, Column::kText, Column::kText, Column::kInt,   Column::kText,
+        Column::kInt,  Column::kInt,   Column::kText};
+    if (absl::StatusOr<std::vector<Row>> s =
+            BulkWrite(kMessageInsertHead, message_columns, message_rows, "");
+        !s.ok()) {
+      return s.status();
+    }
+
+    // Patients: one row per key, fields merged in order (the later
+    // record's non-empty value wins, as sequential upserts would leave it).
+    if (absl::Status s = HookEach("patient", writers.size()); !s.ok()) {
+      return s;
+    }
+    std::map<std::string, size_t> patient_row;  // key -> index in patient_rows
+    std::vector<std::vector<Param>> patient_rows;
+    for (size_t i : writers) {
+      const PreparedIngest& r = *batch[i]->prepared;
+      if (!r.patient) {
+        continue;
+      }
+      auto [it, inserted] = patient_row.emplace(r.patient_key, patient_rows.size());
+      if (inserted) {
+        patient_rows.push_back({Param{Param::Kind::kText, 0, r.patient_key}, Param::Null(),
+                                Param::Null(), Param::Null(), Param::Null(), Param::Null(),
+                                Param::Null(), Param::Int(now), Param::Int(now)});
+      }
+      std::vector<Param>& row = patient_rows[it->second];
+      const PatientRecord& p = *r.patient;
+      size_t column = 1;
+      for (const std::string* field : {&p.pms_patient_id, &p.other_identifiers, &p.family_name,
+                                       &p.given_name, &p.birth_date, &p.sex}) {
+        if (!field->empty()) {
+          row[column] = Param{Param::Kind::kText, 0, *field};
+        }
+        ++column;
+      }
+    }
+    absl::StatusOr<std::vector<Row>> patients = BulkWrite(
+        "INSERT INTO patients (patient_key, pms_patient_id, other_identifiers, family_name, "
+        "given_name, birth_date, sex, created_at, updated_at)",
+        {Column::kText, Column::kText, Column::kText, Column::kText, Column::kText, Column::kText,
+         Column::kText, Column::kInt, Column::kInt},
+        patient_rows,
+        " ON CONFLICT (patient_key) DO UPDATE SET "
+        "other_identifiers = COALESCE(excluded.other_identifiers, patients.other_identifiers), "
+        "family_name = COALESCE(excluded.family_name, patients.family_name), "
+        "given_name = COALESCE(excluded.given_name, patients.given_name), "
+        "birth_date = COALESCE(excluded.birth_date, patients.birth_date), "
+        "sex = COALESCE(excluded.sex, patients.sex), updated_at = excluded.updated_at "
+        "RETURNING patient_key, id");
+    if (!patients.ok()) {
+      return patients.status();
+    }
+    std::map<std::string, int64_t> patient_ids;
+    for (const Row& row : *patients) {
+      patient_ids[Str(row[0])] = Int(row[1]);
+    }
+
+    // Orders the results answer move to "resulted" (not cancelled ones);
+    // results link to an order of their placer number whatever its status.
+    if (absl::Status s = HookEach("orders", writers.size()); !s.ok()) {
+      return s;
+    }
+    std::set<std::string> placers;
+    for (size_t i : writers) {
+      placers.insert(batch[i]->prepared->resulted.begin(), batch[i]->prepared->resulted.end());
+    }
+    std::map<std::string, int64_t> order_patient;  // placer -> patient, orders moved
+    std::map<std::string, int64_t> order_ids;      // placer -> order id, any status
+    if (!placers.empty()) {
+      std::vector<std::vector<Param>> placer_rows;
+      for (const std::string& placer : placers) {
+        placer_rows.push_back({Param{Param::Kind::kText, 0, placer}});
+      }
+      absl::StatusOr<std::vector<Row>> moved =
+          postgres ? conn_->Query(
+                         "UPDATE lab_orders SET status = 'resulted' WHERE placer_order_number = "
+                         "ANY($1::text[]) AND status <> 'cancelled' "
+                         "RETURNING placer_order_number, patient_id",
+                         {PgArray(placer_rows, 0)})
+                   : ForEachRow(
+                         "UPDATE lab_orders SET status = 'resulted' WHERE placer_order_number = "
+                         "$1 AND status <> 'cancelled' RETURNING placer_order_number, patient_id",
+                         placer_rows);
+      if (!moved.ok()) {
+        return moved.status();
+      }
+      for (const Row& row : *moved) {
+        order_patient[Str(row[0])] = Int(row[1]);
+      }
+      absl::StatusOr<std::vector<Row>> ids =
+          postgres ? conn_->Query(
+                         "SELECT placer_order_number, id FROM lab_orders WHERE "
+                         "placer_order_number = ANY($1::text[])",
+                         {PgArray(placer_rows, 0)})
+                   : ForEachRow(
+                         "SELECT placer_order_number, id FROM lab_orders WHERE "
+                         "placer_order_number = $1",
+                         placer_rows);
+      if (!ids.ok()) {
+        return ids.status();
+      }
+      for (const Row& row : *ids) {
+        order_ids[Str(row[0])] = Int(row[1]);
+      }
+    }
+    // Whose results: the PID's patient, or (no PID) the first moved order's.
+    std::vector<std::optional<int64_t>> result_patient(batch.size());
+    for (size_t i : writers) {
+      const PreparedIngest& r = *batch[i]->prepared;
+      if (r.patient) {
+        auto it = patient_ids.find(r.patient_key);
+        if (it == patient_ids.end()) {
+          return absl::InternalError("storage: upserted patient not returned");
+        }
+        result_patient[i] = it->second;
+        continue;
+      }
+      for (const std::string& placer : r.resulted) {
+        if (auto it = order_patient.find(placer); it != order_patient.end()) {
+          result_patient[i] = it->second;
+          break;
+        }
+      }
+      if (!r.results.empty() && !result_patient[i]) {
+        // The record fails alone: left to the record-by-record path.
+        return absl::InvalidArgumentError("storage: results without a patient (PID-3)");
+      }
+    }
+
+    // FHIR resources: one row per (type, id) with the last record's content
+    // and search values, and a version per record that carried it.
+    if (absl::Status s = HookEach("fhir", writers.size()); !s.ok()) {
+      return s;
+    }
+    std::map<std::pair<std::string, std::string>, size_t> resource_row;
+    std::vector<std::vector<Param>> resource_rows;
+    std::vector<const PreparedResource*> resource_source;
+    for (size_t i : writers) {
+      for (const PreparedResource& f : batch[i]->prepared->resources) {
+        auto [it, inserted] =
+            resource_row.emplace(std::make_pair(f.type, f.id), resource_rows.size());
+        std::vector<Param> row = {
+            Param{Param::Kind::kText, 0, f.type}, Param{Param::Kind::kText, 0, f.id},
+            Param::Int(outcomes[i].message_id), Param::Int(now), Param::Int(1)};
+        row.insert(row.end(), f.values.begin(), f.values.end());
+        if (inserted) {
+          resource_rows.push_back(std::move(row));
+          resource_source.push_back(&f);
+        } else {
+          row[4] = Param::Int(resource_rows[it->second][4].int_value + 1);
+          resource_rows[it->second] = std::move(row);
+          resource_source[it->second] = &f;
+        }
+      }
+    }
+    if (absl::StatusOr<std::vector<Row>> s = BulkWrite(
+            kFhirUpsertHead,
+            {Column::kText, Column::kText, Column::kInt, Column::kInt, Column::kInt, Column::kText,
+             Column::kText, Column::kText, Column::kText, Column::kText, Column::kText},
+            resource_rows, kFhirUpsertTail);
+        !s.ok()) {
+      return s.status();
+    }
+    // A stored resource's search values are those of its latest version.
+    std::vector<std::vector<Param>> resource_keys;
+    std::vector<std::vector<Param>> value_rows;
+    for (const PreparedResource* f : resource_source) {
+      resource_keys.push_back(
+          {Param{Param::Kind::kText, 0, f->type}, Param{Param::Kind::kText, 0, f->id}});
+      for (const std::array<Param, 3>& v : f->search_values) {
+        value_rows.push_back({Param{Param::Kind::kText, 0, f->type},
+                              Param{Param::Kind::kText, 0, f->id}, v[0], v[1], v[2]});
+      }
+    }
+    if (!resource_keys.empty()) {
+      absl::StatusOr<std::vector<Row>> deleted =
+          postgres ? conn_->Query(
+                         "DELETE FROM fhir_search_values WHERE (resource_type, resource_id) IN "
+                         "(SELECT * FROM unnest($1::text[], $2::text[]))",
+                         {PgArray(resource_keys, 0), PgArray(resource_keys, 1)})
+                   : ForEachRow(
+                         "DELETE FROM fhir_search_values WHERE resource_type = $1 AND "
+                         "resource_id = $2",
+                         resource_keys);
+      if (!deleted.ok()) {
+        return deleted.status();
+      }
+    }
+    if (absl::StatusOr<std::vector<Row>> s = BulkWrite(
+            "INSERT INTO fhir_search_values (resource_type, resource_id, name, system, value)",
+            {Column::kText, Column::kText, Column::kText, Column::kText, Column::kText}, value_rows,
+            "");
+        !s.ok()) {
+      return s.status();
+    }
+
+    // Results, linked to their patient and order; ids come back per message.
+    if (absl::Status s = HookEach("results", writers.size()); !s.ok()) {
+      return s;
+    }
+    std::vector<std::vector<Param>> result_rows;
+    std::map<int64_t, size_t> record_of_message;
+    for (size_t i : writers) {
+      PreparedIngest& r = *batch[i]->prepared;
+      record_of_message[outcomes[i].message_id] = i;
+      outcomes[i].patient_id = result_patient[i];
+      for (size_t j = 0; j < r.results.size(); ++j) {
+        std::optional<int64_t> order_id;
+        if (r.result_links_order[j]) {
+          if (auto it = order_ids.find(r.result_placers[j]); it != order_ids.end()) {
+            order_id = it->second;
+          }
+        }
+        std::vector<Param> row = {Param::OptInt(result_patient[i]), Param::OptInt(order_id),
+                                  Param::Int(outcomes[i].message_id), Param::Int(now)};
+        row.reserve(kResultInsertColumnCount);
+        for (Param& value : r.results[j]) {
+          row.push_back(std::move(value));
+        }
+        result_rows.push_back(std::move(row));
+      }
+    }
+    absl::StatusOr<std::vector<Row>> results = BulkWrite(
+        kResultInsertHead,
+        {Column::kInt, Column::kInt, Column::kInt, Column::kInt, Column::kText, Column::kText,
+         Column::kText, Column::kText, Column::kText, Column::kText, Column::kText, Column::kText,
+         Column::kText, Column::kInt, Column::kText, Column::kText, Column::kText, Column::kInt},
+        result_rows, " RETURNING id, hl7_message_id");
+    if (!results.ok()) {
+      return results.status();
+    }
+    for (const Row& row : *results) {
+      auto it = record_of_message.find(Int(row[1]));
+      if (it == record_of_message.end()) {
+        return absl::InternalError("storage: result of an unknown message returned");
+      }
+      outcomes[it->second].result_ids.push_back(Int(row[0]));
+    }
+    for (IngestOutcome& outcome : outcomes) {
+      std::sort(outcome.result_ids.begin(), outcome.result_ids.end());
+    }
+    return absl::OkStatus();
+  }
+
+  // One statement per row of `rows` (SQLite: prepared once, no round trips).
+  absl::StatusOr<std::vector<Row>> ForEachRow(const std::string& sql,
+                                              const std::vector<std::vector<Param>>& rows) {
+    std::vector<Row> out;
+    for (const std::vector<Param>& row : rows) {
+      absl::StatusOr<std::vector<Row>> returned = conn_->Query(sql, row);
+      if (!returned.ok()) {
+        return returned.status();
+      }
+      for (Row& r : *returned) {
+        out.push_back(std::move(r));
+      }
+    }
+    return out;
   }
 
   absl::Status Hook(std::string_view step) {
@@ -1703,27 +2301,17 @@ class SqlStore final : public Store {
         }
         std::string tuple = absl::StrCat("(", patient_sql, ", ", order_sql, ", ");
         const size_t first = params.size();
-        for (Param& p : std::vector<Param>{
-                 Param::Text(r.test_code), Param::Text(r.test_name), Param::Text(r.value),
-                 Param::Text(r.units), Param::Text(r.reference_range), Param::Text(r.abnormal_flag),
-                 Param::Text(r.result_status), Param::Text(r.sending_facility),
-                 Param::Text(r.filler_order_number), OptTimeParam(r.observation_date),
-                 Param::Int(now), Param::Int(outcome.message_id), Param::Text(r.value_type),
-                 Param::Text(r.observation_sub_id), Param::Text(r.placer_order_number),
-                 Param::Int(r.critical ? 1 : 0)}) {
+        params.push_back(Param::Int(outcome.message_id));
+        params.push_back(Param::Int(now));
+        for (Param& p : ResultValues(r)) {
           params.push_back(std::move(p));
         }
         tuple += Placeholders(first, params.size() - first).substr(1);
         tuples.push_back(std::move(tuple));
       }
-      buffer.Add(
-          absl::StrCat("INSERT INTO lab_results (patient_id, lab_order_id, test_code, test_name, "
-                       "value, units, reference_range, abnormal_flag, result_status, "
-                       "sending_facility, filler_order_number, observation_date, received_at, "
-                       "hl7_message_id, value_type, observation_sub_id, placer_order_number, "
-                       "critical) VALUES ",
-                       absl::StrJoin(tuples, ", "), " RETURNING id, patient_id"),
-          std::move(params));
+      buffer.Add(absl::StrCat(kResultInsertHead, " VALUES ", absl::StrJoin(tuples, ", "),
+                              " RETURNING id, patient_id"),
+                 std::move(params));
       absl::StatusOr<std::vector<Row>> rows = buffer.Flush();
       if (!rows.ok()) {
         return rows.status();
@@ -1900,13 +2488,8 @@ class SqlStore final : public Store {
         .status();
   }
 
-  // Appends one audit row at head.id + 1 and advances `head`.
-  // The INSERT of one audit row at head.id + 1; advances `head` (the caller
-  // keeps the old head if the statement then fails).
-  Connection::Statement MessageInsert(std::string_view direction, const InboundMessage& received,
-                                      std::optional<int64_t> duplicate_of, bool reused,
-                                      ChainHead& head) {
-    // The chain covers exactly what is stored: text as stored (valid UTF-8).
+  // Text fields of a message as stored (valid UTF-8); raw bytes untouched.
+  static InboundMessage StoredText(const InboundMessage& received) {
     InboundMessage m = received;
     for (std::string* field :
          {&m.message_type, &m.trigger_event, &m.message_control_id, &m.sending_application,
@@ -1914,6 +2497,37 @@ class SqlStore final : public Store {
           &m.ack_status, &m.source_ip, &m.peer_certificate_subject, &m.error_detail}) {
       *field = ValidUtf8(*field);
     }
+    return m;
+  }
+
+  static constexpr char kMessageInsertHead[] =
+      "INSERT INTO hl7_messages (id, direction, message_type, trigger_event, "
+      "message_control_id, sending_application, sending_facility, receiving_application, "
+      "receiving_facility, version, raw_message, message_hash, ack_status, ack_message, "
+      "source_ip, peer_certificate_subject, processed_at, error_detail, duplicate_of, "
+      "control_id_reused, chain_hash)";
+
+  // The INSERT of one audit row at head.id + 1; advances `head` (the caller
+  // keeps the old head if the statement then fails).
+  Connection::Statement MessageInsert(std::string_view direction, const InboundMessage& received,
+                                      std::optional<int64_t> duplicate_of, bool reused,
+                                      ChainHead& head) {
+    const InboundMessage m = StoredText(received);
+    return Connection::Statement{
+        absl::StrCat(kMessageInsertHead,
+                     " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, "
+                     "$16, $17, $18, $19, $20, $21)"),
+        MessageValues(direction, m, Sha256Hex(m.raw_message), duplicate_of, reused, head)};
+  }
+
+  // The column values of one audit row at head.id + 1 (in kMessageInsertHead's
+  // order), its chain hash computed; advances `head`. `m`'s text fields must
+  // already be as stored (StoredText).
+  std::vector<Param> MessageValues(std::string_view direction, const InboundMessage& m,
+                                   const std::string& message_hash,
+                                   std::optional<int64_t> duplicate_of, bool reused,
+                                   ChainHead& head) const {
+    // The chain covers exactly what is stored: text as stored (valid UTF-8).
     ChainRow row;
     row.id = head.id + 1;
     row.direction = std::string(direction);
@@ -1925,7 +2539,7 @@ class SqlStore final : public Store {
     row.receiving_application = OptText(m.receiving_application);
     row.receiving_facility = OptText(m.receiving_facility);
     row.version = OptText(m.version);
-    row.message_hash = Sha256Hex(m.raw_message);
+    row.message_hash = message_hash;
     row.ack_status = OptText(m.ack_status);
     row.ack_message = OptText(m.ack_message);
     row.source_ip = OptText(m.source_ip);
@@ -1934,38 +2548,35 @@ class SqlStore final : public Store {
     row.error_detail = OptText(m.error_detail);
     row.duplicate_of = duplicate_of;
     row.control_id_reused = reused;
-    const std::string chain_hash = NextChainHash(head.hash, row);
-    Connection::Statement statement{
-        "INSERT INTO hl7_messages (id, direction, message_type, trigger_event, "
-        "message_control_id, sending_application, sending_facility, receiving_application, "
-        "receiving_facility, version, raw_message, message_hash, ack_status, ack_message, "
-        "source_ip, peer_certificate_subject, processed_at, error_detail, duplicate_of, "
-        "control_id_reused, chain_hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, "
-        "$12, $13, $14, $15, $16, $17, $18, $19, $20, $21)",
-        {Param::Int(row.id),
-         Param::Text(row.direction),
-         Param::Text(m.message_type),
-         Param::Text(m.trigger_event),
-         KeyText(m.message_control_id),
-         KeyText(m.sending_application),
-         KeyText(m.sending_facility),
-         Param::Text(m.receiving_application),
-         Param::Text(m.receiving_facility),
-         Param::Text(m.version),
-         Param::Blob(m.raw_message),
-         Param::Text(row.message_hash),
-         Param::Text(m.ack_status),
-         m.ack_message.empty() ? Param::Null() : Param::Blob(m.ack_message),
-         Param::Text(m.source_ip),
-         Param::Text(m.peer_certificate_subject),
-         Param::Int(row.processed_at),
-         Param::Text(m.error_detail),
-         Param::OptInt(duplicate_of),
-         Param::Int(reused ? 1 : 0),
-         Param::Text(chain_hash)}};
+    std::string chain_hash = NextChainHash(head.hash, row);
+    auto text = [](const std::string& v) {  // already valid UTF-8
+      return v.empty() ? Param::Null() : Param{Param::Kind::kText, 0, v};
+    };
+    auto key = [](const std::string& v) { return Param{Param::Kind::kText, 0, v}; };
+    std::vector<Param> values = {Param::Int(row.id),
+                                 key(row.direction),
+                                 text(m.message_type),
+                                 text(m.trigger_event),
+                                 key(m.message_control_id),
+                                 key(m.sending_application),
+                                 key(m.sending_facility),
+                                 text(m.receiving_application),
+                                 text(m.receiving_facility),
+                                 text(m.version),
+                                 Param::Blob(m.raw_message),
+                                 key(message_hash),
+                                 text(m.ack_status),
+                                 m.ack_message.empty() ? Param::Null() : Param::Blob(m.ack_message),
+                                 text(m.source_ip),
+                                 text(m.peer_certificate_subject),
+                                 Param::Int(row.processed_at),
+                                 text(m.error_detail),
+                                 Param::OptInt(duplicate_of),
+                                 Param::Int(reused ? 1 : 0),
+                                 key(chain_hash)};
     head.id = row.id;
-    head.hash = chain_hash;
-    return statement;
+    head.hash = std::move(chain_hash);
+    return values;
   }
 
   absl::StatusOr<int64_t> InsertMessage(std::string_view direction, const InboundMessage& m,

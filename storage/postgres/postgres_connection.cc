@@ -106,7 +106,9 @@ class PostgresConnection final : public internal::Connection {
     if (absl::Status s = EnsureConnected(); !s.ok()) {
       return s;
     }
-    // Text-format parameters; bytea as its hex input form.
+    // Text-format parameters; bytea as its hex input form. Text is passed
+    // in place (`params` outlives the call): bulk writes send arrays of
+    // hundreds of kilobytes.
     std::vector<std::string> storage(params.size());
     std::vector<const char*> values(params.size(), nullptr);
     for (size_t i = 0; i < params.size(); ++i) {
@@ -116,15 +118,16 @@ class PostgresConnection final : public internal::Connection {
           continue;
         case Param::Kind::kInt:
           storage[i] = std::to_string(p.int_value);
+          values[i] = storage[i].c_str();
           break;
         case Param::Kind::kText:
-          storage[i] = p.text;
+          values[i] = p.text.c_str();
           break;
         case Param::Kind::kBlob:
           storage[i] = absl::StrCat("\\x", absl::BytesToHexString(p.text));
+          values[i] = storage[i].c_str();
           break;
       }
-      values[i] = storage[i].c_str();
     }
     try {
       std::string name;

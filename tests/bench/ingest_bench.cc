@@ -13,7 +13,8 @@
 // NE, so the answer is CA). After each configuration the audit chain is verified
 // (VerifyAuditChain); a break aborts the run. Because the 2 cores are shared, CPU per message is
 // reported too: this process's (cpu_us_per_msg: parse, map, ACK, the store's client side) and, on
-// PostgreSQL, the local server's (pg_cpu_us_per_msg).
+// PostgreSQL, the test server's (pg_cpu_us_per_msg, needs BRIDGE_TEST_PG_DATA
+// as exported by tests/support/pg_throwaway.sh).
 //
 // SQLite files go under $BRIDGE_BENCH_DIR (default: the system temp dir).
 // PostgreSQL uses $BRIDGE_TEST_PG_DSN (tests/support/pg_throwaway.sh); its
@@ -128,11 +129,27 @@ double ProcessCpuSeconds() {
          static_cast<double>(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6;
 }
 
-// CPU seconds used so far by every process named "postgres" (the local
-// throwaway server's backends, checkpointer, WAL writer): the server's share
-// of an ingest, which the load on the other core does not blur as much as
-// wall-clock rates.
+// CPU seconds used so far by the test PostgreSQL: its postmaster (first line
+// of $BRIDGE_TEST_PG_DATA/postmaster.pid) and every process it started
+// (backends, checkpointer, WAL writer). The server's share of an ingest,
+// which the load on the shared cores does not blur as much as rates do.
+// Other engineers' clusters on the machine are not counted. 0 when
+// BRIDGE_TEST_PG_DATA is unset.
 double PostgresCpuSeconds() {
+  const char* data = std::getenv("BRIDGE_TEST_PG_DATA");
+  if (data == nullptr) {
+    return 0;
+  }
+  long postmaster = 0;
+  if (std::FILE* f = std::fopen((std::filesystem::path(data) / "postmaster.pid").c_str(), "r")) {
+    if (std::fscanf(f, "%ld", &postmaster) != 1) {
+      postmaster = 0;
+    }
+    std::fclose(f);
+  }
+  if (postmaster <= 0) {
+    return 0;
+  }
   double total = 0;
   const double ticks = static_cast<double>(sysconf(_SC_CLK_TCK));
   for (const auto& entry : std::filesystem::directory_iterator("/proc")) {
@@ -144,14 +161,15 @@ double PostgresCpuSeconds() {
     if (f == nullptr) {
       continue;
     }
-    char comm[64] = {};
+    long pid = 0;
+    long parent = 0;
     unsigned long utime = 0;
     unsigned long stime = 0;
     // pid (comm) state ppid pgrp session tty tpgid flags minflt cminflt
     // majflt cmajflt utime stime
-    if (std::fscanf(f, "%*d (%63[^)]) %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", comm,
-                    &utime, &stime) == 3 &&
-        std::string(comm) == "postgres") {
+    if (std::fscanf(f, "%ld (%*[^)]) %*c %ld %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &pid,
+                    &parent, &utime, &stime) == 4 &&
+        (pid == postmaster || parent == postmaster)) {
       total += static_cast<double>(utime + stime) / ticks;
     }
     std::fclose(f);
