@@ -207,6 +207,9 @@ absl::StatusOr<std::unique_ptr<Apis>> StartApis(const Config& config, storage::S
   grpc_options.listen_host = config.http_listen_host;
   grpc_options.port = config.grpc_port;
   grpc_options.worker_threads = config.worker_threads;
+  grpc_options.tls_cert_file = config.grpc_tls_cert_file;
+  grpc_options.tls_key_file = config.grpc_tls_key_file;
+  grpc_options.tls_client_ca_file = config.grpc_tls_client_ca_file;
   if (absl::Status s = apis->StartGrpc(grpc_options); !s.ok()) {
     return s;
   }

@@ -150,6 +150,9 @@ absl::StatusOr<Config> LoadConfig(const EnvLookup& env) {
       ReadIntAs(env, "HTTP_LISTEN_PORT", 0, 65535, "expected a port number 0-65535", &c.http_port));
   checks.push_back(
       ReadIntAs(env, "GRPC_LISTEN_PORT", 0, 65535, "expected a port number 0-65535", &c.grpc_port));
+  ReadString(env, "GRPC_TLS_CERT", &c.grpc_tls_cert_file);
+  ReadString(env, "GRPC_TLS_KEY", &c.grpc_tls_key_file);
+  ReadString(env, "GRPC_TLS_CLIENT_CA", &c.grpc_tls_client_ca_file);
   ReadString(env, "LIS_ENDPOINTS_FILE", &c.lis_endpoints_file);
   c.lis_endpoints_file_set = env("LIS_ENDPOINTS_FILE").value_or("") != "";
   checks.push_back(ReadIntAs(env, "ORDER_OVERDUE_SECONDS", 1, 366ll * 86400,
@@ -181,6 +184,14 @@ absl::StatusOr<Config> LoadConfig(const EnvLookup& env) {
     return absl::InvalidArgumentError(
         "MLLP_TLS_CLIENT_CA: client certificates need TLS; set MLLP_TLS_CERT and MLLP_TLS_KEY");
   }
+  if (c.grpc_tls_cert_file.empty() != c.grpc_tls_key_file.empty()) {
+    return absl::InvalidArgumentError(
+        "GRPC_TLS_CERT and GRPC_TLS_KEY: set both (TLS) or neither (plaintext)");
+  }
+  if (!c.grpc_tls_client_ca_file.empty() && c.grpc_tls_cert_file.empty()) {
+    return absl::InvalidArgumentError(
+        "GRPC_TLS_CLIENT_CA: client certificates need TLS; set GRPC_TLS_CERT and GRPC_TLS_KEY");
+  }
   if (!c.mllp.tls.allowed_peers.empty() && c.mllp.tls.client_ca_file.empty()) {
     return absl::InvalidArgumentError(
         "MLLP_TLS_ALLOWED_PEERS: an allow-list needs client certificates; set MLLP_TLS_CLIENT_CA");
@@ -198,6 +209,8 @@ std::string DescribeConfig(const Config& c) {
       " audit_log=", c.audit_log_enabled ? "on" : "off", " retention_days=", c.audit_retention_days,
       " ack_timeout_s=", c.ack_timeout_seconds, " retry_max=", c.retry_max_attempts,
       " http=", c.http_listen_host, ":", c.http_port, " grpc=", c.grpc_port,
+      c.grpc_tls_cert_file.empty() ? " plain"
+                                   : (c.grpc_tls_client_ca_file.empty() ? " tls" : " mtls"),
       " lis_endpoints=", c.lis_endpoints_file, " order_overdue_s=", c.order_overdue_seconds,
       " critical_flags=", absl::StrJoin(c.critical_flags, ","), " workers=", c.worker_threads,
       " log_level=", c.log_level, " api_tokens=", c.api_tokens_file,

@@ -19,6 +19,7 @@
 //   AUDIT_LOG_ENABLED (true)  AUDIT_RETENTION_DAYS (2555)
 //   ACK_TIMEOUT_SECONDS (30)  RETRY_MAX_ATTEMPTS (3)
 //   HTTP_LISTEN_HOST (0.0.0.0)  HTTP_LISTEN_PORT (8080)  GRPC_LISTEN_PORT (50051)
+//   GRPC_TLS_CERT, GRPC_TLS_KEY (plaintext), GRPC_TLS_CLIENT_CA (no client certificates)
 //   LIS_ENDPOINTS_FILE (config/lis_endpoints.json; missing at the default path = no LIS yet)
 //   ORDER_OVERDUE_SECONDS (86400: an order with no result this long after it was placed
 //   is listed by status=overdue)
@@ -58,6 +59,9 @@ struct Config {
   std::string http_listen_host = "0.0.0.0";
   int http_port = 8080;
   int grpc_port = 50051;
+  std::string grpc_tls_cert_file;  // PEM; with grpc_tls_key_file, gRPC is TLS-only
+  std::string grpc_tls_key_file;
+  std::string grpc_tls_client_ca_file;  // PEM CA bundle: clients must present a certificate
   std::string lis_endpoints_file = "config/lis_endpoints.json";
   bool lis_endpoints_file_set = false;  // LIS_ENDPOINTS_FILE was given: the file must exist
   int order_overdue_seconds = 86400;

@@ -4,6 +4,11 @@
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
+#include <openssl/bio.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
 
 #include <atomic>
 #include <chrono>
@@ -571,11 +576,51 @@ constexpr int kMaxWatchers = 64;
   return new WatchReactor(results_, *request, watchers_);
 }
 
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path);
+// The PEM text of a TLS file, checked: a certificate (or CA bundle) must hold
+// at least one certificate, a key a private key. The error names the
+// configuration variable, so a bad file stops the start with its name.
+absl::StatusOr<std::string> ReadPem(const std::string& variable, const std::string& path,
+                                    bool private_key) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    return absl::InvalidArgumentError(variable + " " + path + ": cannot be read");
+  }
   std::stringstream text;
   text << in.rdbuf();
-  return text.str();
+  std::string pem = text.str();
+  BIO* bio = BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size()));
+  bool ok = false;
+  if (private_key) {
+    EVP_PKEY* key = PEM_read_bio_PrivateKey(bio, nullptr, nullptr, nullptr);
+    ok = key != nullptr;
+    EVP_PKEY_free(key);
+  } else {
+    X509* cert = PEM_read_bio_X509(bio, nullptr, nullptr, nullptr);
+    ok = cert != nullptr;
+    X509_free(cert);
+  }
+  BIO_free(bio);
+  ERR_clear_error();
+  if (!ok) {
+    return absl::InvalidArgumentError(variable + " " + path + ": no PEM " +
+                                      (private_key ? "private key" : "certificate") + " in it");
+  }
+  return pem;
+}
+
+// Whether the key belongs to the (first) certificate.
+bool KeyMatchesCertificate(const std::string& cert_pem, const std::string& key_pem) {
+  BIO* cert_bio = BIO_new_mem_buf(cert_pem.data(), static_cast<int>(cert_pem.size()));
+  BIO* key_bio = BIO_new_mem_buf(key_pem.data(), static_cast<int>(key_pem.size()));
+  X509* cert = PEM_read_bio_X509(cert_bio, nullptr, nullptr, nullptr);
+  EVP_PKEY* key = PEM_read_bio_PrivateKey(key_bio, nullptr, nullptr, nullptr);
+  const bool match = cert != nullptr && key != nullptr && X509_check_private_key(cert, key) == 1;
+  EVP_PKEY_free(key);
+  X509_free(cert);
+  BIO_free(key_bio);
+  BIO_free(cert_bio);
+  ERR_clear_error();
+  return match;
 }
 
 class GrpcServerImpl final : public GrpcServer {
@@ -586,13 +631,39 @@ class GrpcServerImpl final : public GrpcServer {
 
   absl::Status Start(const GrpcServerOptions& options) {
     if (options.tls_cert_file.empty() != options.tls_key_file.empty()) {
-      return absl::InvalidArgumentError("gRPC TLS: set both the certificate and the key");
+      return absl::InvalidArgumentError(
+          "GRPC_TLS_CERT and GRPC_TLS_KEY: set both (TLS) or neither (plaintext)");
+    }
+    if (!options.tls_client_ca_file.empty() && options.tls_cert_file.empty()) {
+      return absl::InvalidArgumentError(
+          "GRPC_TLS_CLIENT_CA: client certificates need TLS; set GRPC_TLS_CERT and GRPC_TLS_KEY");
     }
     std::shared_ptr<::grpc::ServerCredentials> credentials = ::grpc::InsecureServerCredentials();
     if (!options.tls_cert_file.empty()) {
+      absl::StatusOr<std::string> cert = ReadPem("GRPC_TLS_CERT", options.tls_cert_file, false);
+      if (!cert.ok()) {
+        return cert.status();
+      }
+      absl::StatusOr<std::string> key = ReadPem("GRPC_TLS_KEY", options.tls_key_file, true);
+      if (!key.ok()) {
+        return key.status();
+      }
+      if (!KeyMatchesCertificate(*cert, *key)) {
+        return absl::InvalidArgumentError("GRPC_TLS_KEY " + options.tls_key_file +
+                                          ": not the key of GRPC_TLS_CERT " +
+                                          options.tls_cert_file);
+      }
       ::grpc::SslServerCredentialsOptions ssl;
-      ssl.pem_key_cert_pairs.push_back(
-          {ReadFile(options.tls_key_file), ReadFile(options.tls_cert_file)});
+      ssl.pem_key_cert_pairs.push_back({*key, *cert});
+      if (!options.tls_client_ca_file.empty()) {
+        absl::StatusOr<std::string> ca =
+            ReadPem("GRPC_TLS_CLIENT_CA", options.tls_client_ca_file, false);
+        if (!ca.ok()) {
+          return ca.status();
+        }
+        ssl.pem_root_certs = *ca;
+        ssl.client_certificate_request = GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY;
+      }
       credentials = ::grpc::SslServerCredentials(ssl);
     }
     ::grpc::EnableDefaultHealthCheckService(true);

@@ -43,9 +43,15 @@ struct GrpcServerOptions {
   std::string listen_host = "0.0.0.0";
   int port = 50051;  // 0: any free port
   int worker_threads = 4;
-  // TLS: both set, or neither (plaintext).
+  // TLS (GRPC_TLS_CERT, GRPC_TLS_KEY): both set, or neither (plaintext).
+  // Start refuses files that do not hold a PEM certificate / private key,
+  // or a key that is not the certificate's, naming the variable.
   std::string tls_cert_file;
   std::string tls_key_file;
+  // GRPC_TLS_CLIENT_CA: when set (with TLS), every client must present a
+  // certificate that chains to this CA bundle (mutual TLS); the bearer token
+  // is still required.
+  std::string tls_client_ca_file;
 };
 
 class GrpcServer {

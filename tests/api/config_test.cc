@@ -76,6 +76,16 @@ TEST(ConfigTest, ApiVariables) {
   EXPECT_EQ(c->access_audit_file, "/var/log/lb.jsonl");
   EXPECT_EQ(c->http_max_body_bytes, 4096);
   EXPECT_EQ(c->http_request_timeout_seconds, 5);
+  EXPECT_TRUE(d->grpc_tls_cert_file.empty());
+  EXPECT_NE(DescribeConfig(*d).find("grpc=50051 plain"), std::string::npos);
+  absl::StatusOr<Config> tls = LoadConfig(FakeEnv({{"GRPC_TLS_CERT", "/etc/lb/grpc.crt"},
+                                                   {"GRPC_TLS_KEY", "/etc/lb/grpc.key"},
+                                                   {"GRPC_TLS_CLIENT_CA", "/etc/lb/pms-ca.crt"}}));
+  ASSERT_TRUE(tls.ok()) << tls.status();
+  EXPECT_EQ(tls->grpc_tls_cert_file, "/etc/lb/grpc.crt");
+  EXPECT_EQ(tls->grpc_tls_key_file, "/etc/lb/grpc.key");
+  EXPECT_EQ(tls->grpc_tls_client_ca_file, "/etc/lb/pms-ca.crt");
+  EXPECT_NE(DescribeConfig(*tls).find("grpc=50051 mtls"), std::string::npos);
 }
 
 TEST(ConfigTest, ABadValueNamesTheVariable) {
@@ -96,6 +106,9 @@ TEST(ConfigTest, ABadValueNamesTheVariable) {
            {{{"LOG_LEVEL", "loud"}}, "LOG_LEVEL"},
            {{{"MLLP_TLS_CERT", "a.crt"}}, "MLLP_TLS_KEY"},
            {{{"MLLP_TLS_CLIENT_CA", "ca.crt"}}, "MLLP_TLS_CLIENT_CA"},
+           {{{"GRPC_TLS_CERT", "a.crt"}}, "GRPC_TLS_KEY"},
+           {{{"GRPC_TLS_KEY", "a.key"}}, "GRPC_TLS_CERT"},
+           {{{"GRPC_TLS_CLIENT_CA", "ca.crt"}}, "GRPC_TLS_CLIENT_CA"},
            {{{"METRICS_REQUIRE_TOKEN", "sometimes"}}, "METRICS_REQUIRE_TOKEN"},
            {{{"HTTP_MAX_BODY_BYTES", "10"}}, "HTTP_MAX_BODY_BYTES"},
            {{{"HTTP_REQUEST_TIMEOUT_SECONDS", "0"}}, "HTTP_REQUEST_TIMEOUT_SECONDS"},

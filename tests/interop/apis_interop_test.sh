@@ -8,7 +8,10 @@
 #    .curlrc in CURL_HOME, so the command lines stay the guide's);
 #  - drives the FHIR facade with fhir-kit-client and validates every
 #    resource and Bundle it got with @medplum/core;
-#  - calls every gRPC RPC with @grpc/grpc-js, health and reflection.
+#  - calls every gRPC RPC with @grpc/grpc-js, health and reflection;
+#  - restarts with gRPC over mutual TLS (GRPC_TLS_CERT/KEY/CLIENT_CA, a test
+#    PKI made with the openssl CLI) and checks it with @grpc/grpc-js, and that
+#    unusable TLS files stop the start naming their variable.
 set -euo pipefail
 server=$1
 backend=${2:-sqlite}
@@ -99,4 +102,43 @@ mkdir -p "$work/fhir"
 reader=$(cat "$work/reader_token")
 (cd "$here" && node interop/grpc_client_check.mjs "127.0.0.1:$(cat "$work/grpc_port")" "$token" "$reader" \
   "$here/../proto" "$pid")
+
+# --- gRPC over TLS (GRPC_TLS_CERT/KEY/CLIENT_CA): a second server on the same store ---
+kill "$pid"; wait "$pid" 2>/dev/null || true; pid=
+pki=$work/pki
+mkdir -p "$pki"
+ec="-newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2"
+for ca in ca other-ca; do
+  openssl req -x509 $ec -subj "/CN=$ca" -keyout "$pki/$ca.key" -out "$pki/$ca.crt" 2>/dev/null
+done
+leaf() {  # name cn ca extensions
+  openssl req $ec -subj "/CN=$2" -keyout "$pki/$1.key" -out "$pki/$1.csr" 2>/dev/null
+  printf '%b' "$4" >"$pki/$1.ext"
+  openssl x509 -req -days 2 -in "$pki/$1.csr" -CA "$pki/$3.crt" -CAkey "$pki/$3.key" \
+    -CAcreateserial -extfile "$pki/$1.ext" -out "$pki/$1.crt" 2>/dev/null
+}
+leaf server localhost ca 'subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n'
+leaf pms pms-backend ca 'extendedKeyUsage=clientAuth\n'
+leaf stranger pms-backend other-ca 'extendedKeyUsage=clientAuth\n'
+
+# A file that cannot serve stops the start, naming its variable.
+if GRPC_TLS_CERT=$pki/missing.crt GRPC_TLS_KEY=$pki/server.key "$server" --port-file "$work/port-bad" \
+    >"$work/bad.log" 2>&1; then
+  fail "a missing GRPC_TLS_CERT did not stop the start"
+fi
+grep -q GRPC_TLS_CERT "$work/bad.log" || fail "the error does not name GRPC_TLS_CERT: $(cat "$work/bad.log")"
+if GRPC_TLS_CERT=$pki/server.crt GRPC_TLS_KEY=$pki/pms.key "$server" --port-file "$work/port-bad" \
+    >"$work/bad.log" 2>&1; then
+  fail "a key that is not the certificate's did not stop the start"
+fi
+grep -q GRPC_TLS_KEY "$work/bad.log" || fail "the error does not name GRPC_TLS_KEY: $(cat "$work/bad.log")"
+
+rm -f "$work/port" "$work/grpc_port"
+GRPC_TLS_CERT=$pki/server.crt GRPC_TLS_KEY=$pki/server.key GRPC_TLS_CLIENT_CA=$pki/ca.crt \
+  "$server" --port-file "$work/port" --grpc-port-file "$work/grpc_port" >"$work/server-tls.log" 2>&1 &
+pid=$!
+for _ in $(seq 1 100); do [[ -s $work/port ]] && break; sleep 0.1; done
+[[ -s $work/port ]] || { echo "FAIL: TLS server did not start"; cat "$work/server-tls.log"; exit 1; }
+(cd "$here" && node interop/grpc_client_check.mjs "127.0.0.1:$(cat "$work/grpc_port")" "$token" "$reader" \
+  "$here/../proto" "$pid" "$pki")
 echo "PASS ($backend)"

@@ -4,8 +4,12 @@
 // LabBridge RPC, auth (no token, wrong token, missing role), the standard
 // health service and server reflection (grpc-js-reflection-client).
 //
-//   node interop/grpc_client_check.mjs HOST:PORT ADMIN_TOKEN READER_TOKEN PROTO_DIR SERVER_PID
+//   node interop/grpc_client_check.mjs HOST:PORT ADMIN_TOKEN READER_TOKEN PROTO_DIR SERVER_PID [PKI_DIR]
 // (SIGUSR1 to SERVER_PID stores five more results for patient 12345.)
+// With PKI_DIR (ca.crt, pms.crt/.key, stranger.crt/.key from another CA,
+// other-ca.crt), the server runs mutual TLS: the checks then cover TLS
+// (health, reflection, a unary call and a stream over it) and the clients it
+// must refuse.
 import grpc from '@grpc/grpc-js';
 import protoLoader from '@grpc/proto-loader';
 import { GrpcReflection } from 'grpc-js-reflection-client';
@@ -13,18 +17,24 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
-const [addr, adminToken, readerToken, protoDir, serverPid] = process.argv.slice(2);
+const [addr, adminToken, readerToken, protoDir, serverPid, pkiDir] = process.argv.slice(2);
 const load = (file, includeDirs) =>
   grpc.loadPackageDefinition(protoLoader.loadSync(file, { keepCase: true, longs: String, defaults: true, includeDirs }));
 const pkg = load('labbridge/v1/labbridge.proto', [protoDir]);
-const client = new pkg.labbridge.v1.LabBridge(addr, grpc.credentials.createInsecure());
+// With PKI_DIR the server runs mutual TLS (GRPC_TLS_CERT/KEY/CLIENT_CA):
+// trust its CA and present the PMS backend's certificate.
+const pem = (name) => fs.readFileSync(path.join(pkiDir, name));
+const credentials = pkiDir
+  ? grpc.credentials.createSsl(pem('ca.crt'), pem('pms.key'), pem('pms.crt'))
+  : grpc.credentials.createInsecure();
+const client = new pkg.labbridge.v1.LabBridge(addr, credentials);
 
 const healthProto = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'health-')), 'health.proto');
 fs.writeFileSync(healthProto, `syntax = "proto3"; package grpc.health.v1;
 message HealthCheckRequest { string service = 1; }
 message HealthCheckResponse { enum ServingStatus { UNKNOWN = 0; SERVING = 1; NOT_SERVING = 2; SERVICE_UNKNOWN = 3; } ServingStatus status = 1; }
 service Health { rpc Check(HealthCheckRequest) returns (HealthCheckResponse); }`);
-const health = new (load(healthProto).grpc.health.v1.Health)(addr, grpc.credentials.createInsecure());
+const health = new (load(healthProto).grpc.health.v1.Health)(addr, credentials);
 
 const meta = (token) => {
   const m = new grpc.Metadata();
@@ -45,9 +55,39 @@ const expectCode = async (promise, code, what) => {
 
 const h = await new Promise((res, rej) => health.Check({ service: '' }, (e, r) => (e ? rej(e) : res(r))));
 expect(h.status === 1 || h.status === 'SERVING', 'grpc.health.v1.Health/Check -> SERVING');
-const services = await new GrpcReflection(addr, grpc.credentials.createInsecure()).listServices();
+const services = await new GrpcReflection(addr, credentials).listServices();
 expect(services.includes('labbridge.v1.LabBridge') && services.includes('grpc.health.v1.Health'),
        `reflection lists ${services.join(', ')}`);
+
+if (pkiDir) {
+  const results = await call('ListResults', { patient_id: '12345' });
+  expect(results.results.length >= 5 && results.results.some((x) => x.test_code === 'K'),
+         'over mutual TLS: ListResults(patient 12345) with the bearer token');
+  const events = await new Promise((resolve, reject) => {
+    const got = [];
+    const stream = client.WatchResults({ patient_id: '12345', after_result_id: '0' }, meta(adminToken));
+    stream.on('data', (e) => { got.push(e); if (got.length === 5) { stream.cancel(); resolve(got); } });
+    stream.on('error', (e) => (e.code === grpc.status.CANCELLED ? resolve(got) : reject(e)));
+  });
+  expect(events.length === 5, 'over mutual TLS: WatchResults streams');
+  await expectCode(call('ListResults', {}, ''), grpc.status.UNAUTHENTICATED,
+                   'over mutual TLS: a client certificate is not a token');
+  const refused = async (creds, what) => {
+    const other = new pkg.labbridge.v1.LabBridge(addr, creds);
+    await expectCode(new Promise((resolve, reject) => other.ListResults(
+      {}, meta(adminToken), { deadline: Date.now() + 5000 }, (e, res) => (e ? reject(e) : resolve(res)))),
+    grpc.status.UNAVAILABLE, what);
+    other.close();
+  };
+  await refused(grpc.credentials.createInsecure(), 'a plaintext client');
+  await refused(grpc.credentials.createSsl(pem('ca.crt')), 'a TLS client without a certificate');
+  await refused(grpc.credentials.createSsl(pem('ca.crt'), pem('stranger.key'), pem('stranger.crt')),
+                'a client certificate from another CA');
+  await refused(grpc.credentials.createSsl(pem('other-ca.crt'), pem('pms.key'), pem('pms.crt')),
+                'a client that does not trust the server certificate');
+  console.log('all gRPC TLS checks passed');
+  process.exit(0);
+}
 
 let r = await call('ListResults', { patient_id: '12345' });
 expect(r.results.length === 5, 'ListResults(patient 12345) -> 5');
