@@ -116,9 +116,17 @@ int RunServe(const std::string& port_file) {
     return 1;
   }
   const std::size_t endpoint_count = endpoints->endpoints.size();
+  // On PostgreSQL the dispatcher writes over connections of its own, so its
+  // commits run beside the APIs' and the inbound ones instead of queueing
+  // behind them; SQLite has one writer whatever the connections.
+  std::unique_ptr<bridge::storage::Store> dispatch_store;
+  if (config->store.database_url.rfind("postgres", 0) == 0) {
+    dispatch_store = OpenOrExplain(*config, "serve");
+    if (!dispatch_store) return 1;
+  }
   absl::StatusOr<std::unique_ptr<bridge::api::service::OrderDispatcher>> made_dispatcher =
       bridge::api::service::OrderDispatcher::Create(
-          *store, *std::move(endpoints),
+          dispatch_store ? *dispatch_store : *store, *std::move(endpoints),
           {.sending_application = config->identity.sending_application,
            .sending_facility = config->identity.sending_facility,
            .logger = logger});

@@ -268,6 +268,12 @@ struct OutboxSettlement {
   // "acknowledged" acknowledged_at.
   std::string order_status;
   std::vector<std::string> order_status_from;
+  // Appended to the audit trail in the same transaction: the message sent
+  // and the ACK that answered it (direction "outbound"). With
+  // `link_order_to_message`, the order's hl7_message_id points at it. It is
+  // written even when the claim was lost (the message did go out).
+  std::optional<InboundMessage> outbound_message;
+  bool link_order_to_message = false;
 };
 
 struct OrderCancellation {
@@ -455,9 +461,10 @@ class Store {
                                                                       absl::Duration lease,
                                                                       int max_rows,
                                                                       bool in_order) = 0;
-  // Ends a claim and moves its order, in one transaction. Every outcome but
-  // kRelease counts an attempt (on the row and on the order).
-  // kFailedPrecondition when `claimer` no longer holds the lease.
+  // Ends a claim, moves its order and appends the outbound audit row, in one
+  // transaction. Every outcome but kRelease counts an attempt (on the row
+  // and on the order). kFailedPrecondition when `claimer` no longer holds
+  // the lease (then only the audit row is written).
   virtual absl::Status SettleOutbox(int64_t outbox_id, std::string_view claimer,
                                     const OutboxSettlement& settlement) = 0;
   // Pending rows that nobody holds and whose endpoint is not in `keep` get

@@ -574,21 +574,11 @@ class OrderDispatcher::Impl {
     row.ack_status = code;
     row.ack_message = reply;
     row.error_detail = error;
-    absl::StatusOr<int64_t> recorded =
-        store_.RecordOutbound(row, is_cancel ? std::nullopt : std::optional(item.order_id));
-    if (!recorded.ok()) {
-      // The LIS may have the message but the audit trail does not: keep the
-      // lease; when it expires the row is sent again (same control id) and
-      // recorded then.
-      Log(spdlog::level::err, "event=outbound_audit_failed endpoint=" + ep.id +
-                                  " order_id=" + std::to_string(item.order_id) + " error=\"" +
-                                  OneLine(Text(recorded.status())) + "\"");
-      return Next::kHold;
-    }
-
     const int attempt = item.attempts + 1;
     storage::OutboxSettlement s;
     s.error = error;
+    s.outbound_message = std::move(row);
+    s.link_order_to_message = !is_cancel;
     const std::string what = is_cancel ? "order_cancel" : "order";
     const std::string ids = "endpoint=" + ep.id + " order_id=" + std::to_string(item.order_id) +
                             " control_id=" + orm.control_id + " attempt=" + std::to_string(attempt);

@@ -13,8 +13,8 @@
 //      same MSH-10 and the LIS can drop the duplicate;
 //   3. sends it and waits for the ACK whose MSA-2 is that control id (a late
 //      ACK for an earlier message is recorded in the audit trail and ignored);
-//   4. appends the outbound hl7_messages row (the message and the ACK that
-//      answered it) and settles the row:
+//   4. settles the row and appends the outbound hl7_messages row (the
+//      message and the ACK that answered it), in one transaction:
 //        AA (CA in enhanced mode)  -> order "sent"; enhanced mode's later
 //                                     application AA -> "acknowledged"
 //        AE, no ACK in time, connection lost after sending
