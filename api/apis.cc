@@ -68,9 +68,9 @@ class ApisImpl final : public Apis {
   std::uint16_t http_port() const override { return http_ ? http_->port() : 0; }
   int grpc_port() const override { return grpc_ ? grpc_->port() : 0; }
 
-  absl::Status StartGrpc(const grpc_api::GrpcServerOptions& options) {
-    absl::StatusOr<std::unique_ptr<grpc_api::GrpcServer>> server =
-        grpc_api::GrpcServer::Start(options, results_, orders_, store_, *tokens_, audit_.get());
+  absl::Status StartGrpc(const grpc_api::GrpcServerOptions& options, service::EventBus* events) {
+    absl::StatusOr<std::unique_ptr<grpc_api::GrpcServer>> server = grpc_api::GrpcServer::Start(
+        options, results_, orders_, store_, *tokens_, audit_.get(), events);
     if (!server.ok()) {
       return server.status();
     }
@@ -170,7 +170,7 @@ class ApisImpl final : public Apis {
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Apis>> StartApis(const Config& config, storage::Store& store,
-                                                service::EventBus* /*events: WatchResults, SSE*/,
+                                                service::EventBus* events,
                                                 const ApisOptions& options) {
   absl::StatusOr<std::unique_ptr<service::TokenRegistry>> tokens =
       service::TokenRegistry::Open(config.api_tokens_file);
@@ -207,10 +207,11 @@ absl::StatusOr<std::unique_ptr<Apis>> StartApis(const Config& config, storage::S
   grpc_options.listen_host = config.http_listen_host;
   grpc_options.port = config.grpc_port;
   grpc_options.worker_threads = config.worker_threads;
+  grpc_options.watch_poll_interval = options.watch_poll_interval;
   grpc_options.tls_cert_file = config.grpc_tls_cert_file;
   grpc_options.tls_key_file = config.grpc_tls_key_file;
   grpc_options.tls_client_ca_file = config.grpc_tls_client_ca_file;
-  if (absl::Status s = apis->StartGrpc(grpc_options); !s.ok()) {
+  if (absl::Status s = apis->StartGrpc(grpc_options, events); !s.ok()) {
     return s;
   }
   return std::unique_ptr<Apis>(std::move(apis));

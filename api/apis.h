@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 
 #include "api/config.h"
 #include "api/http/server.h"
@@ -52,6 +53,10 @@ struct ApisOptions {
   // The registry /metrics serves (shared with the MLLP handler, which counts
   // messages and ACK latency there); borrowed. nullptr: the APIs keep their own.
   service::Metrics* metrics = nullptr;
+  // gRPC WatchResults is woken by the event bus for results stored in this
+  // process, and looks at the store this often for those stored by others
+  // (another replica on the same PostgreSQL); 200 ms without a bus.
+  absl::Duration watch_poll_interval = absl::Seconds(2);
   // More Prometheus text lines appended to /metrics (e.g. MLLP counters).
   std::function<std::string()> extra_metrics;
 };

@@ -120,21 +120,37 @@ absl::Status ParseOptionalTime(const std::string& field, const std::string& text
   return absl::OkStatus();
 }
 
-// WatchResults: one stream, served by its own thread that polls the store
-// for result ids above the last one sent (every 200 ms) and writes them one
-// at a time, oldest first. Reconnecting with after_result_id = the last
-// position seen replays exactly what was missed, whether or not the process
-// restarted in between. (The result event bus can later wake it early.)
+// WatchResults: one stream, served by its own thread that reads the store
+// for result ids above the last one sent and writes them one at a time,
+// oldest first. The store is the only source of what is sent, so
+// reconnecting with after_result_id = the last position seen replays exactly
+// what was missed, whether or not the process restarted in between. The
+// thread reads when the event bus publishes a result this stream may want
+// (stored by this process), and every `poll` regardless (results stored by
+// another replica never reach this bus). It subscribes before its first
+// read, so no event falls between the two.
 class WatchReactor final : public ::grpc::ServerWriteReactor<pb::ResultEvent> {
  public:
   WatchReactor(service::Results& results, const pb::WatchResultsRequest& request,
-               std::atomic<int>& active)
+               std::atomic<int>& active, service::EventBus* events, absl::Duration poll)
       : results_(results),
         patient_(request.patient_id()),
         critical_only_(request.critical_only()),
         last_(request.after_result_id()),
-        active_(active) {
+        active_(active),
+        poll_(events != nullptr ? poll : absl::Milliseconds(200)) {
     ++active_;
+    if (events != nullptr) {
+      subscription_ = events->Subscribe([this](const service::ResultEvent& e) {
+        if ((!patient_.empty() && e.pms_patient_id != patient_) ||
+            (critical_only_ && !e.critical)) {
+          return;
+        }
+        std::lock_guard<std::mutex> lock(mu_);
+        woken_ = true;
+        cv_.notify_all();
+      });
+    }
     std::thread([this] { Loop(); }).detach();
   }
 
@@ -198,11 +214,13 @@ class WatchReactor final : public ::grpc::ServerWriteReactor<pb::ResultEvent> {
         }
       }
       std::unique_lock<std::mutex> lock(mu_);
-      cv_.wait_for(lock, std::chrono::milliseconds(200), [this] { return stop_; });
+      cv_.wait_for(lock, absl::ToChronoMilliseconds(poll_), [this] { return stop_ || woken_; });
+      woken_ = false;
       if (stop_) {
         break;
       }
     }
+    subscription_.Cancel();  // before exited_: the reactor may be deleted after it
     {
       std::lock_guard<std::mutex> lock(mu_);
       exited_ = true;
@@ -216,23 +234,29 @@ class WatchReactor final : public ::grpc::ServerWriteReactor<pb::ResultEvent> {
   const bool critical_only_;
   std::int64_t last_;
   std::atomic<int>& active_;
+  const absl::Duration poll_;
   std::mutex mu_;
   std::condition_variable cv_;
   bool stop_ = false;
   bool writing_ = false;
   bool exited_ = false;
+  bool woken_ = false;  // a matching result was published since the last read
   pb::ResultEvent event_;
+  service::EventBus::Subscription subscription_;
 };
 
 class LabBridgeService final : public pb::LabBridge::CallbackService {
  public:
   LabBridgeService(service::Results& results, service::Orders& orders, storage::Store& store,
-                   service::TokenRegistry& tokens, service::AccessAudit* audit, int workers)
+                   service::TokenRegistry& tokens, service::AccessAudit* audit, int workers,
+                   service::EventBus* events, absl::Duration watch_poll)
       : results_(results),
         orders_(orders),
         store_(store),
         tokens_(tokens),
         audit_(audit),
+        events_(events),
+        watch_poll_(watch_poll),
         pool_(static_cast<std::size_t>(std::max(1, workers))) {}
   ~LabBridgeService() override { pool_.join(); }
 
@@ -528,6 +552,8 @@ class LabBridgeService final : public pb::LabBridge::CallbackService {
   storage::Store& store_;
   service::TokenRegistry& tokens_;
   service::AccessAudit* audit_;
+  service::EventBus* events_;
+  const absl::Duration watch_poll_;
   boost::asio::thread_pool pool_;
   std::atomic<int> watchers_{0};
 };
@@ -573,7 +599,7 @@ constexpr int kMaxWatchers = 64;
     };
     return new Refused(status);
   }
-  return new WatchReactor(results_, *request, watchers_);
+  return new WatchReactor(results_, *request, watchers_, events_, watch_poll_);
 }
 
 // The PEM text of a TLS file, checked: a certificate (or CA bundle) must hold
@@ -748,9 +774,11 @@ class GrpcServerImpl final : public GrpcServer {
 
 absl::StatusOr<std::unique_ptr<GrpcServer>> GrpcServer::Start(
     const GrpcServerOptions& options, service::Results& results, service::Orders& orders,
-    storage::Store& store, service::TokenRegistry& tokens, service::AccessAudit* audit) {
+    storage::Store& store, service::TokenRegistry& tokens, service::AccessAudit* audit,
+    service::EventBus* events) {
   auto service = std::make_unique<LabBridgeService>(results, orders, store, tokens, audit,
-                                                    options.worker_threads);
+                                                    options.worker_threads, events,
+                                                    options.watch_poll_interval);
   auto server = std::make_unique<GrpcServerImpl>(std::move(service), store);
   if (absl::Status s = server->Start(options); !s.ok()) {
     return s;

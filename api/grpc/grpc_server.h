@@ -22,9 +22,11 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 
 #include "api/service/access_audit.h"
 #include "api/service/auth.h"
+#include "api/service/event_bus.h"
 #include "api/service/orders.h"
 #include "api/service/results.h"
 #include "storage/store.h"
@@ -52,13 +54,18 @@ struct GrpcServerOptions {
   // certificate that chains to this CA bundle (mutual TLS); the bearer token
   // is still required.
   std::string tls_client_ca_file;
+  // WatchResults looks at the store this often; with an event bus, also at
+  // once whenever a result it may want is published.
+  absl::Duration watch_poll_interval = absl::Seconds(2);
 };
 
 class GrpcServer {
  public:
+  // `events` may be null: WatchResults then polls every 200 ms.
   static absl::StatusOr<std::unique_ptr<GrpcServer>> Start(
       const GrpcServerOptions& options, service::Results& results, service::Orders& orders,
-      storage::Store& store, service::TokenRegistry& tokens, service::AccessAudit* audit);
+      storage::Store& store, service::TokenRegistry& tokens, service::AccessAudit* audit,
+      service::EventBus* events = nullptr);
   virtual ~GrpcServer() = default;
   virtual int port() const = 0;
   virtual void Stop() = 0;

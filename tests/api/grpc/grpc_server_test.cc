@@ -5,16 +5,23 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <chrono>
 #include <cstdlib>
 #include <fstream>
+#include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "gtest/gtest.h"
 
 #include "api/apis.h"
 #include "api/config.h"
+#include "api/service/event_bus.h"
+#include "api/service/ingest.h"
+#include "labbridge/v1/labbridge.grpc.pb.h"
 #include "storage/store.h"
+#include "tests/storage/store_fixture.h"
 #include "tests/support/test_paths.h"
 
 namespace bridge::api::grpc_api {
@@ -116,6 +123,115 @@ TEST_F(GrpcTlsFilesTest, ABadFileIsRefusedByItsVariable) {
   EXPECT_TRUE(Start("server.crt", "server.key", "").ok());
   EXPECT_TRUE(Start("server.crt", "server.key", "ca.crt").ok());
 }
+
+// WatchResults is woken by the event bus: with the store poll an hour apart,
+// results stored (and published) while a client watches still reach it, and
+// a reconnect from the last position still replays from the store.
+class WatchResultsTest : public ::testing::TestWithParam<storage::testing::Backend> {
+ protected:
+  void SetUp() override {
+    if (GetParam() == storage::testing::Backend::kPostgres &&
+        !storage::testing::PostgresDsn().has_value()) {
+      if (storage::testing::PostgresRequired()) {
+        FAIL() << "BRIDGE_TEST_PG_DSN is not set but PostgreSQL tests are required";
+      }
+      GTEST_SKIP() << "BRIDGE_TEST_PG_DSN not set";
+    }
+    db_ = std::make_unique<storage::testing::TestDatabase>(GetParam());
+    storage::StoreOptions store_options;
+    store_options.database_url = db_->url();
+    absl::StatusOr<std::unique_ptr<storage::Store>> store = storage::OpenStore(store_options);
+    ASSERT_TRUE(store.ok()) << store.status();
+    store_ = *std::move(store);
+    ingest_ = std::make_unique<service::Ingest>(*store_, bus_, service::IngestOptions{});
+    Config config;
+    config.http_listen_host = "127.0.0.1";
+    config.http_port = 0;
+    config.grpc_port = 0;
+    config.api_tokens_file = (dir_.path() / "tokens.json").string();
+    config.access_audit_file = (dir_.path() / "access.jsonl").string();
+    ApisOptions options;
+    options.watch_poll_interval = absl::Hours(1);  // only the bus can wake a watcher in time
+    absl::StatusOr<std::unique_ptr<Apis>> apis = StartApis(config, *store_, &bus_, options);
+    ASSERT_TRUE(apis.ok()) << apis.status();
+    apis_ = *std::move(apis);
+    stub_ = ::labbridge::v1::LabBridge::NewStub(::grpc::CreateChannel(
+        "127.0.0.1:" + std::to_string(apis_->grpc_port()), ::grpc::InsecureChannelCredentials()));
+  }
+
+  void TearDown() override {
+    if (apis_) {
+      apis_->Stop();
+    }
+  }
+
+  void StoreOru(const std::string& control_id) {
+    std::string oru = bridge::testing::ReadFileOrDie(bridge::testing::SourceDir() /
+                                                     "tests/fixtures/hl7/guide_sample_oru.hl7");
+    const std::size_t at = oru.find("MSG001");
+    ASSERT_NE(at, std::string::npos);
+    oru.replace(at, 6, control_id);
+    ASSERT_TRUE(ingest_->Handle(oru, service::IngestPeer{}).stored);
+  }
+
+  // Reads `count` events of one stream opened after `position`; fewer when
+  // the deadline comes first.
+  std::vector<::labbridge::v1::ResultEvent> Watch(std::int64_t position, int count,
+                                                  const std::function<void()>& then) {
+    ::grpc::ClientContext context;
+    context.AddMetadata("authorization", "Bearer " + apis_->initial_admin_token());
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
+    ::labbridge::v1::WatchResultsRequest request;
+    request.set_patient_id("12345");
+    request.set_after_result_id(position);
+    std::unique_ptr<::grpc::ClientReader<::labbridge::v1::ResultEvent>> reader =
+        stub_->WatchResults(&context, request);
+    std::vector<::labbridge::v1::ResultEvent> events;
+    ::labbridge::v1::ResultEvent event;
+    bool called = false;
+    while (static_cast<int>(events.size()) < count && reader->Read(&event)) {
+      events.push_back(event);
+      if (!called && static_cast<int>(events.size()) == count / 2) {
+        called = true;
+        then();
+      }
+    }
+    context.TryCancel();
+    return events;
+  }
+
+  bridge::testing::TempDir dir_;
+  std::unique_ptr<storage::testing::TestDatabase> db_;
+  std::unique_ptr<storage::Store> store_;
+  service::EventBus bus_;
+  std::unique_ptr<service::Ingest> ingest_;
+  std::unique_ptr<Apis> apis_;
+  std::unique_ptr<::labbridge::v1::LabBridge::Stub> stub_;
+};
+
+TEST_P(WatchResultsTest, ResultsStoredWhileWatchingArriveThroughTheEventBus) {
+  StoreOru("W1");
+  // The five stored results are replayed; the five stored while the stream
+  // is open arrive although the next store poll is an hour away.
+  std::vector<::labbridge::v1::ResultEvent> events = Watch(0, 10, [&] { StoreOru("W2"); });
+  ASSERT_EQ(events.size(), 10u);
+  for (std::size_t i = 1; i < events.size(); ++i) {
+    EXPECT_GT(events[i].position(), events[i - 1].position());
+  }
+  // Reconnecting from a position replays exactly what followed it.
+  const std::vector<::labbridge::v1::ResultEvent> resumed = Watch(events[6].position(), 3, [] {});
+  ASSERT_EQ(resumed.size(), 3u);
+  EXPECT_EQ(resumed[0].position(), events[7].position());
+  EXPECT_EQ(resumed[2].position(), events[9].position());
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, WatchResultsTest,
+                         ::testing::Values(storage::testing::Backend::kSqlite,
+                                           storage::testing::Backend::kPostgres),
+                         [](const ::testing::TestParamInfo<storage::testing::Backend>& info) {
+                           return info.param == storage::testing::Backend::kSqlite ? "Sqlite"
+                                                                                   : "Postgres";
+                         });
 
 }  // namespace
 }  // namespace bridge::api::grpc_api
