@@ -1,6 +1,6 @@
 // ingest_bench: the inbound pipeline in-process, as the MLLP handler runs it
 // (api/service/ingest: parse, ORU^R01 -> FHIR + lab records, ACK built,
-// Store::Ingest committed before Handle returns), from 1, 16 and 20 threads
+// Store::Ingest committed before Handle returns), from 1, 4, 16 and 20 threads
 // on a real SQLite file and on PostgreSQL. No sockets: this is the ceiling
 // the MLLP server can reach (tests/bench/mllp_load.cc measures the wire).
 //
@@ -326,6 +326,7 @@ void RegisterAll() {
             ->Setup(c.setup)
             ->Teardown(TearDown)
             ->Threads(1)
+            ->Threads(4)  // what `serve` runs with its default WORKER_THREADS=4
             ->Threads(16)
             ->Threads(20)
             ->UseRealTime();
