@@ -487,6 +487,66 @@ TEST_P(OrderDispatcherTest, OverdueListsOrdersWithoutResultsPastTheLimit) {
   EXPECT_TRUE(IsOrderStatus("overdue"));
 }
 
+TEST_P(OrderDispatcherTest, EndpointClaimsHoldBehindTheOldestRow) {
+  // The store's side of placement order: nothing behind a leased or waiting row.
+  OrdersOptions options;
+  options.lis_endpoint = "lab";
+  Orders orders(*store_, options);
+  std::vector<std::int64_t> ids;
+  for (int i = 0; i < 3; ++i) {
+    OrderInput input;
+    input.pms_patient_id = std::to_string(i);
+    input.test_codes = {"CBC"};
+    absl::StatusOr<OrderView> order = orders.Create(input);
+    ASSERT_TRUE(order.ok()) << order.status();
+    ids.push_back(order->order.id);
+  }
+  auto claim = [&](const std::string& who, int max_rows) {
+    absl::StatusOr<std::vector<storage::OutboxItem>> items =
+        store_->ClaimEndpointOutbox(who, "lab", absl::Minutes(1), max_rows, /*in_order=*/true);
+    EXPECT_TRUE(items.ok()) << items.status();
+    return items.ok() ? *items : std::vector<storage::OutboxItem>{};
+  };
+  std::vector<storage::OutboxItem> a = claim("a", 1);
+  ASSERT_EQ(a.size(), 1u);
+  EXPECT_EQ(a[0].order_id, ids[0]);
+  EXPECT_TRUE(claim("b", 10).empty()) << "b skipped past a's lease";
+  EXPECT_TRUE(store_->ClaimEndpointOutbox("b", "other", absl::Minutes(1), 10, true)->empty());
+
+  storage::OutboxSettlement retry;
+  retry.outcome = storage::OutboxSettlement::Outcome::kRetry;
+  retry.next_attempt_at = absl::Now() + absl::Hours(1);
+  retry.error = "LIS lab answered AE";
+  ASSERT_TRUE(store_->SettleOutbox(a[0].id, "a", retry).ok());
+  EXPECT_TRUE(claim("b", 10).empty()) << "rows behind a waiting row were claimed";
+  EXPECT_EQ(Order(ids[0]).attempts, 1);
+  EXPECT_EQ(Order(ids[0]).last_error, "LIS lab answered AE");
+  EXPECT_TRUE(absl::IsFailedPrecondition(store_->SettleOutbox(a[0].id, "a", retry)));
+
+  // Not in order (routing): any due row.
+  absl::StatusOr<std::vector<storage::OutboxItem>> any =
+      store_->ClaimEndpointOutbox("b", "lab", absl::Minutes(1), 10, /*in_order=*/false);
+  ASSERT_TRUE(any.ok());
+  ASSERT_EQ(any->size(), 2u);
+  EXPECT_EQ((*any)[0].order_id, ids[1]);
+  for (const storage::OutboxItem& item : *any) {
+    storage::OutboxSettlement release;
+    release.outcome = storage::OutboxSettlement::Outcome::kRelease;
+    release.next_attempt_at = item.next_attempt_at;
+    ASSERT_TRUE(store_->SettleOutbox(item.id, "b", release).ok());
+  }
+  EXPECT_EQ(Order(ids[1]).attempts, 0) << "a release is not an attempt";
+
+  // A configuration without "lab" sends its rows back to routing, due now.
+  absl::StatusOr<std::int64_t> moved = store_->RerouteOutbox({"elsewhere"}, kUnroutedEndpoint);
+  ASSERT_TRUE(moved.ok()) << moved.status();
+  EXPECT_EQ(*moved, 3);
+  absl::StatusOr<std::vector<storage::OutboxItem>> unrouted =
+      store_->ClaimEndpointOutbox("c", kUnroutedEndpoint, absl::Minutes(1), 10, /*in_order=*/true);
+  ASSERT_TRUE(unrouted.ok());
+  EXPECT_EQ(unrouted->size(), 3u);
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends, OrderDispatcherTest,
                          ::testing::Values(Backend::kSqlite, Backend::kPostgres),
                          [](const ::testing::TestParamInfo<Backend>& info) {
