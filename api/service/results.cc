@@ -14,6 +14,7 @@ absl::StatusOr<ResultList> Decorate(storage::Store& store, storage::ResultPage p
                                     const std::string& known_pms_id) {
   ResultList out;
   out.next_cursor = std::move(page.next_cursor);
+  out.results.reserve(page.results.size());
   std::map<std::int64_t, std::string> pms_ids;
   for (storage::StoredResult& row : page.results) {
     std::string pms = known_pms_id;

@@ -607,6 +607,8 @@ class SqlStore final : public Store {
       return rows.status();
     }
     ResultPage page;
+    // Sized once: growing moved every row (about twenty strings each) again.
+    page.results.reserve(std::min(rows->size(), static_cast<size_t>(limit)));
     for (const Row& r : *rows) {
       if (static_cast<int>(page.results.size()) == limit) {
         page.next_cursor = EncodeCursor(std::to_string(page.results.back().id));

@@ -817,6 +817,23 @@ TEST_P(RestApiTest, TimesAreRfc3339Utc) {
   EXPECT_LT(absl::AbsDuration(absl::Now() - t), absl::Minutes(5));
 }
 
+TEST(FormatRfc3339Test, MatchesAbslAtEveryPrecision) {
+  // The hand-written formatter against absl's, over fractions, the epoch,
+  // leap days and the four-digit edges.
+  const absl::Time base =
+      absl::FromCivil(absl::CivilSecond(2024, 2, 29, 23, 59, 58), absl::UTCTimeZone());
+  for (const absl::Time t :
+       {base, base + absl::Microseconds(1), base + absl::Milliseconds(120),
+        base + absl::Microseconds(999999), absl::UnixEpoch(),
+        absl::UnixEpoch() - absl::Microseconds(1),
+        absl::FromCivil(absl::CivilSecond(1, 1, 1, 0, 0, 0), absl::UTCTimeZone()),
+        absl::FromCivil(absl::CivilSecond(9999, 12, 31, 23, 59, 59), absl::UTCTimeZone()) +
+            absl::Microseconds(5)}) {
+    EXPECT_EQ(http::FormatRfc3339(t),
+              absl::FormatTime("%4Y-%m-%dT%H:%M:%E*SZ", t, absl::UTCTimeZone()));
+  }
+}
+
 TEST(ParseQueryTest, DecodesPercentAndPlus) {
   auto q = http::ParseQuery("a=1&b=x%20y+z&&c&d=%zz");
   ASSERT_EQ(q.size(), 4u);
