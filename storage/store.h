@@ -129,6 +129,9 @@ struct ResultRecord {
   std::string placer_order_number;  // OBR-2: links the result to lab_orders
   std::optional<absl::Time> observation_date;
   bool critical = false;
+  std::string report_code;            // OBR-4.1: the panel this result belongs to
+  std::string report_name;            // OBR-4.2
+  std::vector<std::string> comments;  // NTE-3 lines after the OBX, in order
 };
 
 // One value of a multi-valued FHIR search parameter of a resource (Patient
@@ -306,6 +309,11 @@ struct ResultPage {
   std::string next_cursor;  // "" when there are no more rows
 };
 
+struct PatientQuery {
+  std::string text;  // a PMS id, or words of a name ("doe", "jane doe", "do ja")
+  int limit = 20;    // 1..1000
+};
+
 struct OrderQuery {
   std::optional<int64_t> patient_id;
   std::string status;
@@ -416,6 +424,10 @@ class Store {
 
   virtual absl::StatusOr<StoredPatient> GetPatient(int64_t id) = 0;
   virtual absl::StatusOr<StoredPatient> FindPatientByPmsId(std::string_view pms_patient_id) = 0;
+  // Patients whose PMS id equals `query.text`, or whose family or given
+  // names start with every word of it (case-insensitive for ASCII), ordered
+  // by family name, given name, id. An empty text is InvalidArgument.
+  virtual absl::StatusOr<std::vector<StoredPatient>> SearchPatients(const PatientQuery& query) = 0;
 
   // kNotFound when a pms_patient_id is given and no such patient exists.
   virtual absl::StatusOr<ResultPage> ListResults(const ResultQuery& query) = 0;

@@ -7,6 +7,7 @@
 #include <map>
 #include <set>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -129,8 +130,14 @@ storage::PatientRecord ToStorage(const v2_to_fhir::PatientRecord& p, std::string
   return out;
 }
 
-storage::ResultRecord ToStorage(const v2_to_fhir::ResultRecord& r) {
+storage::ResultRecord ToStorage(const v2_to_fhir::ResultRecord& r,
+                                const std::vector<v2_to_fhir::OrderRecord>& orders) {
   storage::ResultRecord out;
+  if (r.order_index >= 0 && static_cast<std::size_t>(r.order_index) < orders.size()) {
+    out.report_code = orders[static_cast<std::size_t>(r.order_index)].test_code;
+    out.report_name = orders[static_cast<std::size_t>(r.order_index)].test_name;
+  }
+  out.comments = r.comments;
   out.test_code = r.test_code;
   out.test_name = r.test_name;
   out.value = r.value;
@@ -284,7 +291,7 @@ IngestResult Ingest::Handle(std::string_view payload, const IngestPeer& peer) {
               ++uncoded_results;
               continue;
             }
-            record.results.push_back(ToStorage(r));
+            record.results.push_back(ToStorage(r, d.orders));
           }
           for (const v2_to_fhir::OrderRecord& o : d.orders) {
             if (!o.placer_order_number.empty()) placers.insert(o.placer_order_number);

@@ -13,9 +13,12 @@
 #include <tuple>
 #include <utility>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 
 #include "storage/internal/audit_chain.h"
 #include "storage/internal/migrations.h"
@@ -223,7 +226,8 @@ constexpr char kResultColumns[] =
     "id, patient_id, lab_order_id, hl7_message_id, test_code, test_name, value, value_type, "
     "units, reference_range, abnormal_flag, result_status, observation_sub_id, "
     "sending_facility, filler_order_number, placer_order_number, observation_date, critical, "
-    "received_at, acknowledged_by, acknowledged_at, acknowledgement_note";
+    "received_at, acknowledged_by, acknowledged_at, acknowledgement_note, report_code, "
+    "report_name, comments";
 
 StoredResult ResultFromRow(const Row& r) {
   StoredResult s;
@@ -249,6 +253,9 @@ StoredResult ResultFromRow(const Row& r) {
   s.acknowledged_by = Str(r[19]);
   s.acknowledged_at = OptTime(r[20]);
   s.acknowledgement_note = Str(r[21]);
+  s.result.report_code = Str(r[22]);
+  s.result.report_name = Str(r[23]);
+  s.result.comments = FromJsonArray(Str(r[24]));
   return s;
 }
 
@@ -540,6 +547,47 @@ class SqlStore final : public Store {
 
   absl::StatusOr<StoredPatient> FindPatientByPmsId(std::string_view pms_patient_id) override {
     return OnePatient("pms_patient_id = $1", Param::Text(std::string(pms_patient_id)));
+  }
+
+  absl::StatusOr<std::vector<StoredPatient>> SearchPatients(const PatientQuery& query) override {
+    const std::vector<std::string> words = absl::StrSplit(
+        absl::AsciiStrToLower(query.text), absl::ByAnyChar(" ,\t"), absl::SkipEmpty());
+    if (words.empty()) {
+      return absl::InvalidArgumentError("storage: empty patient search");
+    }
+    constexpr size_t kMaxWords = 5;
+    if (words.size() > kMaxWords) {
+      return absl::InvalidArgumentError("storage: patient search of more than 5 words");
+    }
+    std::vector<Param> params = {Param::Text(std::string(absl::StripAsciiWhitespace(query.text)))};
+    std::string names;
+    for (const std::string& word : words) {
+      std::string pattern;
+      for (const char c : word) {
+        if (c == '%' || c == '_' || c == '\\') {
+          pattern += '\\';
+        }
+        pattern += c;
+      }
+      params.push_back(Param::Text(pattern + "%"));
+      const std::string p = absl::StrCat("$", params.size());
+      absl::StrAppend(&names, names.empty() ? "" : " AND ", "(lower(family_name) LIKE ", p,
+                      " ESCAPE '\\' OR lower(given_name) LIKE ", p, " ESCAPE '\\')");
+    }
+    params.push_back(Param::Int(ClampLimit(query.limit)));
+    absl::StatusOr<std::vector<Row>> rows = Read(
+        absl::StrCat("SELECT ", kPatientColumns, " FROM patients WHERE pms_patient_id = $1 OR (",
+                     names, ") ORDER BY family_name, given_name, id LIMIT $", params.size()),
+        params);
+    if (!rows.ok()) {
+      return rows.status();
+    }
+    std::vector<StoredPatient> out;
+    out.reserve(rows->size());
+    for (const Row& r : *rows) {
+      out.push_back(PatientFromRow(r));
+    }
+    return out;
   }
 
   absl::StatusOr<StoredResult> GetResult(int64_t id) override {
@@ -1653,14 +1701,17 @@ class SqlStore final : public Store {
             Param::Text(r.value_type),
             Param::Text(r.observation_sub_id),
             Param::Text(r.placer_order_number),
-            Param::Int(r.critical ? 1 : 0)};
+            Param::Int(r.critical ? 1 : 0),
+            Param::Text(r.report_code),
+            Param::Text(r.report_name),
+            r.comments.empty() ? Param::Null() : Param::Text(ToJsonArray(r.comments))};
   }
   static constexpr char kResultInsertHead[] =
       "INSERT INTO lab_results (patient_id, lab_order_id, hl7_message_id, received_at, "
       "test_code, test_name, value, units, reference_range, abnormal_flag, result_status, "
       "sending_facility, filler_order_number, observation_date, value_type, "
-      "observation_sub_id, placer_order_number, critical)";
-  static constexpr size_t kResultInsertColumnCount = 18;
+      "observation_sub_id, placer_order_number, critical, report_code, report_name, comments)";
+  static constexpr size_t kResultInsertColumnCount = 21;
 
   // One fhir_resources row's values that come from the record alone, in
   // kFhirUpsertHead's order after its first three columns.
@@ -2159,7 +2210,8 @@ class SqlStore final : public Store {
         kResultInsertHead,
         {Column::kInt, Column::kInt, Column::kInt, Column::kInt, Column::kText, Column::kText,
          Column::kText, Column::kText, Column::kText, Column::kText, Column::kText, Column::kText,
-         Column::kText, Column::kInt, Column::kText, Column::kText, Column::kText, Column::kInt},
+         Column::kText, Column::kInt, Column::kText, Column::kText, Column::kText, Column::kInt,
+         Column::kText, Column::kText, Column::kText},
         result_rows, " RETURNING id, hl7_message_id");
     if (!results.ok()) {
       return results.status();

@@ -81,6 +81,60 @@ TEST_P(StoreTest, GetResultReadsOneRowById) {
   EXPECT_EQ(store_->GetResult(987654).status().code(), absl::StatusCode::kNotFound);
 }
 
+TEST_P(StoreTest, ResultsKeepTheirReportAndComments) {
+  IngestRecord record = MakeOru("RC1", "P-RC", 2);
+  record.results[0].report_code = "CBC";
+  record.results[0].report_name = "Complete Blood Count";
+  record.results[0].comments = {"Hemolysed \"specimen\"", "Redraw advised\\ok", "\x01"};
+  absl::StatusOr<IngestOutcome> outcome = store_->Ingest(record);
+  ASSERT_TRUE(outcome.ok()) << outcome.status();
+  absl::StatusOr<StoredResult> first = store_->GetResult(outcome->result_ids[0]);
+  ASSERT_TRUE(first.ok()) << first.status();
+  EXPECT_EQ(first->result.report_code, "CBC");
+  EXPECT_EQ(first->result.report_name, "Complete Blood Count");
+  EXPECT_EQ(first->result.comments, record.results[0].comments);
+  absl::StatusOr<StoredResult> second = store_->GetResult(outcome->result_ids[1]);
+  ASSERT_TRUE(second.ok()) << second.status();
+  EXPECT_TRUE(second->result.comments.empty());
+  EXPECT_EQ(second->result.report_code, "");
+}
+
+TEST_P(StoreTest, SearchPatientsByPmsIdOrNamePrefixes) {
+  const auto add = [&](const std::string& id, const std::string& family, const std::string& given) {
+    IngestRecord record = MakeOru("SP-" + id, id, 1);
+    record.patient = PatientRecord{id, "", family, given, "19800101", "F"};
+    IngestOk(record);
+  };
+  add("12345", "Doe", "Jane");
+  add("22222", "Doering", "Anna");
+  add("33333", "Smith", "John");
+  add("44444", "O_Brien", "Sean");
+  const auto ids = [&](const std::string& text, int limit = 20) {
+    std::vector<std::string> out;
+    absl::StatusOr<std::vector<StoredPatient>> found =
+        store_->SearchPatients({.text = text, .limit = limit});
+    EXPECT_TRUE(found.ok()) << found.status();
+    if (found.ok()) {
+      for (const StoredPatient& p : *found) {
+        out.push_back(p.patient.pms_patient_id);
+      }
+    }
+    return out;
+  };
+  EXPECT_EQ(ids("12345"), std::vector<std::string>{"12345"});
+  EXPECT_EQ(ids("doe"), (std::vector<std::string>{"12345", "22222"}));  // family, given order
+  EXPECT_EQ(ids("DOE"), (std::vector<std::string>{"12345", "22222"}));
+  EXPECT_EQ(ids("jane doe"), std::vector<std::string>{"12345"});
+  EXPECT_EQ(ids("Doe, Jane"), std::vector<std::string>{"12345"});
+  EXPECT_EQ(ids("jo"), std::vector<std::string>{"33333"});
+  EXPECT_EQ(ids("doe", 1), std::vector<std::string>{"12345"});
+  EXPECT_TRUE(ids("1234").empty());  // ids match whole, names by prefix
+  EXPECT_TRUE(ids("o%").empty());    // LIKE wildcards are literal
+  EXPECT_EQ(ids("o_"), std::vector<std::string>{"44444"});
+  EXPECT_EQ(store_->SearchPatients({.text = "  "}).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
 TEST_P(StoreTest, MigrateIsIdempotent) {
   absl::StatusOr<int> applied = store_->Migrate();
   ASSERT_TRUE(applied.ok()) << applied.status();
