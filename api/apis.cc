@@ -6,10 +6,13 @@
 #include <utility>
 
 #include "api/grpc/grpc_server.h"
+#include "api/http/event_feed.h"
 #include "api/http/fhir_api.h"
 #include "api/http/rest_api.h"
+#include "api/http/web_ui.h"
 #include "api/service/metrics.h"
 #include "api/service/orders.h"
+#include "api/service/patients.h"
 #include "api/service/results.h"
 
 namespace bridge::api {
@@ -21,8 +24,8 @@ bool IsFhir(std::string_view path) {
 
 class ApisImpl final : public Apis {
  public:
-  ApisImpl(const Config& config, storage::Store& store, const ApisOptions& options,
-           std::unique_ptr<service::TokenRegistry> tokens,
+  ApisImpl(const Config& config, storage::Store& store, service::EventBus* events,
+           const ApisOptions& options, std::unique_ptr<service::TokenRegistry> tokens,
            std::unique_ptr<service::AccessAudit> audit)
       : store_(store),
         options_(options),
@@ -37,9 +40,14 @@ class ApisImpl final : public Apis {
                         .route = options.route_order,
                         .on_outbox_change = options.orders_changed,
                         .overdue_after = absl::Seconds(config.order_overdue_seconds)}),
+        patients_(store),
+        feed_(events, results_),
         rest_(
             results_, orders_, *tokens_, audit_.get(), [this] { return Ready(); },
-            [this] { return Metrics(); }, {.metrics_require_token = config.metrics_require_token}),
+            [this] { return Metrics(); },
+            {.metrics_require_token = config.metrics_require_token,
+             .patients = &patients_,
+             .events = &feed_}),
         fhir_(store, orders_, *tokens_, audit_.get(), config.identity.sending_facility) {}
   ~ApisImpl() override { Stop(); }
 
@@ -49,6 +57,9 @@ class ApisImpl final : public Apis {
         [this](const http::HttpRequest& r) {
           if (IsFhir(r.path)) {
             return fhir_.Handle(r);
+          }
+          if (http::WebUi::Owns(r.path)) {
+            return web_.Handle(r);
           }
           return rest_.Handle(r);
         },
@@ -143,6 +154,8 @@ class ApisImpl final : public Apis {
                           {{{"class", "5xx"}}, static_cast<double>(h.responses_5xx.load())}}});
       add("labbridge_http_request_timeouts_total", "Requests answered 503 on timeout.",
           Type::kCounter, static_cast<double>(h.request_timeouts.load()));
+      add("labbridge_event_streams_open", "GET /api/events streams open.", Type::kGauge,
+          static_cast<double>(h.open_streams.load()));
     }
     add("labbridge_access_audit_records_total", "API calls recorded in the access audit.",
         Type::kCounter, static_cast<double>(audit_->recorded()));
@@ -161,8 +174,11 @@ class ApisImpl final : public Apis {
   std::unique_ptr<service::AccessAudit> audit_;
   service::Results results_;
   service::Orders orders_;
+  service::Patients patients_;
+  http::EventFeed feed_;  // before http_: the server's streams point into it
   http::RestApi rest_;
   http::FhirApi fhir_;
+  http::WebUi web_;
   std::unique_ptr<http::HttpServer> http_;
   std::unique_ptr<grpc_api::GrpcServer> grpc_;
 };
@@ -191,8 +207,8 @@ absl::StatusOr<std::unique_ptr<Apis>> StartApis(const Config& config, storage::S
   if (!audit.ok()) {
     return audit.status();
   }
-  auto apis =
-      std::make_unique<ApisImpl>(config, store, options, *std::move(tokens), *std::move(audit));
+  auto apis = std::make_unique<ApisImpl>(config, store, events, options, *std::move(tokens),
+                                         *std::move(audit));
   http::HttpServerOptions http_options = options.http;
   http_options.listen_host = config.http_listen_host;
   http_options.port = config.http_port;

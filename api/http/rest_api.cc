@@ -171,6 +171,14 @@ void WriteResult(Writer& w, const service::ResultView& view) {
   OptionalString(w, "acknowledged_by", r.acknowledged_by);
   OptionalTime(w, "acknowledged_at", r.acknowledged_at);
   OptionalString(w, "acknowledgement_note", r.acknowledgement_note);
+  OptionalString(w, "report_code", r.result.report_code);
+  OptionalString(w, "report_name", r.result.report_name);
+  Key(w, "comments");
+  w.StartArray();
+  for (const std::string& comment : r.result.comments) {
+    String(w, comment);
+  }
+  w.EndArray();
   w.EndObject();
 }
 
@@ -390,14 +398,12 @@ HttpResponse ToHttpResponse(const absl::Status& status) {
   return JsonError(code, std::string(status.message()));
 }
 
-absl::StatusOr<service::Principal> Authorize(service::TokenRegistry& tokens,
-                                             const HttpRequest& request, service::Role role,
-                                             service::Principal* authenticated) {
+std::string_view BearerToken(const HttpRequest& request) {
   std::string_view header = request.Header("authorization");
   constexpr std::string_view kBearer = "bearer ";
   if (header.size() <= kBearer.size() ||
       absl::AsciiStrToLower(std::string(header.substr(0, kBearer.size()))) != kBearer) {
-    return absl::UnauthenticatedError("missing bearer token");
+    return {};
   }
   std::string_view token = header.substr(kBearer.size());
   while (!token.empty() && token.front() == ' ') {
@@ -405,6 +411,16 @@ absl::StatusOr<service::Principal> Authorize(service::TokenRegistry& tokens,
   }
   while (!token.empty() && token.back() == ' ') {
     token.remove_suffix(1);
+  }
+  return token;
+}
+
+absl::StatusOr<service::Principal> Authorize(service::TokenRegistry& tokens,
+                                             const HttpRequest& request, service::Role role,
+                                             service::Principal* authenticated) {
+  const std::string_view token = BearerToken(request);
+  if (token.empty()) {
+    return absl::UnauthenticatedError("missing bearer token");
   }
   absl::StatusOr<service::Principal> who = tokens.Authenticate(token);
   if (!who.ok()) {
@@ -533,6 +549,22 @@ HttpResponse RestApi::Dispatch(const HttpRequest& request, service::Principal* p
     if (get) {
       role = service::Role::kAuditRead;
     }
+  } else if (parts[1] == "patients" && parts.size() == 2 && options_.patients != nullptr) {
+    allow = "GET, HEAD";
+    if (get) {
+      role = service::Role::kResultsRead;
+    }
+  } else if (parts[1] == "events" && parts.size() == 2 && options_.events != nullptr) {
+    allow = "GET";
+    if (method == "GET") {
+      role = service::Role::kResultsRead;
+    }
+  } else if (parts[1] == "events" && parts.size() == 3 && parts[2] == "ticket" &&
+             options_.events != nullptr) {
+    allow = "POST";
+    if (post) {
+      role = service::Role::kResultsRead;
+    }
   }
   if (allow.empty()) {
     return JsonError(404, "no such path: " + request.path);
@@ -540,12 +572,36 @@ HttpResponse RestApi::Dispatch(const HttpRequest& request, service::Principal* p
   if (!role.has_value()) {
     return MethodNotAllowed(allow);
   }
+  const std::string* ticket = request.QueryParam("ticket");
+  if (parts[1] == "events" && parts.size() == 2 && ticket != nullptr &&
+      BearerToken(request).empty()) {
+    // EventSource cannot send headers: a single-use ticket stands in.
+    absl::StatusOr<EventFeed::Grant> grant = options_.events->RedeemTicket(*ticket);
+    if (!grant.ok()) {
+      return ToHttpResponse(grant.status());
+    }
+    *principal = grant->principal;
+    if (!grant->principal.Has(*role)) {
+      return ToHttpResponse(absl::PermissionDeniedError(
+          "token \"" + grant->principal.name + "\" lacks the role " + service::RoleName(*role)));
+    }
+    return OpenEventStream(request, grant->token);
+  }
   absl::StatusOr<service::Principal> who = Authorize(tokens_, request, *role, principal);
   if (!who.ok()) {
     return ToHttpResponse(who.status());
   }
   if (parts[1] == "access-audit") {
     return ListAccessAudit(request);
+  }
+  if (parts[1] == "patients") {
+    return SearchPatients(request, patients);
+  }
+  if (parts[1] == "events") {
+    if (parts.size() == 3) {
+      return IssueEventTicket(request, *who);
+    }
+    return OpenEventStream(request, std::string(BearerToken(request)));
   }
 
   std::optional<std::int64_t> id;
@@ -574,10 +630,16 @@ HttpResponse RestApi::Dispatch(const HttpRequest& request, service::Principal* p
   if (parts.size() == 3) {
     return GetResult(*id, patients);
   }
+  std::string pms_patient_id;
   if (absl::StatusOr<service::ResultView> r = results_.Get(*id); r.ok()) {
+    pms_patient_id = r->pms_patient_id;
     patients->push_back(r->pms_patient_id);
   }
-  return Acknowledge(request, *id, *who);
+  HttpResponse acknowledged = Acknowledge(request, *id, *who);
+  if (acknowledged.status == 200 && options_.events != nullptr) {
+    options_.events->PublishAcknowledged(*id, pms_patient_id);
+  }
+  return acknowledged;
 }
 
 HttpResponse RestApi::ListOrders(const HttpRequest& request, Patients* patients) {
@@ -699,6 +761,9 @@ HttpResponse RestApi::CreateOrder(const HttpRequest& request, Patients* patients
   w.EndObject();
   HttpResponse r = Json(201, buffer.GetString());
   r.headers.emplace_back("Location", "/api/lab-orders/" + std::to_string(order->order.id));
+  if (options_.events != nullptr) {
+    options_.events->PublishOrder(order->order.id, order->pms_patient_id, order->order.status);
+  }
   return r;
 }
 
@@ -732,6 +797,9 @@ HttpResponse RestApi::CancelOrder(std::int64_t id, Patients* patients) {
     return ToHttpResponse(order.status());
   }
   patients->push_back(order->pms_patient_id);
+  if (options_.events != nullptr) {
+    options_.events->PublishOrder(order->order.id, order->pms_patient_id, order->order.status);
+  }
   rapidjson::StringBuffer buffer;
   Writer w(buffer);
   w.StartObject();
@@ -882,6 +950,90 @@ HttpResponse RestApi::ListAccessAudit(const HttpRequest& request) {
   }
   body += "]";
   return Json(200, std::move(body));
+}
+
+HttpResponse RestApi::SearchPatients(const HttpRequest& request, Patients* patients) {
+  const std::string* text = request.QueryParam("q");
+  if (text == nullptr) {
+    return Unprocessable("query", "q", "field required: a PMS patient id or a name");
+  }
+  int limit = 20;
+  if (const std::string* limit_text = request.QueryParam("limit")) {
+    std::optional<std::int64_t> n = ParseInt(*limit_text);
+    if (!n.has_value() || *n < 1 || *n > 100) {
+      return Unprocessable("query", "limit", "expected an integer from 1 to 100");
+    }
+    limit = static_cast<int>(*n);
+  }
+  absl::StatusOr<std::vector<service::PatientView>> found = options_.patients->Search(*text, limit);
+  if (!found.ok()) {
+    if (absl::IsInvalidArgument(found.status())) {
+      const std::string message(found.status().message());
+      return Unprocessable("query", "q", message.substr(message.find(':') + 2));
+    }
+    return ToHttpResponse(found.status());
+  }
+  rapidjson::StringBuffer buffer;
+  Writer w(buffer);
+  w.StartArray();
+  for (const service::PatientView& p : *found) {
+    patients->push_back(p.pms_patient_id);
+    w.StartObject();
+    PatientId(w, p.pms_patient_id);
+    OptionalString(w, "family_name", p.family_name);
+    OptionalString(w, "given_name", p.given_name);
+    OptionalString(w, "birth_date", p.birth_date);
+    OptionalString(w, "sex", p.sex);
+    w.EndObject();
+  }
+  w.EndArray();
+  return Json(200, buffer.GetString());
+}
+
+HttpResponse RestApi::IssueEventTicket(const HttpRequest& request, const service::Principal& who) {
+  absl::StatusOr<std::string> ticket = options_.events->IssueTicket(who, BearerToken(request));
+  if (!ticket.ok()) {
+    return ToHttpResponse(ticket.status());
+  }
+  rapidjson::StringBuffer buffer;
+  Writer w(buffer);
+  w.StartObject();
+  Key(w, "ticket");
+  String(w, *ticket);
+  Key(w, "expires_in");
+  w.Int64(static_cast<std::int64_t>(absl::ToInt64Seconds(options_.events->ticket_lifetime())));
+  w.EndObject();
+  HttpResponse r = Json(201, buffer.GetString());
+  r.headers.emplace_back("Cache-Control", "no-store");
+  return r;
+}
+
+HttpResponse RestApi::OpenEventStream(const HttpRequest& request, const std::string& token) {
+  std::int64_t last_event_id = 0;
+  std::string_view last = request.Header("last-event-id");
+  const std::string* last_param = request.QueryParam("last_event_id");
+  if (last.empty() && last_param != nullptr) {
+    last = *last_param;
+  }
+  if (!last.empty()) {
+    std::optional<std::int64_t> n = ParseInt(last);
+    if (!n.has_value() || *n < 0) {
+      return Unprocessable("query", "last_event_id", "expected a result id (integer >= 0)");
+    }
+    last_event_id = *n;
+  }
+  service::TokenRegistry& tokens = tokens_;
+  absl::StatusOr<std::shared_ptr<ResponseStream>> stream = options_.events->Open(
+      last_event_id, [&tokens, token] { return tokens.Authenticate(token).ok(); });
+  if (!stream.ok()) {
+    return ToHttpResponse(stream.status());
+  }
+  HttpResponse r;
+  r.content_type = "text/event-stream; charset=utf-8";
+  r.headers.emplace_back("Cache-Control", "no-store");
+  r.headers.emplace_back("X-Accel-Buffering", "no");  // reverse proxies: do not buffer
+  r.stream = *std::move(stream);
+  return r;
 }
 
 }  // namespace bridge::api::http

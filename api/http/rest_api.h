@@ -18,6 +18,10 @@
 //   GET  /api/lab-results/{id}                              results:read
 //   POST /api/lab-results/{id}/acknowledge {acknowledged_by?, note?}  criticals:ack
 //   GET  /api/access-audit?patient_id=&limit=               audit:read
+//   GET  /api/patients?q=&limit=           results:read   (patient search)
+//   POST /api/events/ticket                results:read   -> 201 {ticket, expires_in}
+//   GET  /api/events[?ticket=][&last_event_id=]  results:read  server-sent events
+//   (the last three only when RestApiOptions names a Patients / EventFeed)
 //
 // Every /api call, refused ones included, is recorded in the AccessAudit
 // (who, what, which patients, outcome, from where) before it is answered;
@@ -39,10 +43,12 @@
 #include "absl/status/status.h"
 #include "absl/time/time.h"
 
+#include "api/http/event_feed.h"
 #include "api/http/server.h"
 #include "api/service/access_audit.h"
 #include "api/service/auth.h"
 #include "api/service/orders.h"
+#include "api/service/patients.h"
 #include "api/service/results.h"
 
 namespace bridge::api::http {
@@ -60,6 +66,10 @@ HttpResponse JsonError(int http_status, std::string_view message);
 
 struct RestApiOptions {
   bool metrics_require_token = false;
+  // Optional parts; their paths answer 404 when null. Both must outlive the
+  // RestApi.
+  service::Patients* patients = nullptr;
+  EventFeed* events = nullptr;
 };
 
 class RestApi {
@@ -95,6 +105,9 @@ class RestApi {
   HttpResponse Acknowledge(const HttpRequest& request, std::int64_t id,
                            const service::Principal& who);
   HttpResponse ListAccessAudit(const HttpRequest& request);
+  HttpResponse SearchPatients(const HttpRequest& request, Patients* patients);
+  HttpResponse IssueEventTicket(const HttpRequest& request, const service::Principal& who);
+  HttpResponse OpenEventStream(const HttpRequest& request, const std::string& token);
 
   service::Results& results_;
   service::Orders& orders_;
@@ -112,5 +125,8 @@ class RestApi {
 absl::StatusOr<service::Principal> Authorize(service::TokenRegistry& tokens,
                                              const HttpRequest& request, service::Role role,
                                              service::Principal* authenticated = nullptr);
+
+// The token of an `Authorization: Bearer` header ("" when there is none).
+std::string_view BearerToken(const HttpRequest& request);
 
 }  // namespace bridge::api::http

@@ -3,11 +3,13 @@
 #include "api/http/server.h"
 
 #include <algorithm>
+#include <array>
 #include <cctype>
 #include <chrono>
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <thread>
 #include <utility>
@@ -184,10 +186,40 @@ class ServerImpl final : public HttpServer {
         }
       }
       workers_.join();
+      // Suspended stream sessions never resume now; end their streams here
+      // so nothing wakes an executor that is about to be destroyed.
+      std::set<std::shared_ptr<OpenStream>> open;
+      {
+        std::lock_guard lock(streams_mutex_);
+        open.swap(streams_);
+      }
+      for (const std::shared_ptr<OpenStream>& s : open) {
+        s->CloseOnce();
+      }
     });
   }
 
  private:
+  // A stream being written, closed once whoever finishes first: the session
+  // or Stop.
+  struct OpenStream {
+    explicit OpenStream(std::shared_ptr<ResponseStream> s) : stream(std::move(s)) {}
+    void CloseOnce() {
+      std::call_once(closed, [this] { stream->Close(); });
+    }
+    std::shared_ptr<ResponseStream> stream;
+    std::once_flag closed;
+  };
+
+  // What wakes a stream session: the stream's events (posted to the
+  // session's strand), or the client closing its side.
+  struct StreamWaker {
+    explicit StreamWaker(net::any_io_executor executor) : timer(std::move(executor)) {}
+    net::steady_timer timer;
+    bool woken = false;
+    bool client_gone = false;
+  };
+
   struct Pending {
     explicit Pending(net::any_io_executor executor) : timer(std::move(executor)) {}
     net::steady_timer timer;
@@ -260,6 +292,9 @@ class ServerImpl final : public HttpServer {
       HttpResponse response = handler_(*request);
       net::post(executor, [pending, response = std::move(response)]() mutable {
         if (pending->done) {
+          if (response.stream) {
+            response.stream->Close();  // its 503 has already been sent
+          }
           return;
         }
         pending->done = true;
@@ -346,6 +381,10 @@ class ServerImpl final : public HttpServer {
       const unsigned version = req.version();
 
       HttpResponse response = co_await RunHandler(request);
+      if (response.stream) {
+        co_await WriteStream(stream, std::move(response), version);
+        break;
+      }
       if (request->method == "HEAD") {
         response.body.clear();
       }
@@ -360,6 +399,119 @@ class ServerImpl final : public HttpServer {
     stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
   }
 
+  // Writes a streamed response until the stream ends, the client goes away
+  // or a write fails. HTTP/1.1 gets chunks; HTTP/1.0 a body ended by close.
+  net::awaitable<void> WriteStream(beast::tcp_stream& stream, HttpResponse response,
+                                   unsigned version) {
+    auto open = std::make_shared<OpenStream>(std::move(response.stream));
+    const bool admitted = ++stats_.open_streams <= options_.max_streams;
+    if (admitted) {
+      std::lock_guard lock(streams_mutex_);
+      streams_.insert(open);
+    }
+    const auto finish = [this, open, admitted] {
+      if (admitted) {
+        std::lock_guard lock(streams_mutex_);
+        streams_.erase(open);
+      }
+      --stats_.open_streams;
+      open->CloseOnce();
+    };
+    if (!admitted) {
+      ++stats_.streams_refused;
+      finish();
+      bhttp::response<bhttp::string_body> res =
+          ToBeast(errors_(503, "too many open event streams", "/"), version, false);
+      stream.expires_after(ToChrono(options_.read_timeout));
+      co_await bhttp::async_write(stream, res, kUseTuple);
+      co_return;
+    }
+
+    bhttp::response<bhttp::empty_body> head{static_cast<bhttp::status>(response.status), version};
+    head.set(bhttp::field::server, "lab-bridge");
+    head.set(bhttp::field::content_type, response.content_type);
+    for (const auto& [name, value] : response.headers) {
+      head.set(name, value);
+    }
+    head.keep_alive(false);
+    const bool chunked = version >= 11;
+    if (chunked) {
+      head.chunked(true);
+    }
+    ++stats_.responses_2xx;
+    bhttp::response_serializer<bhttp::empty_body> serializer{head};
+    stream.expires_after(ToChrono(options_.read_timeout));
+    auto [head_ec, head_written] =
+        co_await bhttp::async_write_header(stream, serializer, kUseTuple);
+    if (head_ec) {
+      finish();
+      co_return;
+    }
+    stream.expires_never();
+
+    auto executor = co_await net::this_coro::executor;
+    auto waker = std::make_shared<StreamWaker>(executor);
+    std::weak_ptr<StreamWaker> weak_waker = waker;
+    open->stream->Start([executor, weak_waker] {
+      net::post(executor, [weak_waker] {
+        if (std::shared_ptr<StreamWaker> w = weak_waker.lock()) {
+          w->woken = true;
+          w->timer.cancel();
+        }
+      });
+    });
+    // A client never sends on an event stream: any read completion (data,
+    // end of stream, error) means it is done with it.
+    auto scratch = std::make_shared<std::array<char, 512>>();
+    stream.socket().async_read_some(net::buffer(*scratch),
+                                    [waker, scratch](boost::system::error_code, std::size_t) {
+                                      waker->client_gone = true;
+                                      waker->timer.cancel();
+                                    });
+
+    bool first = true;  // the stream's opening text (retry, replay) goes out at once
+    for (;;) {
+      bool idle = false;
+      if (!waker->woken && !waker->client_gone && !first) {
+        waker->timer.expires_after(ToChrono(options_.stream_idle_interval));
+        auto [wait_ec] = co_await waker->timer.async_wait(kUseTuple);
+        idle = !wait_ec && !waker->woken;
+      }
+      first = false;
+      if (waker->client_gone) {
+        break;
+      }
+      waker->woken = false;
+      std::optional<std::string> text = open->stream->Next(idle);
+      if (text.has_value() && text->empty()) {
+        continue;
+      }
+      stream.expires_after(ToChrono(options_.read_timeout));
+      boost::system::error_code write_ec;
+      if (!text.has_value()) {
+        if (chunked) {
+          std::tie(write_ec, std::ignore) =
+              co_await net::async_write(stream, bhttp::make_chunk_last(), kUseTuple);
+        }
+        break;
+      }
+      if (chunked) {
+        std::tie(write_ec, std::ignore) =
+            co_await net::async_write(stream, bhttp::make_chunk(net::buffer(*text)), kUseTuple);
+      } else {
+        std::tie(write_ec, std::ignore) =
+            co_await net::async_write(stream, net::buffer(*text), kUseTuple);
+      }
+      stream.expires_never();
+      if (write_ec) {
+        break;
+      }
+    }
+    finish();
+    boost::system::error_code ignored;
+    stream.socket().cancel(ignored);
+  }
+
   const HttpServerOptions options_;
   HttpHandler handler_;
   ErrorResponder errors_;
@@ -370,6 +522,8 @@ class ServerImpl final : public HttpServer {
   std::vector<std::thread> threads_;
   std::uint16_t port_ = 0;
   std::once_flag stopped_;
+  std::mutex streams_mutex_;
+  std::set<std::shared_ptr<OpenStream>> streams_;
 };
 
 }  // namespace

@@ -20,6 +20,13 @@
 // answer is dropped), more than max_connections open (503, then closed).
 // A connection idle for idle_timeout is closed.
 //
+// Streamed responses (server-sent events): a handler may answer with an
+// HttpResponse whose `stream` is set. The server writes the head, then
+// (chunked on HTTP/1.1) whatever the stream produces, until the stream ends,
+// the client goes away or the server stops; at most max_streams at once
+// (503 beyond). The stream is woken by its own events, or after
+// stream_idle_interval without any, so it can send a keep-alive.
+//
 // Thread-safety: Start, port, stats and Stop may be called from any thread;
 // Stop is idempotent. The handlers must be thread-safe and outlive the server.
 #pragma once
@@ -29,6 +36,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -50,6 +58,24 @@ struct HttpServerOptions {
   absl::Duration idle_timeout = absl::Seconds(60);
   absl::Duration read_timeout = absl::Seconds(30);  // one request, header to body end
   int max_connections = 1024;
+  int max_streams = 256;
+  absl::Duration stream_idle_interval = absl::Seconds(15);
+};
+
+// A response body produced over time. The server calls Start once, then
+// Next each time the stream wakes it (or after stream_idle_interval with
+// `idle` true), then Close exactly once.
+class ResponseStream {
+ public:
+  virtual ~ResponseStream() = default;
+  // `wake` asks the server to call Next soon; it may be called from any
+  // thread, any number of times, until Close returns.
+  virtual void Start(std::function<void()> wake) = 0;
+  // Text to send now ("" for nothing), or nullopt to end the response.
+  virtual std::optional<std::string> Next(bool idle) = 0;
+  // The response is over (ended, client gone, refused or server stopping).
+  // Once it returns, `wake` is never called again.
+  virtual void Close() = 0;
 };
 
 struct HttpRequest {
@@ -73,6 +99,9 @@ struct HttpResponse {
   std::string content_type = "application/json";
   std::string body;
   std::vector<std::pair<std::string, std::string>> headers;
+  // When set, the body is produced by the stream (see ResponseStream) and
+  // `body` is ignored; the connection closes when the stream ends.
+  std::shared_ptr<ResponseStream> stream;
 };
 
 // Splits "a=1&b=x%20y" into decoded pairs ('+' is a space). A malformed
@@ -96,6 +125,8 @@ struct HttpServerStats {
   std::atomic<std::uint64_t> responses_5xx{0};
   std::atomic<std::uint64_t> request_timeouts{0};
   std::atomic<std::uint64_t> body_too_large{0};
+  std::atomic<std::int64_t> open_streams{0};
+  std::atomic<std::uint64_t> streams_refused{0};
 };
 
 class HttpServer {

@@ -16,7 +16,7 @@ namespace {
 using testing::HttpTestClient;
 
 HttpResponse Error(int status, std::string_view message, std::string_view) {
-  return {status, "application/json", "{\"detail\":\"" + std::string(message) + "\"}", {}};
+  return {status, "application/json", "{\"detail\":\"" + std::string(message) + "\"}", {}, nullptr};
 }
 
 TEST(HttpServerTest, SlowHandlerIs503AfterRequestTimeoutAndTheConnectionStaysUsable) {
@@ -32,7 +32,7 @@ TEST(HttpServerTest, SlowHandlerIs503AfterRequestTimeoutAndTheConnectionStaysUsa
         if (r.path == "/slow") {
           std::this_thread::sleep_for(std::chrono::milliseconds(500));
         }
-        return HttpResponse{200, "text/plain", "done", {}};
+        return HttpResponse{200, "text/plain", "done", {}, nullptr};
       },
       Error);
   ASSERT_TRUE(server.ok()) << server.status();
@@ -56,7 +56,7 @@ TEST(HttpServerTest, RequestFieldsReachTheHandler) {
       options,
       [&](const HttpRequest& r) {
         seen = r;
-        return HttpResponse{201, "application/json", "{}", {{"X-Test", "1"}}};
+        return HttpResponse{201, "application/json", "{}", {{"X-Test", "1"}}, nullptr};
       },
       Error);
   ASSERT_TRUE(server.ok());
@@ -82,7 +82,7 @@ TEST(HttpServerTest, ConnectionsOverTheLimitAreRefusedWith503) {
   auto server = HttpServer::Start(
       options,
       [](const HttpRequest&) {
-        return HttpResponse{200, "text/plain", "ok", {}};
+        return HttpResponse{200, "text/plain", "ok", {}, nullptr};
       },
       Error);
   ASSERT_TRUE(server.ok());
