@@ -235,6 +235,12 @@ struct StoredOrder {
   std::string lis_endpoint;
   int attempts = 0;
   std::string last_error;
+  // For a "resulted" order: "preliminary" while a test's latest result is
+  // preliminary (OBX-11 P, R, S or I) or, when the lab echoes the ordered
+  // test codes in OBR-4, an ordered test has not answered yet; "final" once
+  // every test is final or corrected; "" for orders not resulted. Derived
+  // from the linked lab_results when read.
+  std::string result_status;
 };
 
 struct CreatedOrder {

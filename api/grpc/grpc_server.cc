@@ -81,6 +81,7 @@ void ToProto(const service::OrderView& view, pb::Order* out) {
   out->set_attempts(o.attempts);
   out->set_last_error(o.last_error);
   out->set_lis_endpoint(o.lis_endpoint);
+  out->set_result_status(o.result_status);
 }
 
 void ToProto(const storage::StoredMessage& m, pb::HL7Message* out) {

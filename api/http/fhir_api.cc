@@ -157,12 +157,14 @@ const char* PriorityCode(const std::string& v2) {
   return "routine";
 }
 
-const char* OrderStatusCode(const std::string& status) {
+const char* OrderStatusCode(const storage::StoredOrder& order) {
+  const std::string& status = order.status;
   if (status == "cancelled") {
     return "revoked";
   }
   if (status == "resulted") {
-    return "completed";
+    // Partly or preliminarily resulted: still active until every test is final.
+    return order.result_status == "preliminary" ? "active" : "completed";
   }
   if (status == "failed" || status == "rejected") {
     return "entered-in-error";
@@ -209,7 +211,7 @@ std::string OrderAsServiceRequest(const service::OrderView& view, const std::str
   w.EndObject();
   w.EndArray();
   w.Key("status");
-  w.String(OrderStatusCode(o.status));
+  w.String(OrderStatusCode(o));
   w.Key("intent");
   w.String("order");
   w.Key("priority");
@@ -810,7 +812,7 @@ HttpResponse FhirApi::Search(const HttpRequest& request, const std::string& type
       if (!view.ok()) {
         return ToOperationOutcome(view.status());
       }
-      if (query.status.empty() || query.status == OrderStatusCode(view->order.status)) {
+      if (query.status.empty() || query.status == OrderStatusCode(view->order)) {
         orders.push_back(*std::move(view));
       }
     }

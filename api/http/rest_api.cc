@@ -222,6 +222,8 @@ void WriteOrderFields(Writer& w, const service::OrderView& view) {
   String(w, o.last_error);
   Key(w, "lis_endpoint");
   String(w, o.lis_endpoint);
+  Key(w, "result_status");  // resulted orders: preliminary until every test is final
+  String(w, o.result_status);
 }
 
 HttpResponse Json(int status, std::string body) {

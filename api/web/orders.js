@@ -26,6 +26,16 @@ const STATUS = {
   cancelled: 'Cancelled',
 };
 const OPEN = new Set(['pending', 'sent', 'acknowledged']);
+
+// "Resulted" says whether every test is final: a preliminary or partial
+// result is not the end of the order.
+function statusText(o) {
+  if (o.status === 'resulted' && o.result_status) {
+    return o.result_status === 'preliminary' ? 'Resulted (preliminary)' : 'Resulted (final)';
+  }
+  return STATUS[o.status] || o.status;
+}
+const stateOf = (o) => `${o.status}/${o.result_status || ''}`;
 const WATCH_MS = 2000;  // while an order is on its way, re-read its status
 
 export class OrderPanel {
@@ -87,7 +97,7 @@ export class OrderPanel {
         ordering_provider: this.provider.value.trim(),
         priority: this.priority.value,
       });
-      this.status.textContent = `Order ${order.id} placed (${order.test_codes.join(', ')}, ${PRIORITY[order.priority]}): ${STATUS[order.status] || order.status}.`;
+      this.status.textContent = `Order ${order.id} placed (${order.test_codes.join(', ')}, ${PRIORITY[order.priority]}): ${statusText(order)}.`;
       this.form.reset();
       this.upsert(order);
     } catch (e) {
@@ -115,8 +125,8 @@ export class OrderPanel {
   upsert(order) {
     const i = this.orders.findIndex((o) => o.id === order.id);
     if (i >= 0) {
-      if (this.orders[i].status !== order.status) {
-        this.status.textContent = `Order ${order.id} is now ${STATUS[order.status] || order.status}.`;
+      if (stateOf(this.orders[i]) !== stateOf(order)) {
+        this.status.textContent = `Order ${order.id} is now ${statusText(order)}.`;
       }
       this.orders[i] = order;
     } else {
@@ -135,8 +145,8 @@ export class OrderPanel {
         if (patientId !== this.patientId) return;
         for (const o of orders) {
           const before = this.orders.find((x) => x.id === o.id);
-          if (before && before.status !== o.status) {
-            this.status.textContent = `Order ${o.id} is now ${STATUS[o.status] || o.status}.`;
+          if (before && stateOf(before) !== stateOf(o)) {
+            this.status.textContent = `Order ${o.id} is now ${statusText(o)}.`;
           }
         }
         this.orders = orders;
@@ -156,7 +166,8 @@ export class OrderPanel {
   // "sent" shows even when nothing else announces it.
   watch() {
     clearTimeout(this.watchTimer);
-    if (this.patientId !== null && this.orders.some((o) => OPEN.has(o.status))) {
+    if (this.patientId !== null &&
+        this.orders.some((o) => OPEN.has(o.status) || o.result_status === 'preliminary')) {
       this.watchTimer = setTimeout(() => this.load(), WATCH_MS);
     }
   }
@@ -173,12 +184,12 @@ export class OrderPanel {
         h('caption', { class: 'visually-hidden' }, 'Orders for this patient, newest first'),
         h('thead', {}, h('tr', {}, ['Order', 'Tests', 'Priority', 'Provider', 'Status', 'Placed', '']
           .map((c) => h('th', { scope: 'col' }, c || h('span', { class: 'visually-hidden' }, 'Actions'))))),
-        h('tbody', {}, this.orders.map((o) => h('tr', { dataset: { orderId: String(o.id), status: o.status } },
+        h('tbody', {}, this.orders.map((o) => h('tr', { dataset: { orderId: String(o.id), status: o.status, resultStatus: o.result_status || '' } },
           h('th', { scope: 'row' }, `#${o.id}`),
           h('td', {}, o.test_codes.join(', ')),
           h('td', { class: o.priority === 'S' ? 'priority-stat' : '' }, PRIORITY[o.priority] || o.priority),
           h('td', {}, o.ordering_provider || ''),
-          h('td', {}, h('span', { class: `order-status order-${o.status}` }, STATUS[o.status] || o.status),
+          h('td', {}, h('span', { class: `order-status order-${o.status}` }, statusText(o)),
             o.status === 'failed' && o.last_error ? h('span', { class: 'help' }, ` ${o.last_error}`) : null),
           h('td', {}, formatTime(o.created_at)),
           h('td', {}, OPEN.has(o.status) ? h('button', {

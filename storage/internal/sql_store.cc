@@ -808,7 +808,73 @@ class SqlStore final : public Store {
       }
       page.orders.push_back(OrderFromRow(r));
     }
+    if (absl::Status derived = DeriveResultStatus(&page.orders); !derived.ok()) {
+      return derived;
+    }
     return page;
+  }
+
+  // Fills StoredOrder::result_status of the resulted orders from their
+  // linked results, one indexed query for all of them. A later result for
+  // the same test (report code, test code, sub-id) supersedes an earlier
+  // one, so a final result after a preliminary one makes that test final.
+  // When the lab echoes our test codes in OBR-4 (the ORM's codes), every
+  // ordered test must also have answered; a lab that reports under codes of
+  // its own is judged by its result statuses alone.
+  absl::Status DeriveResultStatus(std::vector<StoredOrder>* orders) {
+    std::vector<Param> params;
+    std::vector<std::string> placeholders;
+    for (const StoredOrder& o : *orders) {
+      if (o.status == "resulted") {
+        params.push_back(Param::Int(o.id));
+        placeholders.push_back(absl::StrCat("$", params.size()));
+      }
+    }
+    if (params.empty()) {
+      return absl::OkStatus();
+    }
+    absl::StatusOr<std::vector<Row>> rows =
+        Read(absl::StrCat("SELECT lab_order_id, report_code, test_code, observation_sub_id, "
+                          "result_status FROM lab_results WHERE lab_order_id IN (",
+                          absl::StrJoin(placeholders, ", "), ") ORDER BY id"),
+             params);
+    if (!rows.ok()) {
+      return rows.status();
+    }
+    struct Answers {
+      std::map<std::string, std::string> latest_status;  // test key -> OBX-11
+      std::set<std::string> report_codes;
+    };
+    std::map<int64_t, Answers> by_order;
+    for (const Row& r : *rows) {
+      Answers& answers = by_order[Int(r[0])];
+      const std::string report_code = Str(r[1]);
+      answers.report_codes.insert(report_code);
+      answers.latest_status[absl::StrCat(report_code, "\x1f", Str(r[2]), "\x1f", Str(r[3]))] =
+          Str(r[4]);
+    }
+    static const std::set<std::string, std::less<>> kPreliminary = {"P", "R", "S", "I"};
+    for (StoredOrder& o : *orders) {
+      if (o.status != "resulted") {
+        continue;
+      }
+      const Answers& answers = by_order[o.id];
+      bool echoes_our_codes = false;
+      bool every_test_answered = true;
+      for (const std::string& code : o.test_codes) {
+        const bool answered = answers.report_codes.count(code) > 0;
+        echoes_our_codes = echoes_our_codes || answered;
+        every_test_answered = every_test_answered && answered;
+      }
+      bool is_final = !echoes_our_codes || every_test_answered;
+      for (const auto& [test, status] : answers.latest_status) {
+        if (kPreliminary.count(status) > 0) {
+          is_final = false;
+        }
+      }
+      o.result_status = is_final ? "final" : "preliminary";
+    }
+    return absl::OkStatus();
   }
 
   absl::Status UpdateOrderStatus(int64_t order_id, std::string_view status,
@@ -2819,7 +2885,11 @@ class SqlStore final : public Store {
     if (rows->empty()) {
       return absl::NotFoundError("storage: no such order");
     }
-    return OrderFromRow((*rows)[0]);
+    std::vector<StoredOrder> order = {OrderFromRow((*rows)[0])};
+    if (absl::Status derived = DeriveResultStatus(&order); !derived.ok()) {
+      return derived;
+    }
+    return std::move(order[0]);
   }
 
   // Queries run on their own connection, so the APIs are not held up by a

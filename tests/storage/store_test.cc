@@ -207,6 +207,51 @@ TEST_P(StoreTest, IngestWritesEveryTableInOneCall) {
   EXPECT_EQ(VerifiedRows(), 1);
 }
 
+TEST_P(StoreTest, ResultedOrderIsPreliminaryUntilEveryTestIsFinal) {
+  NewOrder order;
+  order.patient = PatientRecord{"12345", "", "TEST", "PATIENT", "19800101", "F"};
+  order.test_codes = {"CBC", "BMP"};
+  order.placer_order_number = "PO-7";
+  order.lis_endpoint = "lis-a";
+  order.outbox_payload = "ORM bytes";
+  absl::StatusOr<CreatedOrder> created = store_->CreateOrder(order);
+  ASSERT_TRUE(created.ok()) << created.status();
+  EXPECT_EQ(store_->GetOrder(created->order_id)->result_status, "");
+
+  // The lab answers test by test, echoing our codes in OBR-4.
+  auto answer = [&](const std::string& control_id, const std::string& report_code,
+                    const std::string& status) {
+    IngestRecord record = MakeOru(control_id, "12345", 2, "PO-7");
+    for (ResultRecord& r : record.results) {
+      r.report_code = report_code;
+      r.result_status = status;
+    }
+    IngestOk(record);
+    absl::StatusOr<StoredOrder> stored = store_->GetOrder(created->order_id);
+    EXPECT_TRUE(stored.ok()) << stored.status();
+    EXPECT_EQ(stored->status, "resulted");
+    OrderQuery by_patient;
+    by_patient.patient_id = created->patient_id;
+    absl::StatusOr<OrderPage> listed = store_->ListOrders(by_patient);
+    EXPECT_TRUE(listed.ok() && listed->orders.size() == 1u);
+    EXPECT_EQ(listed->orders[0].result_status, stored->result_status);
+    return stored->result_status;
+  };
+  EXPECT_EQ(answer("PR-1", "CBC", "P"), "preliminary");
+  EXPECT_EQ(answer("PR-2", "CBC", "F"), "preliminary");  // BMP has not answered
+  EXPECT_EQ(answer("PR-3", "BMP", "F"), "final");
+  EXPECT_EQ(answer("PR-4", "BMP", "C"), "final");  // a correction is final too
+
+  // A lab reporting under codes of its own is judged by its statuses alone.
+  order.placer_order_number = "PO-8";
+  absl::StatusOr<CreatedOrder> other = store_->CreateOrder(order);
+  ASSERT_TRUE(other.ok()) << other.status();
+  IngestRecord record = MakeOru("PR-5", "12345", 2, "PO-8");
+  for (ResultRecord& r : record.results) r.report_code = "58410-2";
+  IngestOk(record);
+  EXPECT_EQ(store_->GetOrder(other->order_id)->result_status, "final");
+}
+
 TEST_P(StoreTest, RawBytesAreKeptExactly) {
   IngestRecord record = MakeOru("BIN-1", "1", 1);
   record.message.raw_message = std::string("MSH|\0\x01\xff\xfe\r\n", 11);
@@ -301,6 +346,34 @@ TEST_P(StoreTest, AFailureBetweenWritesLeavesNoPartialRows) {
   Open();
   IngestOk(MakeOru("ATOM-after", "9", 4));
   EXPECT_EQ(VerifiedRows(), 1);
+}
+
+TEST_P(StoreTest, AFailureAfterTheOrderLinkLeavesTheOrderAsItWas) {
+  for (const std::string step : {"orders", "results", "fhir"}) {
+    SCOPED_TRACE(step);
+    Open();
+    NewOrder order;
+    order.patient = PatientRecord{"9", "", "TEST", "PATIENT", "19800101", "F"};
+    order.test_codes = {"CBC"};
+    order.placer_order_number = "PO-ATOM-" + step;
+    order.lis_endpoint = "lis-a";
+    order.outbox_payload = "ORM bytes";
+    absl::StatusOr<CreatedOrder> created = store_->CreateOrder(order);
+    ASSERT_TRUE(created.ok()) << created.status();
+    StoreOptions options;
+    options.ingest_fault_hook_for_test = [step](std::string_view at) {
+      return at == step ? absl::UnavailableError("injected") : absl::OkStatus();
+    };
+    Open(options);
+    absl::StatusOr<IngestOutcome> outcome =
+        store_->Ingest(MakeOru("ATOM-LINK-" + step, "9", 2, order.placer_order_number));
+    EXPECT_EQ(outcome.status().code(), absl::StatusCode::kUnavailable);
+    absl::StatusOr<StoredOrder> after = store_->GetOrder(created->order_id);
+    ASSERT_TRUE(after.ok()) << after.status();
+    EXPECT_EQ(after->status, "pending");
+    EXPECT_EQ(Count("lab_results"), 0);
+    EXPECT_EQ(Count("hl7_messages"), 0);
+  }
 }
 
 TEST_P(StoreTest, InvalidRecordsAreRejectedBeforeWriting) {

@@ -2,8 +2,10 @@
 """The loop, over REST, gRPC and FHIR: an order for CBC and BMP goes to the
 LIS (python-hl7's asyncio MLLP server), which acknowledges it and sends ORUs
 back to lab-bridge whose OBR-2 echo the placer numbers (first preliminary,
-then final); the order becomes "resulted" with its results linked
-(GET /api/lab-orders/{id}, gRPC GetOrder, FHIR ServiceRequest "completed").
+then final); the order becomes "resulted" with its results linked, its
+result_status "preliminary" (FHIR ServiceRequest "active") until the final
+ORU makes it "final" (GET /api/lab-orders/{id}, gRPC GetOrder, FHIR
+ServiceRequest "completed").
 Also over REST: cancelling a sent order sends ORC-1 CA to the LIS, an order
 without result past ORDER_OVERDUE_SECONDS is listed by ?status=overdue, and
 /metrics counts what went out.
@@ -27,7 +29,9 @@ def main():
         db = orders_it.harness_database(h)
         lis_port = lbtest.free_port()
         mllp_port = lbtest.free_port()
-        lis = orders_it.python_lis(h, lis_port, results_to=mllp_port, results_for="CBC")
+        final_gate = h.path("send_final")
+        lis = orders_it.python_lis(h, lis_port, results_to=mllp_port, results_for="CBC",
+                                   final_gate=final_gate)
         try:
             endpoints = orders_it.write_endpoints(h.path("lis_endpoints.json"), [
                 orders_it.endpoint(lis_port, default=False, test_codes=["CBC", "BMP"]),
@@ -43,6 +47,18 @@ def main():
             order = api.place("12345", ["CBC", "BMP"], priority="S")
             waiting = api.place("777", ["TSH"])
             placer = order["placer_order_number"]
+
+            # The preliminary ORU: the order is resulted, but only preliminarily,
+            # and FHIR keeps its ServiceRequest active.
+            got = lis.wait_messages(2)
+            rest = api.wait_status(order["id"], ("resulted",))
+            check(rest["result_status"] == "preliminary" and
+                  sorted(r["result_status"] for r in rest["results"]) == ["P", "P"],
+                  f"after the preliminary ORU: {rest}")
+            status, fhir = api.request("GET", f"/fhir/ServiceRequest/order-{order['id']}")
+            check(status == 200 and fhir["status"] == "active",
+                  f"FHIR ServiceRequest after the preliminary ORU: {status} {fhir}")
+            open(final_gate, "w").close()
 
             # The LIS got the order; its two ORUs (P, then F) were acknowledged AA.
             got = lis.wait_messages(3)
@@ -60,8 +76,9 @@ def main():
                 code, _, detail = lbtest.read_msa(a["result_ack"])
                 check(code == "AA", f"lab-bridge answered the {a['status']} ORU {code} {detail}")
 
-            # REST: resulted, with the results of both tests linked.
+            # REST: resulted and final, with the results of both tests linked.
             rest = api.wait_status(order["id"], ("resulted",))
+            check(rest["result_status"] == "final", f"after the final ORU: {rest}")
             statuses = sorted(r["result_status"] for r in rest["results"])
             check(len(rest["results"]) == 4 and statuses == ["F", "F", "P", "P"],
                   f"linked results: {rest['results']}")
@@ -80,7 +97,8 @@ def main():
             check(len(seen["grpc"]["results"]) == 4 and all(
                 r["lab_order_id"] == str(order["id"]) for r in seen["grpc"]["results"]),
                 f"gRPC results: {seen['grpc']['results']}")
-            check(seen["grpc"]["attempts"] == 1 and seen["grpc"]["lis_endpoint"] == "reference-lab",
+            check(seen["grpc"]["attempts"] == 1 and seen["grpc"]["lis_endpoint"] == "reference-lab"
+                  and seen["grpc"]["result_status"] == "final",
                   f"gRPC order: {seen['grpc']}")
             check(seen["fhir"] == {"resourceType": "ServiceRequest", "status": "completed"},
                   f"FHIR ServiceRequest: {seen['fhir']}")

@@ -33,6 +33,7 @@ console.log(JSON.stringify({
     placer_order_number: grpcOrder.order.placer_order_number,
     attempts: grpcOrder.order.attempts,
     lis_endpoint: grpcOrder.order.lis_endpoint,
+    result_status: grpcOrder.order.result_status,
     results: grpcOrder.results.map((r) => ({
       test_code: r.test_code, value: r.value, result_status: r.result_status,
       lab_order_id: r.lab_order_id, placer_order_number: r.placer_order_number,

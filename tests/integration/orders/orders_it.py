@@ -212,12 +212,15 @@ class Lis:
         self.log.close()
 
 
-def python_lis(h, port, name="lis", results_to=None, results_for="", lifetime=600):
+def python_lis(h, port, name="lis", results_to=None, results_for="", lifetime=600,
+               final_gate=None):
     record = h.path(name + ".jsonl")
     args = [PYTHON, os.path.join(HERE, "python_hl7_lis.py"), "--port", str(port),
             "--record", record, "--lifetime", str(lifetime)]
     if results_to:
         args += ["--results-to", str(results_to), "--results-for", results_for]
+    if final_gate:
+        args += ["--final-gate", final_gate]
     return Lis(args, record, port)
 
 

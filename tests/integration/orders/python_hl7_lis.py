@@ -17,6 +17,7 @@ import argparse
 import asyncio
 import itertools
 import json
+import os
 import time
 
 import hl7
@@ -49,8 +50,14 @@ def result_message(order, status):
     return hl7.parse("\r".join(lines) + "\r")
 
 
-async def send_results(port, order, path):
+async def send_results(port, order, path, final_gate=None):
     for status in ("P", "F"):
+        if status == "F" and final_gate:
+            # The test looks at the order between the two ORUs, then lets
+            # the final one go by creating the gate file.
+            deadline = time.monotonic() + 60
+            while not os.path.exists(final_gate) and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
         reader, writer = await open_hl7_connection("127.0.0.1", port)
         try:
             writer.writemessage(result_message(order, status))
@@ -68,6 +75,8 @@ async def main():
     parser.add_argument("--results-to", type=int)
     parser.add_argument("--results-for", default="",
                         help="comma-separated test codes (OBR-4.1) to send results for; all if empty")
+    parser.add_argument("--final-gate",
+                        help="send the final ORU only once this file exists")
     parser.add_argument("--lifetime", type=float, default=600)
     args = parser.parse_args()
     background = set()
@@ -87,7 +96,7 @@ async def main():
                 if (args.results_to and str(message.segment("ORC")[1]) == "NW"
                         and (not wanted or codes & wanted)):
                     task = asyncio.ensure_future(send_results(args.results_to, message,
-                                                              args.record))
+                                                              args.record, args.final_gate))
                     background.add(task)
                     task.add_done_callback(background.discard)
         except (asyncio.IncompleteReadError, ConnectionError):
