@@ -66,6 +66,24 @@ class Client::Impl {
 
   std::vector<StrayReply> TakeStrayReplies() { return std::exchange(stray_, {}); }
 
+  std::vector<StrayReply> TakeUnsolicitedReplies() {
+    Pump();
+    std::vector<StrayReply> replies = std::exchange(stray_, {});
+    while (!inbox_.empty()) {
+      DecodedFrame frame = std::move(inbox_.front());
+      inbox_.pop_front();
+      if (frame.oversize) {
+        Log(LogLevel::kWarning, "unsolicited frame over " +
+                                    std::to_string(options_.max_frame_bytes) + " bytes dropped");
+        continue;
+      }
+      std::optional<std::string> id =
+          extractor_ ? extractor_(frame.payload) : std::optional<std::string>();
+      replies.push_back({std::move(frame.payload), std::move(id)});
+    }
+    return replies;
+  }
+
  private:
   net::awaitable<absl::Status> ConnectOp();
   net::awaitable<absl::Status> WriteOp(std::string wire);
@@ -349,6 +367,10 @@ absl::StatusOr<Exchange> Client::SendAndAwait(std::string_view payload,
 }
 
 std::vector<StrayReply> Client::TakeStrayReplies() { return impl_->TakeStrayReplies(); }
+
+std::vector<StrayReply> Client::TakeUnsolicitedReplies() {
+  return impl_->TakeUnsolicitedReplies();
+}
 
 void Client::Close() { impl_->Close(); }
 

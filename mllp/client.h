@@ -30,6 +30,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+
 #include "mllp/options.h"
 
 namespace bridge::mllp {
@@ -84,6 +85,11 @@ class Client {
 
   // Stray replies seen by failed SendAndAwait calls since the last Take.
   std::vector<StrayReply> TakeStrayReplies();
+
+  // Without waiting: those stray replies, plus every frame the peer sent on
+  // the open connection since the last call although nothing was in flight
+  // (in enhanced mode, the application ACK that follows a commit ACK).
+  std::vector<StrayReply> TakeUnsolicitedReplies();
 
   // Closes the connection, if any.
   void Close();

@@ -384,6 +384,11 @@ class OrderDispatcher::Impl {
         continue;
       }
       if (items->empty()) {
+        // Nothing to send: read what the LIS sent on its own meanwhile, so an
+        // application ACK is taken although no further order follows.
+        for (const mllp::StrayReply& reply : w.client->TakeUnsolicitedReplies()) {
+          HandleStray(w, reply, "");
+        }
         WaitForWork(seen, options_.poll_interval);
         continue;
       }
@@ -658,7 +663,8 @@ class OrderDispatcher::Impl {
     } else {
       Log(spdlog::level::warn, "event=stray_ack endpoint=" + w.endpoint.id +
                                    " answered_control_id=" + (answered.empty() ? "-" : answered) +
-                                   " awaiting_control_id=" + awaiting + " action=ignored");
+                                   " awaiting_control_id=" + (awaiting.empty() ? "-" : awaiting) +
+                                   " action=ignored");
     }
     storage::IngestRecord record;
     storage::InboundMessage& m = record.message;
@@ -675,9 +681,11 @@ class OrderDispatcher::Impl {
     }
     m.raw_message = stray.payload;
     m.source_ip = w.endpoint.host;
-    m.error_detail = "ACK for " + (answered.empty() ? std::string("no control id") : answered) +
-                     " received from LIS " + w.endpoint.id + " while awaiting the ACK for " +
-                     awaiting + "; not taken as that ACK";
+    m.error_detail =
+        "ACK for " + (answered.empty() ? std::string("no control id") : answered) +
+        " received from LIS " + w.endpoint.id +
+        (awaiting.empty() ? " on the idle connection"
+                          : " while awaiting the ACK for " + awaiting + "; not taken as that ACK");
     if (absl::StatusOr<storage::IngestOutcome> stored = store_.Ingest(record); !stored.ok()) {
       Log(spdlog::level::warn, "event=stray_ack_audit_failed endpoint=" + w.endpoint.id +
                                    " error=\"" + OneLine(Text(stored.status())) + "\"");

@@ -183,6 +183,16 @@ void ScriptedLis::Serve(int fd, int connection) {
   }
 }
 
+bool ScriptedLis::SendToLastConnection(const std::string& payload) {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (auto fd = fds_.rbegin(); fd != fds_.rend(); ++fd) {
+    if (*fd >= 0) {
+      return SendAll(*fd, std::string(1, kStart) + payload + kEnd);
+    }
+  }
+  return false;
+}
+
 std::vector<LisMessage> ScriptedLis::messages() const {
   std::lock_guard<std::mutex> lock(mu_);
   return messages_;

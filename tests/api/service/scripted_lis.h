@@ -69,6 +69,9 @@ class ScriptedLis {
   std::vector<LisMessage> messages() const;
   // True once at least `count` messages were read.
   bool WaitForMessages(std::size_t count, absl::Duration timeout) const;
+  // Sends `payload`, framed, on the newest open connection, unprompted (an
+  // enhanced-mode application ACK, say). False when none is open.
+  bool SendToLastConnection(const std::string& payload);
   // Closes the listener and every connection.
   void Stop();
 
