@@ -44,6 +44,9 @@ void MllpHandler::HandleFrame(std::string payload, const mllp::PeerInfo& peer, m
       if (result.stored && !result.duplicate) {
         metrics_->CountResultsStored(static_cast<int>(result.result_ids.size()));
       }
+      if (result.control_id_reused) {
+        metrics_->CountControlIdReuse();
+      }
       if (result.reply.has_value()) {
         metrics_->ObserveAckLatency(absl::Now() - received);
       }

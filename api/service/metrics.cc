@@ -39,6 +39,13 @@ class Metrics::Impl {
                      .Help("Lab results (OBX) stored from inbound messages.")
                      .Register(*registry_)
                      .Add({})),
+        control_id_reuses_(prometheus::BuildCounter()
+                               .Name("labbridge_hl7_control_id_reused_total")
+                               .Help("Inbound messages whose sender, facility and MSH-10 "
+                                     "were seen before with different content (stored as "
+                                     "new messages and flagged in the audit trail).")
+                               .Register(*registry_)
+                               .Add({})),
         latency_(prometheus::BuildHistogram()
                      .Name("labbridge_ack_latency_seconds")
                      .Help("From a complete MLLP frame received to its ACK handed to the "
@@ -71,6 +78,7 @@ class Metrics::Impl {
     latency_.Observe(absl::ToDoubleSeconds(latency));
   }
   void CountResultsStored(int results) { results_.Increment(results); }
+  void CountControlIdReuse() { control_id_reuses_.Increment(); }
 
   std::string Text(const std::vector<ScrapedFamily>& scraped) const {
     std::vector<prometheus::MetricFamily> families = registry_->Collect();
@@ -101,6 +109,7 @@ class Metrics::Impl {
   std::shared_ptr<prometheus::Registry> registry_;
   prometheus::Family<prometheus::Counter>& messages_;
   prometheus::Counter& results_;
+  prometheus::Counter& control_id_reuses_;
   prometheus::Histogram& latency_;
   std::mutex mu_;
   std::set<std::string> types_;
@@ -114,6 +123,7 @@ void Metrics::CountMessage(Direction direction, std::string_view type, std::stri
 }
 void Metrics::ObserveAckLatency(absl::Duration latency) { impl_->ObserveAckLatency(latency); }
 void Metrics::CountResultsStored(int results) { impl_->CountResultsStored(results); }
+void Metrics::CountControlIdReuse() { impl_->CountControlIdReuse(); }
 std::string Metrics::Text(const std::vector<ScrapedFamily>& scraped) const {
   return impl_->Text(scraped);
 }

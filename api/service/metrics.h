@@ -8,6 +8,7 @@
 //   labbridge_ack_latency_seconds                         histogram
 //       frame received -> ACK handed to the connection's writer
 //   labbridge_results_stored_total                        counter
+//   labbridge_hl7_control_id_reused_total                 counter
 //
 // Values that other parts keep (store counters, open criticals, outbox
 // depth, connections) are read at scrape time and passed to Text() as
@@ -63,6 +64,8 @@ class Metrics {
   // From the moment a complete frame arrived to the ACK handed back.
   void ObserveAckLatency(absl::Duration latency);
   void CountResultsStored(int results);
+  // An inbound message reused a control id with different content.
+  void CountControlIdReuse();
 
   // The registry and `scraped`, as Prometheus text.
   std::string Text(const std::vector<ScrapedFamily>& scraped) const;

@@ -193,6 +193,21 @@ TEST_P(MetricsTest, MessagesAckLatencyResultsAndStoreGauges) {
   EXPECT_GE(Sample(body, R"(labbridge_http_responses_total{class="2xx"})").value_or(0), 3);
 }
 
+TEST_P(MetricsTest, ControlIdReuseIsCounted) {
+  const std::string oru = bridge::testing::ReadFileOrDie(bridge::testing::SourceDir() /
+                                                         "tests/fixtures/hl7/guide_sample_oru.hl7");
+  ASSERT_EQ(Msa1(Send(oru)), "AA");
+  ASSERT_EQ(Msa1(Send(oru)), "AA");  // the same bytes again: a duplicate, not a reuse
+  EXPECT_EQ(Sample(Scrape(), "labbridge_hl7_control_id_reused_total"), 0);
+  // The same sender and MSH-10 (MSG001) with another value: a reuse.
+  std::string changed = oru;
+  const std::size_t at = changed.find("|6.8|");
+  ASSERT_NE(at, std::string::npos);
+  changed.replace(at, 5, "|6.9|");
+  ASSERT_EQ(Msa1(Send(changed)), "AA");
+  EXPECT_EQ(Sample(Scrape(), "labbridge_hl7_control_id_reused_total"), 1);
+}
+
 TEST(MetricsRegistryTest, SenderChosenTypesAreBoundedAndSanitized) {
   service::Metrics metrics;
   metrics.CountMessage(service::Metrics::Direction::kOut, "ORM^O01\"} 1\n", "A\"");
