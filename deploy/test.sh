@@ -28,7 +28,8 @@ tests/fuzz/run_fuzzers.sh build/fuzz "$fuzz_seconds"
 source tests/support/pg_throwaway.sh
 trap pg_stop EXIT
 pg_start
-# PostgreSQL is up: a test that would skip without it must fail instead.
-export BRIDGE_REQUIRE_PG=1
+# PostgreSQL is up and every peer was installed above: a test that would
+# skip without them must fail instead.
+export BRIDGE_REQUIRE_PG=1 BRIDGE_REQUIRE_PEERS=1
 
 ctest --test-dir build --output-on-failure -j "$jobs" --timeout 900

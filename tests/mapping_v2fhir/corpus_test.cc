@@ -88,7 +88,9 @@ TEST(V2ToFhirCorpusTest, EveryOruConvertsLosesNoObxAndValidates) {
     std::ofstream(out) << c->bundle_json;
     bundles.push_back(out);
   }
-  if (!testing::ValidatorAvailable()) GTEST_SKIP() << "node / @medplum/core not installed";
+  if (!testing::ValidatorAvailable()) {
+    BRIDGE_PEER_MISSING("node / @medplum/core not installed");
+  }
   std::string output;
   EXPECT_EQ(testing::RunValidator(bundles, &output), 0) << output;
   // The validator's last line: "<valid>/<total> valid".
@@ -99,7 +101,9 @@ TEST(V2ToFhirCorpusTest, EveryOruConvertsLosesNoObxAndValidates) {
 TEST(V2ToFhirCorpusTest, MatchesOtherConvertersExceptDocumentedDecisions) {
   const std::optional<fs::path> corpus = CorpusDir();
   if (!corpus.has_value()) GTEST_SKIP() << "../shared/corpus not present";
-  if (!testing::ValidatorAvailable()) GTEST_SKIP() << "node not installed";
+  if (!testing::ValidatorAvailable()) {
+    BRIDGE_PEER_MISSING("node / @medplum/core not installed");
+  }
   bridge::testing::TempDir dir;
   const fs::path pairs = dir.path() / "pairs.txt";
   int count = 0;

@@ -57,7 +57,7 @@ class InteropTest : public ::testing::Test {
 
 TEST_F(InteropTest, PythonHl7MllpSendGetsAnAckPerMessage) {
   if (!fs::exists(kMllpSend)) {
-    GTEST_SKIP() << kMllpSend << " not installed (Debian python3-hl7)";
+    BRIDGE_PEER_MISSING(kMllpSend << " not installed (Debian python3-hl7)");
   }
   StartServer();
   // mllp_send wants framed input; several frames in one file are sent in turn.
@@ -81,7 +81,7 @@ TEST_F(InteropTest, PythonHl7MllpSendGetsAnAckPerMessage) {
 
 TEST_F(InteropTest, PythonHl7MllpSendLooseUnframedFile) {
   if (!fs::exists(kMllpSend)) {
-    GTEST_SKIP() << kMllpSend << " not installed (Debian python3-hl7)";
+    BRIDGE_PEER_MISSING(kMllpSend << " not installed (Debian python3-hl7)");
   }
   StartServer();
   const fs::path file = dir_.path() / "one.hl7";
@@ -104,7 +104,7 @@ TEST_F(InteropTest, PythonHl7MllpSendLooseUnframedFile) {
 
 TEST_F(InteropTest, NodeHl7ClientGetsAnAckPerMessage) {
   if (!NodeClientInstalled()) {
-    GTEST_SKIP() << "node or tests/node_modules/node-hl7-client missing (run npm ci in tests/)";
+    BRIDGE_PEER_MISSING("node or tests/node_modules/node-hl7-client missing (run npm ci in tests/)");
   }
   StartServer();
   std::string out;
@@ -118,7 +118,7 @@ TEST_F(InteropTest, NodeHl7ClientGetsAnAckPerMessage) {
 
 TEST_F(InteropTest, NodeHl7ClientOverTls) {
   if (!NodeClientInstalled()) {
-    GTEST_SKIP() << "node or tests/node_modules/node-hl7-client missing (run npm ci in tests/)";
+    BRIDGE_PEER_MISSING("node or tests/node_modules/node-hl7-client missing (run npm ci in tests/)");
   }
   std::optional<TestPki> pki = MakeTestPki(dir_.path());
   ASSERT_TRUE(pki.has_value());
@@ -135,7 +135,7 @@ TEST_F(InteropTest, NodeHl7ClientOverTls) {
 
 TEST_F(InteropTest, NodeHl7ClientOverMutualTlsWithAllowList) {
   if (!NodeClientInstalled()) {
-    GTEST_SKIP() << "node or tests/node_modules/node-hl7-client missing (run npm ci in tests/)";
+    BRIDGE_PEER_MISSING("node or tests/node_modules/node-hl7-client missing (run npm ci in tests/)");
   }
   std::optional<TestPki> pki = MakeTestPki(dir_.path());
   ASSERT_TRUE(pki.has_value());

@@ -13,6 +13,10 @@ std::filesystem::path SourceDir() { return BRIDGE_SOURCE_DIR; }
 
 std::filesystem::path BinaryDir() { return BRIDGE_BINARY_DIR; }
 
+bool PeersRequired() {
+  return getenv("BRIDGE_REQUIRE_PEERS") != nullptr || getenv("CI") != nullptr;
+}
+
 std::optional<std::filesystem::path> CorpusDir() {
   std::filesystem::path dir;
   if (const char* env = std::getenv("BRIDGE_CORPUS_DIR"); env != nullptr && *env != '\0') {
