@@ -7,21 +7,29 @@
 - send: one output line per message (control id, ACK code, error text),
   single messages, FHS/BHS batches, LF and CRLF files, several files in one
   call; what else a LIS sends (an ACK to our order, ORM/OML status updates,
-  an ORU with MSH-15 NE) is stored and answered too; exit 0 only when every message got AA/CA, 1 otherwise (an AR, no
-  server, no ACK in time, text that is not a message, a message without
-  MSH-10), 2 for an unreadable file.
+  an ORU with MSH-15 NE, an ORL^O22) is stored and answered too; a type or
+  event we do not take (ADT^A01, ORU^R30) is answered AR (ERR-3 201 for the
+  event) and still stored; exit 0 only when every message got AA/CA, 1
+  otherwise (an AR, no server, no ACK in time, text that is not a message, a
+  message without MSH-10), 2 for an unreadable file.
 - audit verify: passes after ingest (and counts the rows), fails after one
-  audit row is edited or deleted, passes again once the edit is undone.
+  audit row is edited or deleted, naming it, passes again once the edit is
+  undone.
+- migrate: creates the schema, is idempotent, names a bad DATABASE_URL.
 - serve: a bad value stops the start with a message naming the variable, no
-  listener is opened; the one start-up line masks the database password.
+  listener is opened; the one start-up line masks the database password; the
+  first start without tokens prints one admin token, which works, and a
+  restart prints none.
 """
 
 import os
+import re
 import socket
 import subprocess
 import sys
 import threading
 import time
+import urllib.request
 
 import lbtest
 from lbtest import check
@@ -105,6 +113,32 @@ def check_send(h, server, db):
     expect_lines(lines, [("IT-ADT1", "AR"), ("IT-M2", "AA")], "send of ADT + ORU")
     check(len(lines[0].split(" ", 2)) == 3, f"an AR line carries the error text: {lines[0]!r}")
     check(code == 1, f"send exits 1 when a message was not accepted, got {code}")
+    # Refused, but still kept in the audit trail with the AR it got.
+    check(db.query("SELECT message_type, trigger_event, ack_status FROM hl7_messages "
+                   "WHERE message_control_id = 'IT-ADT1'") == [("ADT", "A01", "AR")],
+          "the refused ADT^A01 is not stored with ack_status AR")
+
+    # An order response (ORL^O22) is accepted; an ORU with a trigger event we
+    # do not take (R30) is refused AR with ERR-3 201 (unsupported event code)
+    # and still stored.
+    orl_r30 = write(h, "orl_r30.hl7", (
+        hdr + b"ORL^O22^ORL_O22|IT-ORL1|P|2.5.1\rMSA|AA|LB0000000002\r"
+        b"ORC|OK|PL-3|FL-3||IP\r" +
+        hdr + b"ORU^R30^ORU_R30|IT-R30|P|2.5.1\rPID|1||P-R30^^^MPS_PMS^MR\r"
+        b"OBR|1|PL-4|FL-4|CBC\rOBX|1|NM|WBC||7.1|10*3/uL|4.5-11.0|N|||F\r"))
+    code, lines, err = send(server, port, [orl_r30])
+    expect_lines(lines, [("IT-ORL1", "AA"), ("IT-R30", "AR")], "ORL^O22 and ORU^R30")
+    check(code == 1, f"send exits 1 when the R30 was refused, got {code}")
+    with lbtest.MllpConnection(port) as c:
+        reply = c.exchange(hdr + b"ORU^R30^ORU_R30|IT-R30B|P|2.5.1\rPID|1||P-R30^^^MPS_PMS^MR\r")
+    check(reply is not None and b"\rERR|" in reply, f"the R30 NAK has no ERR segment: {reply!r}")
+    err_segment = [seg for seg in lbtest.segments(reply) if seg.startswith(b"ERR|")][0]
+    check(err_segment.split(b"|")[3].split(b"^")[0] == b"201",
+          f"ERR-3 is not 201 (unsupported event code): {err_segment!r}")
+    stored = db.query("SELECT message_control_id, message_type, ack_status FROM hl7_messages "
+                      "WHERE message_control_id IN ('IT-ORL1', 'IT-R30', 'IT-R30B') ORDER BY id")
+    check(stored == [("IT-ORL1", "ORL", "AA"), ("IT-R30", "ORU", "AR"), ("IT-R30B", "ORU", "AR")],
+          f"ORL / ORU^R30 not stored as answered: {stored}")
 
     # Text before the first MSH and a message without MSH-10: reported, not sent.
     junk = write(h, "junk.hl7", b"hello, this is not HL7\r" +
@@ -163,6 +197,8 @@ def check_audit_verify(server, db):
     db.execute(f"UPDATE hl7_messages SET ack_status = 'AE' WHERE id = {victim}")
     code, out = server.audit_verify()
     check(code == 1 and "BROKEN" in out, f"audit verify after an edit: exit 1, got {code}: {out}")
+    check(re.search(rf"(?<![0-9]){victim}(?![0-9])", out) is not None,
+          f"audit verify does not name the edited row {victim}: {out}")
     db.execute(f"UPDATE hl7_messages SET ack_status = 'AA' WHERE id = {victim}")
     code, out = server.audit_verify()
     check(code == 0, f"audit verify once the edit is undone: exit 0, got {code}: {out}")
@@ -239,6 +275,51 @@ def check_masked_start_line(h):
     check(secret not in log, "the database password appears in the log")
 
 
+def check_migrate(h):
+    """`lab-bridge migrate` creates the schema of an empty database, is a no-op
+    the second time, and names DATABASE_URL when it is wrong."""
+    db = h.database(name="migrate")
+    server = h.server(db, name="migrate")
+    for attempt in (1, 2):
+        result = server.run_command(["migrate"])
+        out = (result.stdout + result.stderr).decode("utf-8", "replace")
+        check(result.returncode == 0, f"migrate (run {attempt}): exit {result.returncode}: {out}")
+    for table in ("hl7_messages", "patients", "lab_orders", "lab_results", "outbox",
+                  "fhir_resources"):
+        check(db.scalar(f"SELECT COUNT(*) FROM {table}") == "0", f"migrate made no {table}")
+    result = server.run_command(["migrate"], overrides={"DATABASE_URL": "mysql://db.example/x"})
+    err = (result.stdout + result.stderr).decode("utf-8", "replace")
+    check(result.returncode != 0 and "DATABASE_URL" in err and len(err.strip().splitlines()) == 1,
+          f"migrate with a bad DATABASE_URL: one line naming it, got {result.returncode}: {err!r}")
+
+
+def check_first_start_token(h):
+    """With no token at all, the first `serve` creates an admin token and
+    prints it once; a restart prints none; the token works."""
+    db = h.database(name="firsttoken")
+    tokens = h.path("first_start_tokens.json")
+    server = h.server(db, env={"API_TOKENS_FILE": tokens}, name="firsttoken")
+    server.start()
+    log = server.log_text()
+    lines = log.splitlines()
+    at = [i for i, line in enumerate(lines) if 'created token "admin"' in line]
+    check(len(at) == 1 and at[0] + 1 < len(lines), f"first start: one admin token printed:\n{log}")
+    token = lines[at[0] + 1].strip()
+    check(len(token) >= 20, f"the printed token looks wrong: {token!r}")
+    with open(tokens, encoding="utf-8") as f:
+        check(token not in f.read(), "the tokens file holds the token itself, not its hash")
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{server.ports['http']}/api/lab-orders?limit=1",
+        headers={"Authorization": f"Bearer {token}"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        check(response.status == 200, f"the printed token is refused: {response.status}")
+    server.stop()
+    server.start()
+    server.stop()
+    check(server.log_text().count('created token "admin"') == 1,
+          "a restart printed another admin token")
+
+
 def main():
     backend, binary = sys.argv[1], sys.argv[2]
     with lbtest.Harness(backend, binary) as h:
@@ -249,6 +330,8 @@ def main():
         server.stop()
         check_audit_verify(server, db)
         check_bad_config(h, server)
+        check_migrate(h)
+        check_first_start_token(h)
         if backend == "postgres":
             check_masked_start_line(h)
 

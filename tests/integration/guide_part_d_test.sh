@@ -13,7 +13,10 @@
 # Then, as the guide's Steps 1-3 expect: nc printed MSA|AA|MSG001; the audit
 # table holds one inbound ORU row with ack_status AA (the guide's Step 3
 # query); lab_results holds five rows for patient 12345, potassium 6.8 mEq/L
-# flagged HH and critical, the other four not critical.
+# flagged HH and critical, the other four not critical; the log carries the
+# critical alert without patient data; and the guide's Part D Step 2 curl
+# commands against the same server return the five results and the critical
+# potassium.
 set -euo pipefail
 lab_bridge=$(readlink -f "$1")
 backend=${2:-sqlite}
@@ -135,4 +138,28 @@ K|Potassium|6.8|mEq/L|HH|1"
 [[ $(sql "SELECT COUNT(*) FROM lab_results") == 5 ]] || fail "expected exactly five lab_results rows"
 [[ $(sql "SELECT COUNT(*) FROM lab_results r JOIN hl7_messages m ON m.id = r.hl7_message_id WHERE m.message_control_id = 'MSG001'") == 5 ]] \
   || fail "the results are not linked to the MSG001 audit row"
+# The critical result raised its alert in the log: the control id, the test
+# and the flag, and no patient data.
+grep -q 'event=critical_result control_id=MSG001 .*test_code=K flag=HH' "$work/serve.log" \
+  || fail "no event=critical_result alert for MSG001 K HH in the log"
+for phi in Doe Jane 19900315 '12345^^^MPS_PMS'; do
+  ! grep -qwF -- "$phi" "$work/serve.log" || fail "the log holds patient data ($phi)"
+done
+
+# --- Part D Step 2 against this same server, which received the ORU over
+# MLLP: the guide's curl lines but for the port. The first start printed its
+# admin token once; a .curlrc carries it so the command lines stay the guide's.
+token=$(grep -A1 'created token "admin"' "$work/serve.log" | tail -1 | tr -d ' ')
+[[ -n $token ]] || fail "serve printed no admin token at its first start"
+http=$(sed -n 's/^http=//p' "$work/ports")
+mkdir -p "$work/curl"
+printf 'header = "Authorization: Bearer %s"\n' "$token" >"$work/curl/.curlrc"
+out=$(CURL_HOME=$work/curl curl -s "http://localhost:$http/api/lab-results?patient_id=12345" | jq '.[] | {test_name, value, abnormal_flag}')
+echo "$out"
+[[ $(jq -s 'length' <<<"$out") == 5 ]] || fail "Part D Step 2: expected 5 results, got: $out"
+[[ $(jq -s -c '[.[] | select(.test_name == "Potassium" and .value == "6.8" and .abnormal_flag == "HH")] | length' <<<"$out") == 1 ]] \
+  || fail "Part D Step 2: expected Potassium 6.8 HH"
+out=$(CURL_HOME=$work/curl curl -s "http://localhost:$http/api/lab-results/critical" | jq '.')
+[[ $(jq -c '[.[] | select(.test_code == "K" and .value == "6.8" and .units == "mEq/L" and .abnormal_flag == "HH")] | length' <<<"$out") == 1 ]] \
+  || fail "Part D Step 2: /critical lacks Potassium 6.8 mEq/L HH: $out"
 echo "PASS ($backend)"

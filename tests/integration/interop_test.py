@@ -245,6 +245,28 @@ def mtls_run(h, pki):
                            tls=[pki["ca.crt"], pki["client.crt"], pki["client.key"]], port=port)
         check(acks == [("AA", "MSG001")], f"node-hl7-client with a client certificate: {acks}")
 
+    # lab-bridge's own `send` over mutual TLS, verifying the server's name:
+    # AA with a client certificate; without one, or trusting another CA, the
+    # message is not delivered and send exits 1.
+    message = h.path("send_tls.hl7")
+    with open(message, "wb") as f:
+        f.write(lbtest.synthetic_oru("IT-SEND-TLS", "P-SEND-TLS"))
+    base = ["send", "--host", "localhost", "--port", str(port), "--tls"]
+    sent = server.run_command(base + ["--ca", pki["ca.crt"], "--cert", pki["client.crt"],
+                                      "--key", pki["client.key"], message])
+    out = sent.stdout.decode()
+    check(sent.returncode == 0 and out.split()[:2] == ["IT-SEND-TLS", "AA"],
+          f"send --tls with a client certificate: exit {sent.returncode}, {out!r} "
+          f"{sent.stderr.decode()!r}")
+    for what, args in (("without a client certificate", ["--ca", pki["ca.crt"]]),
+                       ("trusting another CA", ["--ca", pki["rogue_ca.crt"], "--cert",
+                                                pki["client.crt"], "--key", pki["client.key"]])):
+        refused = server.run_command(base + args + [message])
+        out = refused.stdout.decode()
+        check(refused.returncode == 1 and " AA" not in out,
+              f"send --tls {what}: exit {refused.returncode}, {out!r}")
+    print("send --tls: AA with a client certificate, refused without one or with another CA")
+
     # Refused in the handshake: TLS 1.1 (offered for real: security level 0 lets
     # OpenSSL 3 propose it), no client certificate, a foreign CA's certificate.
     refused = [
@@ -271,6 +293,29 @@ def mtls_run(h, pki):
           f"the server stopped serving after refused handshakes: {out!r}")
     server.stop()
     print("mTLS with openssl s_client: OK")
+
+    # The allow-list (MLLP_TLS_ALLOWED_PEERS): a certificate from the trusted
+    # CA whose names are not on it is refused, and its message not stored;
+    # listed by a subjectAltName, the same certificate is served.
+    for allowed, accepted in (("lis-b.example,lis-c", False), ("lis-c,lis-a.example", True)):
+        listed = h.server(db, env={"MLLP_TLS_CERT": pki["server.crt"],
+                                   "MLLP_TLS_KEY": pki["server.key"],
+                                   "MLLP_TLS_CLIENT_CA": pki["ca.crt"],
+                                   "MLLP_TLS_ALLOWED_PEERS": allowed}, name=f"allow{int(accepted)}")
+        listed.start()
+        cid = f"IT-ALLOW-{int(accepted)}"
+        out, err = s_client(listed.mllp_port, pki, lbtest.synthetic_oru(cid, "P-ALLOW"), [])
+        summary = lbtest.read_msa(out.strip(b"\x0b\x1c\r")) if b"MSA" in out else None
+        if accepted:
+            check(summary is not None and summary[:2] == ("AA", cid),
+                  f"allow-list {allowed}: the listed peer got {out!r} {err[-300:]}")
+        else:
+            check(summary is None, f"allow-list {allowed}: an unlisted peer got an ACK: {out!r}")
+        listed.stop()
+        stored = db.query(f"SELECT COUNT(*) FROM hl7_messages WHERE message_control_id = '{cid}'")
+        check(stored == [("1" if accepted else "0",)],
+              f"allow-list {allowed}: stored {stored} rows for {cid}")
+    print("MLLP_TLS_ALLOWED_PEERS: unlisted peer refused, listed peer served")
 
 
 def main():

@@ -1,5 +1,6 @@
 #!/usr/bin/python3
-"""No patient data in the logs of `lab-bridge serve`, even at LOG_LEVEL=debug.
+"""No patient data in the logs of `lab-bridge serve`, even at LOG_LEVEL=debug,
+nor in the NAKs it answers.
 
     phi_log_test.py BACKEND LAB_BRIDGE      (BACKEND: sqlite | postgres)
 
@@ -119,6 +120,7 @@ def main():
         server.start()
         inputs = all_inputs()
         replies = 0
+        answered = []  # (message, reply)
         conn = None
         for m in inputs:
             if conn is None:
@@ -132,6 +134,7 @@ def main():
                 conn = None
             else:
                 replies += 1
+                answered.append((m, reply))
         if conn is not None:
             conn.close()
         check(server.stop() == 0, "serve did not stop cleanly")
@@ -155,6 +158,28 @@ def main():
               f"lines, {len(values)} patient values searched")
         check(len(values) >= 20, f"only {len(values)} patient values to search; test too weak")
         check(not leaks, "patient data in the log:\n" + "\n".join(leaks[:20]))
+
+        # Nor in the NAKs: the MSA and ERR text answering a refused message
+        # never quotes the patient data of that message (its own control id,
+        # echoed in MSA-2, is blanked first).
+        naks = 0
+        nak_leaks = []
+        for m, reply in answered:
+            summary = lbtest.read_msa(reply)
+            if summary is None or summary[0] in ("AA", "CA"):
+                continue
+            naks += 1
+            text = "\r".join(seg.decode("utf-8", "replace") for seg in lbtest.segments(reply)
+                             if not seg.startswith(b"MSH"))
+            if summary[1]:
+                text = text.replace(summary[1], "_")
+            for kind, value in sorted(phi_values(m)):
+                if re.search(r"(?<![A-Za-z0-9_])" + re.escape(value) + r"(?![A-Za-z0-9_])", text):
+                    nak_leaks.append(f"{kind} {value!r} in the answer to "
+                                     f"{lbtest.control_id(m)}: {text[:300]!r}")
+        print(f"{naks} NAKs searched for the patient data of the message they answer")
+        check(naks >= 3, f"only {naks} NAKs to search; test too weak")
+        check(not nak_leaks, "patient data in a NAK:\n" + "\n".join(nak_leaks[:20]))
 
 
 if __name__ == "__main__":
