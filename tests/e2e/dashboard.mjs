@@ -211,6 +211,18 @@ try {
     check(await a.locator('svg.trend-chart rect.reference-range').count() === 1, 'no shaded range');
     check(await a.locator('svg.trend-chart .point.flag-critical').count() === 2, 'critical points not marked');
     check(await a.locator('#reports tr.result').count() === 8, 'patient view not refreshed live');
+    // H is yellow, not bold, and written; HH stays red.
+    const high = a.locator('#reports tr.result[data-test-code="K"]', { hasText: '5.9' });
+    const highStyle = await high.evaluate((row) => {
+      const s = getComputedStyle(row);
+      return { cls: row.className, background: s.backgroundColor, weight: s.fontWeight };
+    });
+    const [hr, hg, hb] = highStyle.background.match(/\d+/g).map(Number);
+    check(highStyle.cls.includes('flag-abnormal') && hr > 230 && hg > 200 && hb < 210 && hb < hg,
+      `the H row is not yellow: ${JSON.stringify(highStyle)}`);
+    check(Number(highStyle.weight) < 700, `the H row is bold: ${highStyle.weight}`);
+    const highFlag = await high.locator('td.flag').innerText();
+    check(highFlag.includes('H') && /high/i.test(highFlag), `H not written: ${highFlag}`);
     check(await a.evaluate(() => window.e2eSameDocument === true), 'the page was reloaded');
     await a.locator('#critical-list li', { hasText: '7.1' }).waitFor({ timeout: 2000 });
     await a.screenshot({ path: path.join(SHOTS, 'trend.png'), fullPage: true });
@@ -240,9 +252,15 @@ try {
     check(first.includes('Thyroid Stimulating Hormone'), `newest report not first: ${first}`);
   });
 
-  await step('order CBC + BMP (Stat): submit only when valid; pending -> sent live', async () => {
+  await step('order CBC + BMP (Stat): submit only when valid; pending -> sent -> resulted live', async () => {
     const submit = a.locator('#order-submit');
     check(await submit.isDisabled(), 'submit enabled with nothing chosen');
+    // The guide's eight tests and three priorities are offered.
+    const offered = await a.locator('#order-tests input[name="test"]').evaluateAll(
+      (inputs) => inputs.map((i) => i.value));
+    check(offered.join() === 'CBC,BMP,CMP,UA,TSH,HBA1C,LIPID,PT_INR', `tests offered: ${offered}`);
+    const priorities = await a.getByLabel('Priority').locator('option').allInnerTexts();
+    check(priorities.map((t) => t.trim()).join() === 'Routine,Stat,ASAP', `priorities: ${priorities}`);
     await a.getByRole('checkbox', { name: 'Complete Blood Count (CBC)' }).check();
     await a.getByRole('checkbox', { name: 'Basic Metabolic Panel (BMP)' }).check();
     check(await submit.isDisabled(), 'submit enabled without a provider');
@@ -275,6 +293,20 @@ try {
     const received = fs.readFileSync(LIS_RECEIVED, 'utf8');
     check(/ORM\^O01/.test(received) && /\nORC\|NW\|/.test(received), 'the LIS got no ORM^O01 with ORC NW');
     check((await a.locator('#order-status').innerText()).length > 0, 'no status announcement');
+    // The LIS answers the CBC order with a final ORU echoing its placer
+    // numbers a few seconds later: the row turns "resulted" without a reload.
+    await a.waitForFunction((orderId) => {
+      const r = document.querySelector(`#orders tr[data-order-id="${orderId}"]`);
+      return r && r.dataset.status === 'resulted';
+    }, id, { timeout: 20000 });
+    check(await a.evaluate(() => window.e2eSameDocument === true), 'the page was reloaded');
+    const resulted = await api('GET', `/api/lab-orders/${id}`);
+    check(resulted.body.status === 'resulted' && resulted.body.results.length >= 2,
+      `resulted order: ${JSON.stringify(resulted.body)}`);
+    const rowText = await a.locator(`#orders tr[data-order-id="${id}"]`).innerText();
+    check(/Resulted/.test(rowText) && !rowText.includes('Cancel'), `resulted row: ${rowText}`);
+    await a.locator('#reports tr.result[data-test-code="WBC"]', { hasText: '8.25' })
+      .waitFor({ timeout: 5000 });
   });
 
   await step('cancel an order not yet resulted', async () => {
