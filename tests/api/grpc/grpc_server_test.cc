@@ -225,6 +225,101 @@ TEST_P(WatchResultsTest, ResultsStoredWhileWatchingArriveThroughTheEventBus) {
   EXPECT_EQ(resumed[2].position(), events[9].position());
 }
 
+// Roles and the access audit on the gRPC edge.
+class GrpcAccessTest : public WatchResultsTest {
+ protected:
+  std::string TokenWith(const std::string& name, service::Role role) {
+    absl::StatusOr<std::string> token =
+        apis_->tokens().Create(name, static_cast<std::uint32_t>(role), absl::Now());
+    EXPECT_TRUE(token.ok()) << token.status();
+    return token.value_or("");
+  }
+
+  // Runs one unary RPC with `token` and returns its status code.
+  template <typename Request, typename Response, typename Method>
+  ::grpc::StatusCode Call(Method method, const Request& request, const std::string& token) {
+    ::grpc::ClientContext context;
+    context.AddMetadata("authorization", "Bearer " + token);
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    Response response;
+    return ((*stub_).*method)(&context, request, &response).error_code();
+  }
+
+  ::grpc::StatusCode Watch(const std::string& token, int* events) {
+    ::grpc::ClientContext context;
+    context.AddMetadata("authorization", "Bearer " + token);
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    ::labbridge::v1::WatchResultsRequest request;
+    std::unique_ptr<::grpc::ClientReader<::labbridge::v1::ResultEvent>> reader =
+        stub_->WatchResults(&context, request);
+    ::labbridge::v1::ResultEvent event;
+    *events = 0;
+    while (reader->Read(&event)) {
+      ++*events;
+    }
+    return reader->Finish().error_code();
+  }
+};
+
+TEST_P(GrpcAccessTest, ReadRpcsAndWatchResultsNeedResultsRead) {
+  StoreOru("R1");
+  namespace pb = ::labbridge::v1;
+  using Stub = pb::LabBridge::Stub;
+  const std::string writer = TokenWith("writer", service::Role::kOrdersWrite);
+  const std::string reader = TokenWith("reader", service::Role::kResultsRead);
+  constexpr auto kDenied = ::grpc::StatusCode::PERMISSION_DENIED;
+  for (const std::string& token : {writer, std::string("lb_wrong")}) {
+    SCOPED_TRACE(token == writer ? "orders:write only" : "a wrong token");
+    const ::grpc::StatusCode refused =
+        token == writer ? kDenied : ::grpc::StatusCode::UNAUTHENTICATED;
+    pb::GetOrderRequest get_order;
+    get_order.set_id(1);
+    EXPECT_EQ((Call<pb::GetOrderRequest, pb::GetOrderResponse>(&Stub::GetOrder, get_order, token)),
+              refused);
+    EXPECT_EQ((Call<pb::ListOrdersRequest, pb::ListOrdersResponse>(&Stub::ListOrders, {}, token)),
+              refused);
+    pb::ListResultsRequest list_results;
+    list_results.set_patient_id("12345");
+    EXPECT_EQ((Call<pb::ListResultsRequest, pb::ListResultsResponse>(&Stub::ListResults,
+                                                                     list_results, token)),
+              refused);
+    pb::GetResultRequest get_result;
+    get_result.set_id(1);
+    EXPECT_EQ((Call<pb::GetResultRequest, pb::Result>(&Stub::GetResult, get_result, token)),
+              refused);
+    EXPECT_EQ((Call<pb::ListCriticalResultsRequest, pb::ListResultsResponse>(
+                  &Stub::ListCriticalResults, {}, token)),
+              refused);
+    int events = -1;
+    EXPECT_EQ(Watch(token, &events), refused);
+    EXPECT_EQ(events, 0);
+  }
+  // The audit trail needs audit:read, which neither has.
+  for (const std::string& token : {writer, reader}) {
+    pb::GetMessageRequest get_message;
+    get_message.set_id(1);
+    EXPECT_EQ((Call<pb::GetMessageRequest, pb::HL7Message>(&Stub::GetMessage, get_message, token)),
+              kDenied);
+    EXPECT_EQ(
+        (Call<pb::ListMessagesRequest, pb::ListMessagesResponse>(&Stub::ListMessages, {}, token)),
+        kDenied);
+  }
+  // The reader is let through where it should be.
+  pb::ListResultsRequest mine;
+  mine.set_patient_id("12345");
+  EXPECT_EQ(
+      (Call<pb::ListResultsRequest, pb::ListResultsResponse>(&Stub::ListResults, mine, reader)),
+      ::grpc::StatusCode::OK);
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, GrpcAccessTest,
+                         ::testing::Values(storage::testing::Backend::kSqlite,
+                                           storage::testing::Backend::kPostgres),
+                         [](const ::testing::TestParamInfo<storage::testing::Backend>& info) {
+                           return info.param == storage::testing::Backend::kSqlite ? "Sqlite"
+                                                                                   : "Postgres";
+                         });
+
 INSTANTIATE_TEST_SUITE_P(Backends, WatchResultsTest,
                          ::testing::Values(storage::testing::Backend::kSqlite,
                                            storage::testing::Backend::kPostgres),

@@ -140,6 +140,11 @@ class RestApiTest : public ::testing::TestWithParam<Backend> {
           "reader", static_cast<std::uint32_t>(service::Role::kResultsRead), absl::Now());
       ASSERT_TRUE(reader.ok()) << reader.status();
       reader_ = *reader;
+      // Holds none of the read roles: every read path must refuse it.
+      absl::StatusOr<std::string> writer = apis_->tokens().Create(
+          "writer", static_cast<std::uint32_t>(service::Role::kOrdersWrite), absl::Now());
+      ASSERT_TRUE(writer.ok()) << writer.status();
+      writer_ = *writer;
     }
   }
 
@@ -166,6 +171,7 @@ class RestApiTest : public ::testing::TestWithParam<Backend> {
   std::uint16_t port_ = 0;
   std::string admin_;
   std::string reader_;
+  std::string writer_;  // orders:write only
 };
 
 // Part D Step 2: five results including K with flag HH; the critical feed
@@ -370,16 +376,34 @@ TEST_P(RestApiTest, EveryApiPathNeedsATokenAndItsRole) {
   struct Route {
     const char* method;
     const char* target;
-    bool reader_allowed;
+    bool reader_allowed;  // results:read
+    bool writer_allowed;  // orders:write
   };
   const Route routes[] = {
-      {"GET", "/api/lab-results?patient_id=12345", true},
-      {"GET", "/api/lab-results/critical", true},
-      {"POST", "/api/lab-results/1/acknowledge", false},
-      {"GET", "/api/lab-orders", true},
-      {"GET", "/api/lab-orders/1", true},
-      {"POST", "/api/lab-orders", false},
-      {"POST", "/api/lab-orders/1/cancel", false},
+      {"GET", "/api/lab-results?patient_id=12345", true, false},
+      {"GET", "/api/lab-results/critical", true, false},
+      {"GET", "/api/lab-results/1", true, false},
+      {"POST", "/api/lab-results/1/acknowledge", false, false},
+      {"GET", "/api/lab-orders", true, false},
+      {"GET", "/api/lab-orders/1", true, false},
+      {"POST", "/api/lab-orders", false, true},
+      {"POST", "/api/lab-orders/1/cancel", false, true},
+      {"GET", "/api/access-audit", false, false},
+      {"GET", "/api/access-audit?patient_id=12345", false, false},
+      {"GET", "/api/patients?q=Doe", true, false},
+      {"POST", "/api/events/ticket", true, false},
+  };
+  const auto expect_role_check = [&](const Route& route, const std::string& token, bool allowed) {
+    HttpResult r = Fetch(port_, route.method, route.target, token, "{}");
+    if (allowed) {
+      EXPECT_NE(r.status, 401) << r.body;
+      EXPECT_NE(r.status, 403) << r.body;
+    } else {
+      EXPECT_EQ(r.status, 403) << r.body;
+      EXPECT_EQ(r.Header("content-type"), "application/json");
+      EXPECT_NE(r.body.find("lacks the role"), std::string::npos) << r.body;
+      EXPECT_TRUE(ParseJson(r.body).HasMember("detail"));
+    }
   };
   for (const Route& route : routes) {
     SCOPED_TRACE(std::string(route.method) + " " + route.target);
@@ -392,15 +416,21 @@ TEST_P(RestApiTest, EveryApiPathNeedsATokenAndItsRole) {
     HttpTestClient client(port_);
     r = client.Send(route.method, route.target, {{"Authorization", "Basic " + admin_}});
     EXPECT_EQ(r.status, 401) << r.body;
-    r = Fetch(port_, route.method, route.target, reader_, "{}");
-    if (route.reader_allowed) {
-      EXPECT_NE(r.status, 401) << r.body;
-      EXPECT_NE(r.status, 403) << r.body;
-    } else {
-      EXPECT_EQ(r.status, 403) << r.body;
-      EXPECT_NE(r.body.find("lacks the role"), std::string::npos);
+    {
+      SCOPED_TRACE("reader");
+      expect_role_check(route, reader_, route.reader_allowed);
+    }
+    {
+      SCOPED_TRACE("writer");
+      expect_role_check(route, writer_, route.writer_allowed);
     }
   }
+  // The event stream refuses before it opens (an allowed token would hold
+  // the connection open, so only the refusals are checked here).
+  EXPECT_EQ(Fetch(port_, "GET", "/api/events").status, 401);
+  HttpResult r = Fetch(port_, "GET", "/api/events", writer_);
+  EXPECT_EQ(r.status, 403) << r.body;
+  EXPECT_TRUE(ParseJson(r.body).HasMember("detail"));
   // A revoked token stops working at once.
   ASSERT_TRUE(apis_->tokens().Revoke("reader").ok());
   EXPECT_EQ(Fetch(port_, "GET", "/api/lab-results", reader_).status, 401);
@@ -744,6 +774,51 @@ TEST_P(RestApiTest, FhirErrorsAreOperationOutcomes) {
   r = Fetch(port_, "POST", "/fhir/ServiceRequest", admin_, std::string(4096, ' '));
   EXPECT_EQ(r.status, 413);
   EXPECT_STREQ(ParseJson(r.body)["resourceType"].GetString(), "OperationOutcome");
+}
+
+// A token without results:read reads nothing through the facade: read,
+// vread, each type's search; AuditEvent needs audit:read as well.
+TEST_P(RestApiTest, FhirReadsNeedTheirRole) {
+  ASSERT_TRUE(store_->Ingest(storage::testing::MakeOru("F1", "12345", 1)).ok());
+  rapidjson::Document bundle = ParseJson(Get("/fhir/Observation?patient=12345").body);
+  ASSERT_EQ(bundle["total"].GetInt(), 1);
+  const std::string observation = bundle["entry"][0]["resource"]["id"].GetString();
+  std::vector<std::string> targets = {"/fhir/Observation/" + observation,
+                                      "/fhir/Observation/" + observation + "/_history/1",
+                                      "/fhir/Observation?patient=12345",
+                                      "/fhir/DiagnosticReport?patient=12345",
+                                      "/fhir/ServiceRequest?status=active",
+                                      "/fhir/Patient?identifier=12345",
+                                      "/fhir/AuditEvent",
+                                      "/fhir/AuditEvent?patient=12345"};
+  for (const char* type : {"Patient", "DiagnosticReport", "Observation", "ServiceRequest",
+                           "Specimen", "Practitioner", "Organization"}) {
+    targets.push_back(std::string("/fhir/") + type + "/some-id");
+    targets.push_back(std::string("/fhir/") + type + "/some-id/_history/1");
+  }
+  const auto expect_refused = [&](const std::string& target, const std::string& token) {
+    SCOPED_TRACE(target);
+    HttpResult r = Fetch(port_, "GET", target, token);
+    EXPECT_EQ(r.status, 403) << r.body;
+    EXPECT_EQ(r.Header("content-type"), "application/fhir+json; charset=utf-8");
+    rapidjson::Document doc = ParseJson(r.body);
+    ASSERT_TRUE(doc.IsObject()) << r.body;
+    EXPECT_STREQ(doc["resourceType"].GetString(), "OperationOutcome");
+    EXPECT_STREQ(doc["issue"][0]["code"].GetString(), "security");
+    EXPECT_EQ(r.body.find(observation), std::string::npos) << "refused yet leaked: " << r.body;
+  };
+  for (const std::string& target : targets) {
+    expect_refused(target, writer_);
+    if (target.rfind("/fhir/AuditEvent", 0) == 0) {
+      expect_refused(target, reader_);
+    } else {
+      EXPECT_NE(Fetch(port_, "GET", target, reader_).status, 403) << target;
+    }
+    EXPECT_EQ(Fetch(port_, "GET", target).status, 401) << target;
+  }
+  // The writer still places orders, and reads the CapabilityStatement.
+  EXPECT_NE(Fetch(port_, "POST", "/fhir/ServiceRequest", writer_, "{}").status, 403);
+  EXPECT_EQ(Fetch(port_, "GET", "/fhir/metadata", writer_).status, 200);
 }
 
 TEST_P(RestApiTest, FhirCreateServiceRequestPlacesTheSameOrderAsRest) {
