@@ -1063,16 +1063,32 @@ HttpResponse FhirApi::SearchAuditEvents(const HttpRequest& request) {
 HttpResponse FhirApi::CreateServiceRequest(const HttpRequest& request,
                                            std::vector<std::string>* patients) {
   // A new ServiceRequest has no id or placer identifier yet (lab-bridge
-  // assigns the placer number); the mapping wants one, so give it a stand-in.
+  // assigns the placer number); the mapping wants one, so give it a
+  // stand-in, whether it comes bare or inside a (transaction) Bundle.
   std::string body = request.body;
   {
     rapidjson::Document doc;
     doc.Parse(body.c_str(), body.size());
-    if (!doc.HasParseError() && doc.IsObject() && doc.HasMember("resourceType") &&
-        doc["resourceType"].IsString() &&
-        std::string(doc["resourceType"].GetString()) == "ServiceRequest" && !doc.HasMember("id") &&
-        !doc.HasMember("identifier")) {
-      doc.AddMember("id", "new", doc.GetAllocator());
+    const auto is_a = [](const rapidjson::Value& v, std::string_view type) {
+      return v.IsObject() && v.HasMember("resourceType") && v["resourceType"].IsString() &&
+             std::string_view(v["resourceType"].GetString()) == type;
+    };
+    std::vector<rapidjson::Value*> service_requests;
+    if (!doc.HasParseError() && is_a(doc, "ServiceRequest")) {
+      service_requests.push_back(&doc);
+    } else if (!doc.HasParseError() && is_a(doc, "Bundle") && doc.HasMember("entry") &&
+               doc["entry"].IsArray()) {
+      for (rapidjson::Value& entry : doc["entry"].GetArray()) {
+        if (entry.IsObject() && entry.HasMember("resource") &&
+            is_a(entry["resource"], "ServiceRequest")) {
+          service_requests.push_back(&entry["resource"]);
+        }
+      }
+    }
+    // More than one ServiceRequest is the mapping's error to report.
+    if (service_requests.size() == 1 && !service_requests[0]->HasMember("id") &&
+        !service_requests[0]->HasMember("identifier")) {
+      service_requests[0]->AddMember("id", "new", doc.GetAllocator());
       rapidjson::StringBuffer buffer;
       Writer w(buffer);
       doc.Accept(w);

@@ -850,6 +850,56 @@ TEST_P(RestApiTest, FhirCreateServiceRequestPlacesTheSameOrderAsRest) {
   EXPECT_STREQ(ParseJson(r.body)["subject"]["identifier"]["value"].GetString(), "12345");
 }
 
+// A transaction Bundle as FHIR clients build it: urn:uuid fullUrls, the
+// ServiceRequest referring to the Patient by its fullUrl, and (being new)
+// with neither id nor identifier.
+TEST_P(RestApiTest, FhirCreateServiceRequestFromATransactionBundle) {
+  const std::string body = R"({"resourceType": "Bundle", "type": "transaction", "entry": [
+    {"fullUrl": "urn:uuid:0b7a7a9e-7b1e-4a47-9d0c-2f7f3b6f1c01",
+     "resource": {"resourceType": "ServiceRequest", "status": "active", "intent": "order",
+       "priority": "routine",
+       "code": {"coding": [{"system": "http://loinc.org", "code": "58410-2", "display": "CBC"}]},
+       "subject": {"reference": "urn:uuid:5d3c2f1e-8a4b-4c6d-9e0f-1a2b3c4d5e6f"},
+       "requester": {"display": "Dr. Smith"}},
+     "request": {"method": "POST", "url": "ServiceRequest"}},
+    {"fullUrl": "urn:uuid:5d3c2f1e-8a4b-4c6d-9e0f-1a2b3c4d5e6f",
+     "resource": {"resourceType": "Patient",
+       "identifier": [{"type": {"coding": [{"code": "MR"}]}, "value": "24680"}],
+       "name": [{"family": "Roe", "given": ["Richard"]}], "gender": "male",
+       "birthDate": "1971-04-02"},
+     "request": {"method": "POST", "url": "Patient"}}]})";
+  HttpResult r = Post("/fhir/ServiceRequest", body);
+  ASSERT_EQ(r.status, 201) << r.body;
+  rapidjson::Document created = ParseJson(r.body);
+  EXPECT_STREQ(created["resourceType"].GetString(), "ServiceRequest");
+  const std::string id = created["id"].GetString();
+  EXPECT_STREQ(created["subject"]["identifier"]["value"].GetString(), "24680");
+  // The placer number is lab-bridge's, not the stand-in the mapping needed.
+  EXPECT_STRNE(created["identifier"][0]["value"].GetString(), "new");
+
+  rapidjson::Document orders = ParseJson(Get("/api/lab-orders?patient_id=24680").body);
+  ASSERT_EQ(orders.Size(), 1u);
+  EXPECT_EQ("order-" + std::to_string(orders[0]["id"].GetInt64()), id);
+  EXPECT_STREQ(orders[0]["status"].GetString(), "pending");
+  EXPECT_STREQ(orders[0]["test_codes"][0].GetString(), "58410-2");
+  // The Bundle's Patient became the order's patient, demographics included.
+  rapidjson::Document patients = ParseJson(Get("/api/patients?q=24680").body);
+  ASSERT_EQ(patients.Size(), 1u) << Get("/api/patients?q=24680").body;
+  EXPECT_STREQ(patients[0]["family_name"].GetString(), "Roe");
+
+  // Two ServiceRequests in one Bundle are refused, and nothing is stored.
+  std::string two = body;
+  const std::size_t second = two.find("{\"fullUrl\": \"urn:uuid:5d3c");
+  ASSERT_NE(second, std::string::npos);
+  two.insert(second, R"({"resource": {"resourceType": "ServiceRequest", "status": "active",
+    "intent": "order", "code": {"coding": [{"code": "BMP"}]},
+    "subject": {"reference": "urn:uuid:5d3c2f1e-8a4b-4c6d-9e0f-1a2b3c4d5e6f"}}},)");
+  r = Post("/fhir/ServiceRequest", two);
+  EXPECT_EQ(r.status, 422) << r.body;
+  EXPECT_STREQ(ParseJson(r.body)["resourceType"].GetString(), "OperationOutcome");
+  EXPECT_EQ(ParseJson(Get("/api/lab-orders?patient_id=24680").body).Size(), 1u);
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends, RestApiTest,
                          ::testing::Values(Backend::kSqlite, Backend::kPostgres),
                          [](const ::testing::TestParamInfo<Backend>& info) {
