@@ -576,10 +576,14 @@ HttpResponse FhirApi::Dispatch(const HttpRequest& request, service::Principal* w
         R"("kind":"instance","software":{"name":"lab-bridge"},)"
         R"("implementation":{"description":"lab-bridge FHIR R4 facade"},)"
         R"("fhirVersion":"4.0.1","format":["application/fhir+json"],"rest":[{"mode":"server",)"
-        R"("security":{"service":[{"coding":[{"system":)"
-        R"("http://terminology.hl7.org/CodeSystem/restful-security-service","code":"OAuth"}]}],)"
-        R"("description":"Bearer token: lab-bridge token create"
-  },"resource":[)";
+        // No security.service code: the restful-security-service codes
+        // (OAuth, SMART-on-FHIR, Basic, ...) all name schemes this server
+        // does not run. Its tokens are opaque bearer tokens it issues itself.
+        R"("security":{"description":"Opaque bearer tokens issued by the operator with )"
+        R"(`lab-bridge token create` (no OAuth, no SMART), sent as )"
+        R"('Authorization: Bearer <token>'. Roles: results:read (read, vread, search), )"
+        R"(orders:write (create ServiceRequest), audit:read (AuditEvent). )"
+        R"(401 without a valid token, 403 without the role."},"resource":[)";
     bool first = true;
     for (const char* t : kReadTypes) {
       if (!first) {
@@ -606,6 +610,9 @@ HttpResponse FhirApi::Dispatch(const HttpRequest& request, service::Principal* w
         body += "]}";
       }
     }
+    // The access audit, searchable only (SearchAuditEvents).
+    body += R"(,{"type":"AuditEvent","interaction":[{"code":"search-type"}],"searchParam":[)"
+            R"({"name":"patient","type":"reference"},{"name":"entity-id","type":"token"}]})";
     body += "]}]}";
     return Fhir(200, std::move(body));
   }

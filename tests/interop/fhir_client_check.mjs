@@ -42,6 +42,8 @@ const expectError = async (promise, status, code, what) => {
 
 const cap = keep('metadata', await client.capabilityStatement());
 expect(cap.resourceType === 'CapabilityStatement' && cap.fhirVersion === '4.0.1', 'metadata');
+expect(cap.rest[0].resource.some((r) => r.type === 'AuditEvent') && !cap.rest[0].security.service,
+       'metadata lists AuditEvent and claims no OAuth');
 
 const search = async (resourceType, searchParams, what) =>
   keep(`search-${resourceType}`, await client.search({ resourceType, searchParams }));

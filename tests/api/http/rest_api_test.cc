@@ -554,7 +554,27 @@ TEST_P(RestApiTest, FhirMetadataListsWhatIsImplemented) {
   }
   EXPECT_EQ(types,
             (std::set<std::string>{"Patient", "DiagnosticReport", "Observation", "ServiceRequest",
-                                   "Specimen", "Practitioner", "Organization"}));
+                                   "Specimen", "Practitioner", "Organization", "AuditEvent"}));
+  // Interactions per type: read and vread everywhere but AuditEvent, which
+  // is only searched; create only for ServiceRequest.
+  std::map<std::string, std::set<std::string>> interactions;
+  for (const auto& res : doc["rest"][0]["resource"].GetArray()) {
+    for (const auto& i : res["interaction"].GetArray()) {
+      interactions[res["type"].GetString()].insert(i["code"].GetString());
+    }
+  }
+  EXPECT_EQ(interactions["AuditEvent"], (std::set<std::string>{"search-type"}));
+  EXPECT_EQ(interactions["ServiceRequest"],
+            (std::set<std::string>{"read", "vread", "search-type", "create"}));
+  EXPECT_EQ(interactions["Specimen"], (std::set<std::string>{"read", "vread"}));
+  // The security it declares is what the server does: bearer tokens of its
+  // own, not OAuth (no restful-security-service code fits them).
+  const rapidjson::Value& security = doc["rest"][0]["security"];
+  EXPECT_FALSE(security.HasMember("service")) << r.body;
+  const std::string description = security["description"].GetString();
+  EXPECT_NE(description.find("Bearer"), std::string::npos);
+  EXPECT_NE(description.find("lab-bridge token create"), std::string::npos);
+  EXPECT_EQ(r.body.find("\"OAuth\""), std::string::npos);
   // Exactly the search parameters the facade answers, per type.
   std::map<std::string, std::set<std::string>> params;
   for (const auto& res : doc["rest"][0]["resource"].GetArray()) {
@@ -575,6 +595,10 @@ TEST_P(RestApiTest, FhirMetadataListsWhatIsImplemented) {
   EXPECT_EQ(params["Patient"],
             (std::set<std::string>{"identifier", "name", "birthdate", "_lastUpdated"}));
   EXPECT_TRUE(params["Specimen"].empty());
+  EXPECT_EQ(params["AuditEvent"], (std::set<std::string>{"patient", "entity-id"}));
+  // And what it lists is answered: AuditEvent by both parameters.
+  EXPECT_EQ(Get("/fhir/AuditEvent?patient=12345").status, 200);
+  EXPECT_EQ(Get("/fhir/AuditEvent?entity-id=12345").status, 200);
 }
 
 // Patient identifier/name/birthdate, _lastUpdated and ServiceRequest
