@@ -451,6 +451,41 @@ storage::FhirValueCondition IdentifierCondition(const std::string& value) {
   return c;
 }
 
+// The PMS id a stored Patient carries, "" when it has none: the value of
+// the identifier issued by our assigning authority. The v2 mapping writes
+// PID-3 of that authority with `assigner.display` = the authority (system
+// <base>/sid/<authority>); the Patients of orders and AuditEvents here use
+// the system urn:lab-bridge:patient:<authority>.
+std::string PmsPatientId(const std::string& patient_json, const std::string& authority) {
+  rapidjson::Document doc;
+  doc.Parse(patient_json.c_str(), patient_json.size());
+  if (doc.HasParseError() || !doc.IsObject() || !doc.HasMember("identifier") ||
+      !doc["identifier"].IsArray()) {
+    return "";
+  }
+  const std::string our_system = "urn:lab-bridge:patient:" + authority;
+  const std::string sid_suffix = "/sid/" + authority;
+  for (const rapidjson::Value& id : doc["identifier"].GetArray()) {
+    if (!id.IsObject() || !id.HasMember("value") || !id["value"].IsString()) {
+      continue;
+    }
+    const std::string system =
+        id.HasMember("system") && id["system"].IsString() ? id["system"].GetString() : "";
+    const bool by_system =
+        system == our_system ||
+        (system.size() > sid_suffix.size() &&
+         system.compare(system.size() - sid_suffix.size(), sid_suffix.size(), sid_suffix) == 0);
+    const bool by_assigner = id.HasMember("assigner") && id["assigner"].IsObject() &&
+                             id["assigner"].HasMember("display") &&
+                             id["assigner"]["display"].IsString() &&
+                             authority == id["assigner"]["display"].GetString();
+    if (by_system || by_assigner) {
+      return id["value"].GetString();
+    }
+  }
+  return "";
+}
+
 std::string BaseUrl(const HttpRequest& request) {
   std::string host(request.Header("host"));
   if (host.empty()) {
@@ -530,10 +565,14 @@ HttpResponse FhirApi::Handle(const HttpRequest& request) {
   const std::vector<std::string_view> parts = Split(request.path);
   const bool metadata = parts.size() == 2 && parts[1] == "metadata";
   if (audit_ != nullptr && !metadata) {
-    // The audit names patients by id, as the REST and gRPC paths do.
+    // The audit names patients by PMS id, as the REST and gRPC paths do, so
+    // one query by PMS id finds every protocol's accesses to that patient.
+    // Orders already give PMS ids; resources give "Patient/<id>" references.
+    std::sort(patients.begin(), patients.end());
+    patients.erase(std::unique(patients.begin(), patients.end()), patients.end());
     for (std::string& p : patients) {
       if (p.rfind("Patient/", 0) == 0) {
-        p = p.substr(8);
+        p = AuditPatientId(p.substr(8));
       }
     }
     std::sort(patients.begin(), patients.end());
@@ -555,6 +594,18 @@ HttpResponse FhirApi::Handle(const HttpRequest& request) {
     }
   }
   return response;
+}
+
+std::string FhirApi::AuditPatientId(const std::string& fhir_patient_id) {
+  absl::StatusOr<storage::StoredFhirResource> patient =
+      store_.GetFhirResource("Patient", fhir_patient_id);
+  if (!patient.ok()) {
+    // Not stored (a reference to a Patient lab-bridge never received), or
+    // the store failed: the audit still says which reference was touched.
+    return fhir_patient_id;
+  }
+  const std::string pms_id = PmsPatientId(patient->resource.json, authority_);
+  return pms_id.empty() ? fhir_patient_id : pms_id;
 }
 
 HttpResponse FhirApi::Dispatch(const HttpRequest& request, service::Principal* who,
@@ -954,6 +1005,11 @@ HttpResponse FhirApi::SearchAuditEvents(const HttpRequest& request) {
     } else {
       return FhirError(400, "not-supported", "unsupported search parameter: " + name);
     }
+  }
+  if (!patient.empty()) {
+    // The audit names patients by PMS id; a client may name the Patient by
+    // its FHIR id (a UUID for those stored from ORUs).
+    patient = AuditPatientId(patient);
   }
   absl::StatusOr<std::vector<service::AccessEvent>> events = audit_->Query(patient, count);
   if (!events.ok()) {

@@ -10,6 +10,7 @@
 #include <fstream>
 #include <functional>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -310,6 +311,35 @@ TEST_P(GrpcAccessTest, ReadRpcsAndWatchResultsNeedResultsRead) {
   EXPECT_EQ(
       (Call<pb::ListResultsRequest, pb::ListResultsResponse>(&Stub::ListResults, mine, reader)),
       ::grpc::StatusCode::OK);
+}
+
+// gRPC accesses name the patient by PMS id over what real ingest stores
+// (FHIR ids are UUIDs there), like REST and FHIR, so one audit query finds
+// all of them.
+TEST_P(GrpcAccessTest, AccessesAreAuditedByPmsPatientId) {
+  StoreOru("A1");
+  namespace pb = ::labbridge::v1;
+  using Stub = pb::LabBridge::Stub;
+  const std::string admin = apis_->initial_admin_token();
+  pb::ListResultsRequest list;
+  list.set_patient_id("12345");
+  ASSERT_EQ(
+      (Call<pb::ListResultsRequest, pb::ListResultsResponse>(&Stub::ListResults, list, admin)),
+      ::grpc::StatusCode::OK);
+  ASSERT_EQ((Call<pb::ListCriticalResultsRequest, pb::ListResultsResponse>(
+                &Stub::ListCriticalResults, {}, admin)),
+            ::grpc::StatusCode::OK);
+  absl::StatusOr<std::vector<service::AccessEvent>> events =
+      apis_->access_audit().Query("12345", 10);
+  ASSERT_TRUE(events.ok()) << events.status();
+  std::set<std::string> whats;
+  for (const service::AccessEvent& e : *events) {
+    EXPECT_EQ(e.protocol, "grpc");
+    EXPECT_EQ(e.outcome, 0);
+    whats.insert(e.what);
+  }
+  EXPECT_EQ(whats, (std::set<std::string>{"/labbridge.v1.LabBridge/ListResults",
+                                          "/labbridge.v1.LabBridge/ListCriticalResults"}));
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, GrpcAccessTest,

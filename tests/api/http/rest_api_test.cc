@@ -708,6 +708,65 @@ TEST_P(RestApiTest, FhirSearchesOverTheInboundPipeline) {
   EXPECT_NE(strict.body.find("not-supported"), std::string::npos) << strict.body;
 }
 
+// Over real ingest the FHIR Patient id is a UUID, yet the access audit names
+// the patient by PMS id on every protocol: one query by PMS id finds the
+// FHIR reads and searches of that patient next to the REST ones.
+TEST_P(RestApiTest, FhirAccessesAreAuditedByPmsPatientId) {
+  service::EventBus bus;
+  service::Ingest ingest(*store_, bus, {});
+  const std::string oru = bridge::testing::ReadFileOrDie(bridge::testing::SourceDir() /
+                                                         "tests/fixtures/hl7/guide_sample_oru.hl7");
+  ASSERT_TRUE(ingest.Handle(oru, service::IngestPeer{}).stored);
+  rapidjson::Document found = ParseJson(Get("/fhir/Patient?identifier=12345").body);
+  ASSERT_EQ(found["total"].GetInt(), 1);
+  const std::string uuid = found["entry"][0]["resource"]["id"].GetString();
+  ASSERT_NE(uuid, "12345");
+  rapidjson::Document observations = ParseJson(Get("/fhir/Observation?patient=" + uuid).body);
+  ASSERT_EQ(observations["total"].GetInt(), 5);
+  const std::string observation = observations["entry"][0]["resource"]["id"].GetString();
+  ASSERT_EQ(Fetch(port_, "GET", "/fhir/Patient/" + uuid, reader_).status, 200);
+  ASSERT_EQ(Fetch(port_, "GET", "/fhir/Observation/" + observation, reader_).status, 200);
+  ASSERT_EQ(Fetch(port_, "GET", "/api/lab-results?patient_id=12345", reader_).status, 200);
+
+  HttpResult r = Get("/api/access-audit?patient_id=12345&limit=100");
+  ASSERT_EQ(r.status, 200) << r.body;
+  rapidjson::Document audit = ParseJson(r.body);
+  std::multiset<std::string> fhir;
+  bool rest = false;
+  for (const auto& e : audit.GetArray()) {
+    ASSERT_EQ(e["patients"].Size(), 1u) << r.body;
+    EXPECT_STREQ(e["patients"][0].GetString(), "12345");
+    if (std::string(e["protocol"].GetString()) == "fhir") {
+      fhir.insert(e["what"].GetString());
+    } else {
+      rest = rest || std::string(e["what"].GetString()) == "GET /api/lab-results";
+    }
+  }
+  EXPECT_EQ(fhir, (std::multiset<std::string>{"GET /fhir/Patient", "GET /fhir/Observation",
+                                              "GET /fhir/Patient/" + uuid,
+                                              "GET /fhir/Observation/" + observation}))
+      << r.body;
+  EXPECT_TRUE(rest) << r.body;
+  // The UUID never stands in for the patient in the audit.
+  EXPECT_EQ(bridge::testing::ReadFileOrDie(dir_.path() / "access.jsonl").find("\"" + uuid + "\""),
+            std::string::npos);
+
+  // AuditEvent finds the same accesses by the PMS id or by the FHIR id.
+  for (const std::string& patient : {std::string("12345"), "Patient/" + uuid}) {
+    SCOPED_TRACE(patient);
+    r = Get("/fhir/AuditEvent?patient=" + http::PercentEncode(patient) + "&_count=100");
+    ASSERT_EQ(r.status, 200) << r.body;
+    rapidjson::Document events = ParseJson(r.body);
+    int fhir_events = 0;
+    for (const auto& entry : events["entry"].GetArray()) {
+      const rapidjson::Value& event = entry["resource"];
+      fhir_events += std::string(event["outcomeDesc"].GetString()).rfind("fhir ", 0) == 0;
+      EXPECT_STREQ(event["entity"][1]["what"]["identifier"]["value"].GetString(), "12345");
+    }
+    EXPECT_GE(fhir_events, 4) << r.body;
+  }
+}
+
 TEST_P(RestApiTest, FhirReadAndSearchStoredResources) {
   ASSERT_TRUE(store_->Ingest(storage::testing::MakeOru("F1", "12345", 3)).ok());
   HttpResult r = Get("/fhir/Observation?patient=Patient/12345&_count=2");
