@@ -241,6 +241,56 @@ TEST_P(RestApiTest, ResultPagesFollowTheLinkHeaderWithoutGapsOrRepeats) {
   EXPECT_EQ(pages, 3);
 }
 
+// Every list pages the same way: the Link header's URL, filters kept.
+TEST_P(RestApiTest, OrderAndCriticalPagesFollowTheLinkHeader) {
+  for (int i = 0; i < 5; ++i) {
+    ASSERT_EQ(Post("/api/lab-orders",
+                   R"({"patient_id": 4242, "test_codes": ["CBC"], "ordering_provider": "X"})")
+                  .status,
+              201);
+  }
+  ASSERT_EQ(Post("/api/lab-orders",
+                 R"({"patient_id": 1, "test_codes": ["CBC"], "ordering_provider": "X"})")
+                .status,
+            201);
+  for (int i = 0; i < 3; ++i) {
+    storage::IngestRecord record = GuideSampleOru();
+    record.message.message_control_id = "PAGE" + std::to_string(i);
+    record.message.raw_message += std::to_string(i);
+    ASSERT_TRUE(store_->Ingest(record).ok());
+  }
+  const auto follow = [&](std::string target, const std::string& kept) {
+    std::vector<std::int64_t> ids;
+    std::set<std::int64_t> seen;
+    int pages = 0;
+    while (!target.empty() && pages < 10) {
+      HttpResult r = Get(target);
+      EXPECT_EQ(r.status, 200) << target << ": " << r.body;
+      rapidjson::Document doc = ParseJson(r.body);
+      EXPECT_LE(doc.Size(), 2u);
+      for (const auto& row : doc.GetArray()) {
+        EXPECT_TRUE(seen.insert(row["id"].GetInt64()).second) << "repeated on " << target;
+        ids.push_back(row["id"].GetInt64());
+      }
+      target = NextLink(r);
+      if (!target.empty()) {
+        EXPECT_NE(target.find(kept), std::string::npos) << target;
+      }
+      ++pages;
+    }
+    return std::make_pair(ids, pages);
+  };
+  auto [orders, order_pages] = follow("/api/lab-orders?patient_id=4242&limit=2", "patient_id=4242");
+  EXPECT_EQ(orders.size(), 5u);
+  EXPECT_EQ(order_pages, 3);
+  auto [criticals, critical_pages] =
+      follow("/api/lab-results/critical?acknowledged=false&limit=2", "acknowledged=false");
+  EXPECT_EQ(criticals.size(), 3u);
+  EXPECT_EQ(critical_pages, 2);
+  // The last page has no Link header at all.
+  EXPECT_EQ(Get("/api/lab-orders?patient_id=1&limit=2").Header("link"), "");
+}
+
 TEST_P(RestApiTest, AcknowledgeClosesTheCriticalAlertOnce) {
   StoreGuideOru();
   rapidjson::Document critical = ParseJson(Get("/api/lab-results/critical").body);
@@ -669,6 +719,18 @@ TEST_P(RestApiTest, FhirSearchesOverTheInboundPipeline) {
   // ServiceRequest by identifier: the ORU's order (OBR-2 ORD001), and an
   // order placed here by its placer number.
   EXPECT_EQ(total("/fhir/ServiceRequest?identifier=ORD001"), 1);
+  // ... and by patient or status alone (the ORU's ServiceRequest).
+  r = Get("/fhir/ServiceRequest?patient=" + patient_id);
+  ASSERT_EQ(r.status, 200) << r.body;
+  bundle = ParseJson(r.body);
+  ASSERT_EQ(bundle["total"].GetInt(), 1) << r.body;
+  const std::string oru_status = bundle["entry"][0]["resource"]["status"].GetString();
+  EXPECT_EQ(total("/fhir/ServiceRequest?subject=Patient/" + patient_id), 1);
+  EXPECT_EQ(total("/fhir/ServiceRequest?patient=no-such-patient"), 0);
+  EXPECT_EQ(total("/fhir/ServiceRequest?status=" + oru_status), 1);
+  EXPECT_EQ(total(std::string("/fhir/ServiceRequest?status=") +
+                  (oru_status == "revoked" ? "draft" : "revoked")),
+            0);
   r = Post("/api/lab-orders",
            R"({"patient_id": 12345, "test_codes": ["CBC"], "ordering_provider": "Dr. Smith"})");
   ASSERT_EQ(r.status, 201) << r.body;
@@ -797,6 +859,9 @@ TEST_P(RestApiTest, FhirReadAndSearchStoredResources) {
   EXPECT_EQ(ParseJson(Get("/fhir/Observation?date=gt2026-01-01").body)["total"].GetInt(), 0);
   EXPECT_EQ(ParseJson(Get("/fhir/Observation?date=2026-01-01").body)["total"].GetInt(), 3);
   EXPECT_EQ(ParseJson(Get("/fhir/Observation?date=lt2026-01-01").body)["total"].GetInt(), 0);
+  EXPECT_EQ(ParseJson(Get("/fhir/Observation?date=le2026-01-01").body)["total"].GetInt(), 3);
+  EXPECT_EQ(ParseJson(Get("/fhir/Observation?date=le2026-01").body)["total"].GetInt(), 3);
+  EXPECT_EQ(ParseJson(Get("/fhir/Observation?date=le2025-12-31").body)["total"].GetInt(), 0);
   EXPECT_EQ(ParseJson(Get("/fhir/DiagnosticReport?patient=12345").body)["total"].GetInt(), 1);
   EXPECT_EQ(ParseJson(Get("/fhir/Observation?patient=999").body)["total"].GetInt(), 0);
 
