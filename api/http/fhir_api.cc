@@ -453,6 +453,41 @@ storage::FhirValueCondition IdentifierCondition(const std::string& value) {
   return c;
 }
 
+// The PMS id a stored Patient carries, "" when it has none: the value of
+// the identifier issued by our assigning authority. The v2 mapping writes
+// PID-3 of that authority with `assigner.display` = the authority (system
+// <base>/sid/<authority>); the Patients of orders and AuditEvents here use
+// the system urn:lab-bridge:patient:<authority>.
+std::string PmsPatientId(const std::string& patient_json, const std::string& authority) {
+  rapidjson::Document doc;
+  doc.Parse(patient_json.c_str(), patient_json.size());
+  if (doc.HasParseError() || !doc.IsObject() || !doc.HasMember("identifier") ||
+      !doc["identifier"].IsArray()) {
+    return "";
+  }
+  const std::string our_system = "urn:lab-bridge:patient:" + authority;
+  const std::string sid_suffix = "/sid/" + authority;
+  for (const rapidjson::Value& id : doc["identifier"].GetArray()) {
+    if (!id.IsObject() || !id.HasMember("value") || !id["value"].IsString()) {
+      continue;
+    }
+    const std::string system =
+        id.HasMember("system") && id["system"].IsString() ? id["system"].GetString() : "";
+    const bool by_system =
+        system == our_system ||
+        (system.size() > sid_suffix.size() &&
+         system.compare(system.size() - sid_suffix.size(), sid_suffix.size(), sid_suffix) == 0);
+    const bool by_assigner = id.HasMember("assigner") && id["assigner"].IsObject() &&
+                             id["assigner"].HasMember("display") &&
+                             id["assigner"]["display"].IsString() &&
+                             authority == id["assigner"]["display"].GetString();
+    if (by_system || by_assigner) {
+      return id["value"].GetString();
+    }
+  }
+  return "";
+}
+
 std::string BaseUrl(const HttpRequest& request) {
   std::string host(request.Header("host"));
   if (host.empty()) {
@@ -532,10 +567,14 @@ HttpResponse FhirApi::Handle(const HttpRequest& request) {
   const std::vector<std::string_view> parts = Split(request.path);
   const bool metadata = parts.size() == 2 && parts[1] == "metadata";
   if (audit_ != nullptr && !metadata) {
-    // The audit names patients by id, as the REST and gRPC paths do.
+    // The audit names patients by PMS id, as the REST and gRPC paths do, so
+    // one query by PMS id finds every protocol's accesses to that patient.
+    // Orders already give PMS ids; resources give "Patient/<id>" references.
+    std::sort(patients.begin(), patients.end());
+    patients.erase(std::unique(patients.begin(), patients.end()), patients.end());
     for (std::string& p : patients) {
       if (p.rfind("Patient/", 0) == 0) {
-        p = p.substr(8);
+        p = AuditPatientId(p.substr(8));
       }
     }
     std::sort(patients.begin(), patients.end());
@@ -559,6 +598,18 @@ HttpResponse FhirApi::Handle(const HttpRequest& request) {
   return response;
 }
 
+std::string FhirApi::AuditPatientId(const std::string& fhir_patient_id) {
+  absl::StatusOr<storage::StoredFhirResource> patient =
+      store_.GetFhirResource("Patient", fhir_patient_id);
+  if (!patient.ok()) {
+    // Not stored (a reference to a Patient lab-bridge never received), or
+    // the store failed: the audit still says which reference was touched.
+    return fhir_patient_id;
+  }
+  const std::string pms_id = PmsPatientId(patient->resource.json, authority_);
+  return pms_id.empty() ? fhir_patient_id : pms_id;
+}
+
 HttpResponse FhirApi::Dispatch(const HttpRequest& request, service::Principal* who,
                                std::vector<std::string>* patients) {
   const std::vector<std::string_view> parts = Split(request.path);
@@ -578,10 +629,14 @@ HttpResponse FhirApi::Dispatch(const HttpRequest& request, service::Principal* w
         R"("kind":"instance","software":{"name":"lab-bridge"},)"
         R"("implementation":{"description":"lab-bridge FHIR R4 facade"},)"
         R"("fhirVersion":"4.0.1","format":["application/fhir+json"],"rest":[{"mode":"server",)"
-        R"("security":{"service":[{"coding":[{"system":)"
-        R"("http://terminology.hl7.org/CodeSystem/restful-security-service","code":"OAuth"}]}],)"
-        R"("description":"Bearer token: lab-bridge token create"
-  },"resource":[)";
+        // No security.service code: the restful-security-service codes
+        // (OAuth, SMART-on-FHIR, Basic, ...) all name schemes this server
+        // does not run. Its tokens are opaque bearer tokens it issues itself.
+        R"("security":{"description":"Opaque bearer tokens issued by the operator with )"
+        R"(`lab-bridge token create` (no OAuth, no SMART), sent as )"
+        R"('Authorization: Bearer <token>'. Roles: results:read (read, vread, search), )"
+        R"(orders:write (create ServiceRequest), audit:read (AuditEvent). )"
+        R"(401 without a valid token, 403 without the role."},"resource":[)";
     bool first = true;
     for (const char* t : kReadTypes) {
       if (!first) {
@@ -608,6 +663,9 @@ HttpResponse FhirApi::Dispatch(const HttpRequest& request, service::Principal* w
         body += "]}";
       }
     }
+    // The access audit, searchable only (SearchAuditEvents).
+    body += R"(,{"type":"AuditEvent","interaction":[{"code":"search-type"}],"searchParam":[)"
+            R"({"name":"patient","type":"reference"},{"name":"entity-id","type":"token"}]})";
     body += "]}]}";
     return Fhir(200, std::move(body));
   }
@@ -950,6 +1008,11 @@ HttpResponse FhirApi::SearchAuditEvents(const HttpRequest& request) {
       return FhirError(400, "not-supported", "unsupported search parameter: " + name);
     }
   }
+  if (!patient.empty()) {
+    // The audit names patients by PMS id; a client may name the Patient by
+    // its FHIR id (a UUID for those stored from ORUs).
+    patient = AuditPatientId(patient);
+  }
   absl::StatusOr<std::vector<service::AccessEvent>> events = audit_->Query(patient, count);
   if (!events.ok()) {
     return ToOperationOutcome(events.status());
@@ -1065,16 +1128,32 @@ HttpResponse FhirApi::SearchAuditEvents(const HttpRequest& request) {
 HttpResponse FhirApi::CreateServiceRequest(const HttpRequest& request,
                                            std::vector<std::string>* patients) {
   // A new ServiceRequest has no id or placer identifier yet (lab-bridge
-  // assigns the placer number); the mapping wants one, so give it a stand-in.
+  // assigns the placer number); the mapping wants one, so give it a
+  // stand-in, whether it comes bare or inside a (transaction) Bundle.
   std::string body = request.body;
   {
     rapidjson::Document doc;
     doc.Parse(body.c_str(), body.size());
-    if (!doc.HasParseError() && doc.IsObject() && doc.HasMember("resourceType") &&
-        doc["resourceType"].IsString() &&
-        std::string(doc["resourceType"].GetString()) == "ServiceRequest" && !doc.HasMember("id") &&
-        !doc.HasMember("identifier")) {
-      doc.AddMember("id", "new", doc.GetAllocator());
+    const auto is_a = [](const rapidjson::Value& v, std::string_view type) {
+      return v.IsObject() && v.HasMember("resourceType") && v["resourceType"].IsString() &&
+             std::string_view(v["resourceType"].GetString()) == type;
+    };
+    std::vector<rapidjson::Value*> service_requests;
+    if (!doc.HasParseError() && is_a(doc, "ServiceRequest")) {
+      service_requests.push_back(&doc);
+    } else if (!doc.HasParseError() && is_a(doc, "Bundle") && doc.HasMember("entry") &&
+               doc["entry"].IsArray()) {
+      for (rapidjson::Value& entry : doc["entry"].GetArray()) {
+        if (entry.IsObject() && entry.HasMember("resource") &&
+            is_a(entry["resource"], "ServiceRequest")) {
+          service_requests.push_back(&entry["resource"]);
+        }
+      }
+    }
+    // More than one ServiceRequest is the mapping's error to report.
+    if (service_requests.size() == 1 && !service_requests[0]->HasMember("id") &&
+        !service_requests[0]->HasMember("identifier")) {
+      service_requests[0]->AddMember("id", "new", doc.GetAllocator());
       rapidjson::StringBuffer buffer;
       Writer w(buffer);
       doc.Accept(w);

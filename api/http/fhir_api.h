@@ -71,6 +71,9 @@ class FhirApi {
                       std::vector<std::string>* patients);
   HttpResponse SearchAuditEvents(const HttpRequest& request);
   HttpResponse CreateServiceRequest(const HttpRequest& request, std::vector<std::string>* patients);
+  // How the access audit names a Patient read through the facade: its PMS
+  // id when the stored Patient has one, else the FHIR id. Reads the store.
+  std::string AuditPatientId(const std::string& fhir_patient_id);
 
   storage::Store& store_;
   service::Orders& orders_;

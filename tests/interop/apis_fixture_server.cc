@@ -7,8 +7,9 @@
 // --results M, M results spread over N more patients, each with a valid
 // FHIR R4 Observation; then starts StartApis (HTTP_LISTEN_PORT, default 0),
 // writes the bound HTTP port to --port-file (last), the gRPC port to
-// --grpc-port-file, the admin token to --token-file and a results:read-only
-// token to --reader-token-file,
+// --grpc-port-file, the admin token to --token-file, a results:read-only
+// token to --reader-token-file and an orders:write-only one (none of the
+// read roles) to --writer-token-file,
 // and serves until SIGTERM/SIGINT; each SIGUSR1 stores one more ORU for
 // patient 12345.
 //
@@ -148,7 +149,7 @@ IngestRecord Oru(const std::string& control_id, const std::string& pms_id,
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string port_file, grpc_port_file, token_file, reader_token_file;
+  std::string port_file, grpc_port_file, token_file, reader_token_file, writer_token_file;
   long patients = 0, results = 0;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string flag = argv[i];
@@ -163,6 +164,9 @@ int main(int argc, char** argv) {
     }
     if (flag == "--reader-token-file") {
       reader_token_file = argv[i + 1];
+    }
+    if (flag == "--writer-token-file") {
+      writer_token_file = argv[i + 1];
     }
     if (flag == "--patients") {
       patients = std::atol(argv[i + 1]);
@@ -231,6 +235,14 @@ int main(int argc, char** argv) {
         absl::Now());
     if (reader.ok()) {
       std::ofstream(reader_token_file) << *reader << "\n";
+    }
+  }
+  if (!writer_token_file.empty()) {
+    absl::StatusOr<std::string> writer = (*apis)->tokens().Create(
+        "writer", static_cast<std::uint32_t>(bridge::api::service::Role::kOrdersWrite),
+        absl::Now());
+    if (writer.ok()) {
+      std::ofstream(writer_token_file) << *writer << "\n";
     }
   }
   if (!grpc_port_file.empty()) {

@@ -40,7 +40,7 @@ else
 fi
 export API_TOKENS_FILE=$work/tokens.json ACCESS_AUDIT_FILE=$work/access.jsonl
 "$server" --port-file "$work/port" --grpc-port-file "$work/grpc_port" --token-file "$work/token" \
-  --reader-token-file "$work/reader_token" \
+  --reader-token-file "$work/reader_token" --writer-token-file "$work/writer_token" \
   >"$work/server.log" 2>&1 &
 pid=$!
 for _ in $(seq 1 100); do [[ -s $work/port ]] && break; sleep 0.1; done
@@ -100,7 +100,8 @@ mkdir -p "$work/fhir"
 (cd "$here" && node mapping_v2fhir/validate_fhir.mjs "$work"/fhir/*.json)
 # --- gRPC: @grpc/grpc-js, health, reflection ---
 reader=$(cat "$work/reader_token")
-(cd "$here" && node interop/grpc_client_check.mjs "127.0.0.1:$(cat "$work/grpc_port")" "$token" "$reader" \
+writer=$(cat "$work/writer_token")
+(cd "$here" && WRITER_TOKEN=$writer node interop/grpc_client_check.mjs "127.0.0.1:$(cat "$work/grpc_port")" "$token" "$reader" \
   "$here/../proto" "$pid")
 
 # --- gRPC over TLS (GRPC_TLS_CERT/KEY/CLIENT_CA): a second server on the same store ---

@@ -42,6 +42,8 @@ const expectError = async (promise, status, code, what) => {
 
 const cap = keep('metadata', await client.capabilityStatement());
 expect(cap.resourceType === 'CapabilityStatement' && cap.fhirVersion === '4.0.1', 'metadata');
+expect(cap.rest[0].resource.some((r) => r.type === 'AuditEvent') && !cap.rest[0].security.service,
+       'metadata lists AuditEvent and claims no OAuth');
 
 const search = async (resourceType, searchParams, what) =>
   keep(`search-${resourceType}`, await client.search({ resourceType, searchParams }));
@@ -111,6 +113,27 @@ const created = keep('created', await client.create({
   },
 }));
 expect(created.resourceType === 'ServiceRequest' && created.status === 'active', 'create ServiceRequest');
+// A transaction Bundle as FHIR clients build one: urn:uuid fullUrls, and a
+// new ServiceRequest without id or identifier.
+const fromBundle = keep('created-from-bundle', await client.create({
+  resourceType: 'ServiceRequest',
+  body: {
+    resourceType: 'Bundle', type: 'transaction',
+    entry: [
+      { fullUrl: 'urn:uuid:6f1d2c3b-4a59-4e8f-9a1b-2c3d4e5f6a7b',
+        resource: { resourceType: 'ServiceRequest', status: 'active', intent: 'order',
+                    code: { coding: [{ system: 'http://loinc.org', code: '58410-2', display: 'CBC panel' }] },
+                    subject: { reference: 'urn:uuid:0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d' } },
+        request: { method: 'POST', url: 'ServiceRequest' } },
+      { fullUrl: 'urn:uuid:0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d',
+        resource: { resourceType: 'Patient',
+                    identifier: [{ type: { coding: [{ code: 'MR' }] }, value: '12345' }] },
+        request: { method: 'POST', url: 'Patient' } },
+    ],
+  },
+}));
+expect(fromBundle.resourceType === 'ServiceRequest' && fromBundle.id !== created.id &&
+       fromBundle.subject.identifier.value === '12345', 'create ServiceRequest from a transaction Bundle');
 const reread = keep('sr', await client.read({ resourceType: 'ServiceRequest', id: created.id }));
 expect(reread.id === created.id, `read ServiceRequest/${created.id}`);
 const placer = created.identifier.find((i) => i.type.coding[0].code === 'PLAC');

@@ -6,6 +6,8 @@
 //
 //   node interop/grpc_client_check.mjs HOST:PORT ADMIN_TOKEN READER_TOKEN PROTO_DIR SERVER_PID [PKI_DIR]
 // (SIGUSR1 to SERVER_PID stores five more results for patient 12345.)
+// With WRITER_TOKEN (orders:write only, none of the read roles) set, every
+// read RPC and WatchResults must refuse it with PERMISSION_DENIED.
 // With PKI_DIR (ca.crt, pms.crt/.key, stranger.crt/.key from another CA,
 // other-ca.crt), the server runs mutual TLS: the checks then cover TLS
 // (health, reflection, a unary call and a stream over it) and the clients it
@@ -149,6 +151,16 @@ for (const [method, [request, readerAllowed]] of Object.entries(rpcs)) {
     await expectCode(call(method, request, readerToken), grpc.status.PERMISSION_DENIED, `${method} without the role`);
   }
 }
+// A token holding none of the read roles reads nothing.
+const writerToken = process.env.WRITER_TOKEN;
+if (writerToken) {
+  for (const [method, [request, readerAllowed]] of Object.entries(rpcs)) {
+    if (readerAllowed || method === 'GetMessage' || method === 'ListMessages') {
+      await expectCode(call(method, request, writerToken), grpc.status.PERMISSION_DENIED,
+                       `${method} with orders:write only`);
+    }
+  }
+}
 // WatchResults: replay from a position, then live results as they are stored.
 const watch = (request, token, count) => new Promise((resolve, reject) => {
   const events = [];
@@ -177,5 +189,9 @@ const critEvents = await watch({ critical_only: true, after_result_id: '0' }, ad
 expect(critEvents.length === 2 && critEvents.every((e) => e.result.critical), 'WatchResults critical_only');
 await expectCode(watch({}, '', 1), grpc.status.UNAUTHENTICATED, 'WatchResults without a token');
 await expectCode(watch({}, 'lb_wrong', 1), grpc.status.UNAUTHENTICATED, 'WatchResults with a wrong token');
+if (writerToken) {
+  await expectCode(watch({ patient_id: '12345', after_result_id: '0' }, writerToken, 1),
+                   grpc.status.PERMISSION_DENIED, 'WatchResults with orders:write only');
+}
 console.log('all gRPC checks passed');
 process.exit(0);

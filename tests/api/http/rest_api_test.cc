@@ -140,6 +140,11 @@ class RestApiTest : public ::testing::TestWithParam<Backend> {
           "reader", static_cast<std::uint32_t>(service::Role::kResultsRead), absl::Now());
       ASSERT_TRUE(reader.ok()) << reader.status();
       reader_ = *reader;
+      // Holds none of the read roles: every read path must refuse it.
+      absl::StatusOr<std::string> writer = apis_->tokens().Create(
+          "writer", static_cast<std::uint32_t>(service::Role::kOrdersWrite), absl::Now());
+      ASSERT_TRUE(writer.ok()) << writer.status();
+      writer_ = *writer;
     }
   }
 
@@ -166,6 +171,7 @@ class RestApiTest : public ::testing::TestWithParam<Backend> {
   std::uint16_t port_ = 0;
   std::string admin_;
   std::string reader_;
+  std::string writer_;  // orders:write only
 };
 
 // Part D Step 2: five results including K with flag HH; the critical feed
@@ -233,6 +239,56 @@ TEST_P(RestApiTest, ResultPagesFollowTheLinkHeaderWithoutGapsOrRepeats) {
   }
   EXPECT_EQ(seen.size(), 5u);
   EXPECT_EQ(pages, 3);
+}
+
+// Every list pages the same way: the Link header's URL, filters kept.
+TEST_P(RestApiTest, OrderAndCriticalPagesFollowTheLinkHeader) {
+  for (int i = 0; i < 5; ++i) {
+    ASSERT_EQ(Post("/api/lab-orders",
+                   R"({"patient_id": 4242, "test_codes": ["CBC"], "ordering_provider": "X"})")
+                  .status,
+              201);
+  }
+  ASSERT_EQ(Post("/api/lab-orders",
+                 R"({"patient_id": 1, "test_codes": ["CBC"], "ordering_provider": "X"})")
+                .status,
+            201);
+  for (int i = 0; i < 3; ++i) {
+    storage::IngestRecord record = GuideSampleOru();
+    record.message.message_control_id = "PAGE" + std::to_string(i);
+    record.message.raw_message += std::to_string(i);
+    ASSERT_TRUE(store_->Ingest(record).ok());
+  }
+  const auto follow = [&](std::string target, const std::string& kept) {
+    std::vector<std::int64_t> ids;
+    std::set<std::int64_t> seen;
+    int pages = 0;
+    while (!target.empty() && pages < 10) {
+      HttpResult r = Get(target);
+      EXPECT_EQ(r.status, 200) << target << ": " << r.body;
+      rapidjson::Document doc = ParseJson(r.body);
+      EXPECT_LE(doc.Size(), 2u);
+      for (const auto& row : doc.GetArray()) {
+        EXPECT_TRUE(seen.insert(row["id"].GetInt64()).second) << "repeated on " << target;
+        ids.push_back(row["id"].GetInt64());
+      }
+      target = NextLink(r);
+      if (!target.empty()) {
+        EXPECT_NE(target.find(kept), std::string::npos) << target;
+      }
+      ++pages;
+    }
+    return std::make_pair(ids, pages);
+  };
+  auto [orders, order_pages] = follow("/api/lab-orders?patient_id=4242&limit=2", "patient_id=4242");
+  EXPECT_EQ(orders.size(), 5u);
+  EXPECT_EQ(order_pages, 3);
+  auto [criticals, critical_pages] =
+      follow("/api/lab-results/critical?acknowledged=false&limit=2", "acknowledged=false");
+  EXPECT_EQ(criticals.size(), 3u);
+  EXPECT_EQ(critical_pages, 2);
+  // The last page has no Link header at all.
+  EXPECT_EQ(Get("/api/lab-orders?patient_id=1&limit=2").Header("link"), "");
 }
 
 TEST_P(RestApiTest, AcknowledgeClosesTheCriticalAlertOnce) {
@@ -370,16 +426,34 @@ TEST_P(RestApiTest, EveryApiPathNeedsATokenAndItsRole) {
   struct Route {
     const char* method;
     const char* target;
-    bool reader_allowed;
+    bool reader_allowed;  // results:read
+    bool writer_allowed;  // orders:write
   };
   const Route routes[] = {
-      {"GET", "/api/lab-results?patient_id=12345", true},
-      {"GET", "/api/lab-results/critical", true},
-      {"POST", "/api/lab-results/1/acknowledge", false},
-      {"GET", "/api/lab-orders", true},
-      {"GET", "/api/lab-orders/1", true},
-      {"POST", "/api/lab-orders", false},
-      {"POST", "/api/lab-orders/1/cancel", false},
+      {"GET", "/api/lab-results?patient_id=12345", true, false},
+      {"GET", "/api/lab-results/critical", true, false},
+      {"GET", "/api/lab-results/1", true, false},
+      {"POST", "/api/lab-results/1/acknowledge", false, false},
+      {"GET", "/api/lab-orders", true, false},
+      {"GET", "/api/lab-orders/1", true, false},
+      {"POST", "/api/lab-orders", false, true},
+      {"POST", "/api/lab-orders/1/cancel", false, true},
+      {"GET", "/api/access-audit", false, false},
+      {"GET", "/api/access-audit?patient_id=12345", false, false},
+      {"GET", "/api/patients?q=Doe", true, false},
+      {"POST", "/api/events/ticket", true, false},
+  };
+  const auto expect_role_check = [&](const Route& route, const std::string& token, bool allowed) {
+    HttpResult r = Fetch(port_, route.method, route.target, token, "{}");
+    if (allowed) {
+      EXPECT_NE(r.status, 401) << r.body;
+      EXPECT_NE(r.status, 403) << r.body;
+    } else {
+      EXPECT_EQ(r.status, 403) << r.body;
+      EXPECT_EQ(r.Header("content-type"), "application/json");
+      EXPECT_NE(r.body.find("lacks the role"), std::string::npos) << r.body;
+      EXPECT_TRUE(ParseJson(r.body).HasMember("detail"));
+    }
   };
   for (const Route& route : routes) {
     SCOPED_TRACE(std::string(route.method) + " " + route.target);
@@ -392,15 +466,21 @@ TEST_P(RestApiTest, EveryApiPathNeedsATokenAndItsRole) {
     HttpTestClient client(port_);
     r = client.Send(route.method, route.target, {{"Authorization", "Basic " + admin_}});
     EXPECT_EQ(r.status, 401) << r.body;
-    r = Fetch(port_, route.method, route.target, reader_, "{}");
-    if (route.reader_allowed) {
-      EXPECT_NE(r.status, 401) << r.body;
-      EXPECT_NE(r.status, 403) << r.body;
-    } else {
-      EXPECT_EQ(r.status, 403) << r.body;
-      EXPECT_NE(r.body.find("lacks the role"), std::string::npos);
+    {
+      SCOPED_TRACE("reader");
+      expect_role_check(route, reader_, route.reader_allowed);
+    }
+    {
+      SCOPED_TRACE("writer");
+      expect_role_check(route, writer_, route.writer_allowed);
     }
   }
+  // The event stream refuses before it opens (an allowed token would hold
+  // the connection open, so only the refusals are checked here).
+  EXPECT_EQ(Fetch(port_, "GET", "/api/events").status, 401);
+  HttpResult r = Fetch(port_, "GET", "/api/events", writer_);
+  EXPECT_EQ(r.status, 403) << r.body;
+  EXPECT_TRUE(ParseJson(r.body).HasMember("detail"));
   // A revoked token stops working at once.
   ASSERT_TRUE(apis_->tokens().Revoke("reader").ok());
   EXPECT_EQ(Fetch(port_, "GET", "/api/lab-results", reader_).status, 401);
@@ -524,7 +604,27 @@ TEST_P(RestApiTest, FhirMetadataListsWhatIsImplemented) {
   }
   EXPECT_EQ(types,
             (std::set<std::string>{"Patient", "DiagnosticReport", "Observation", "ServiceRequest",
-                                   "Specimen", "Practitioner", "Organization"}));
+                                   "Specimen", "Practitioner", "Organization", "AuditEvent"}));
+  // Interactions per type: read and vread everywhere but AuditEvent, which
+  // is only searched; create only for ServiceRequest.
+  std::map<std::string, std::set<std::string>> interactions;
+  for (const auto& res : doc["rest"][0]["resource"].GetArray()) {
+    for (const auto& i : res["interaction"].GetArray()) {
+      interactions[res["type"].GetString()].insert(i["code"].GetString());
+    }
+  }
+  EXPECT_EQ(interactions["AuditEvent"], (std::set<std::string>{"search-type"}));
+  EXPECT_EQ(interactions["ServiceRequest"],
+            (std::set<std::string>{"read", "vread", "search-type", "create"}));
+  EXPECT_EQ(interactions["Specimen"], (std::set<std::string>{"read", "vread"}));
+  // The security it declares is what the server does: bearer tokens of its
+  // own, not OAuth (no restful-security-service code fits them).
+  const rapidjson::Value& security = doc["rest"][0]["security"];
+  EXPECT_FALSE(security.HasMember("service")) << r.body;
+  const std::string description = security["description"].GetString();
+  EXPECT_NE(description.find("Bearer"), std::string::npos);
+  EXPECT_NE(description.find("lab-bridge token create"), std::string::npos);
+  EXPECT_EQ(r.body.find("\"OAuth\""), std::string::npos);
   // Exactly the search parameters the facade answers, per type.
   std::map<std::string, std::set<std::string>> params;
   for (const auto& res : doc["rest"][0]["resource"].GetArray()) {
@@ -545,6 +645,10 @@ TEST_P(RestApiTest, FhirMetadataListsWhatIsImplemented) {
   EXPECT_EQ(params["Patient"],
             (std::set<std::string>{"identifier", "name", "birthdate", "_lastUpdated"}));
   EXPECT_TRUE(params["Specimen"].empty());
+  EXPECT_EQ(params["AuditEvent"], (std::set<std::string>{"patient", "entity-id"}));
+  // And what it lists is answered: AuditEvent by both parameters.
+  EXPECT_EQ(Get("/fhir/AuditEvent?patient=12345").status, 200);
+  EXPECT_EQ(Get("/fhir/AuditEvent?entity-id=12345").status, 200);
 }
 
 // Patient identifier/name/birthdate, _lastUpdated and ServiceRequest
@@ -615,6 +719,18 @@ TEST_P(RestApiTest, FhirSearchesOverTheInboundPipeline) {
   // ServiceRequest by identifier: the ORU's order (OBR-2 ORD001), and an
   // order placed here by its placer number.
   EXPECT_EQ(total("/fhir/ServiceRequest?identifier=ORD001"), 1);
+  // ... and by patient or status alone (the ORU's ServiceRequest).
+  r = Get("/fhir/ServiceRequest?patient=" + patient_id);
+  ASSERT_EQ(r.status, 200) << r.body;
+  bundle = ParseJson(r.body);
+  ASSERT_EQ(bundle["total"].GetInt(), 1) << r.body;
+  const std::string oru_status = bundle["entry"][0]["resource"]["status"].GetString();
+  EXPECT_EQ(total("/fhir/ServiceRequest?subject=Patient/" + patient_id), 1);
+  EXPECT_EQ(total("/fhir/ServiceRequest?patient=no-such-patient"), 0);
+  EXPECT_EQ(total("/fhir/ServiceRequest?status=" + oru_status), 1);
+  EXPECT_EQ(total(std::string("/fhir/ServiceRequest?status=") +
+                  (oru_status == "revoked" ? "draft" : "revoked")),
+            0);
   r = Post("/api/lab-orders",
            R"({"patient_id": 12345, "test_codes": ["CBC"], "ordering_provider": "Dr. Smith"})");
   ASSERT_EQ(r.status, 201) << r.body;
@@ -654,6 +770,65 @@ TEST_P(RestApiTest, FhirSearchesOverTheInboundPipeline) {
   EXPECT_NE(strict.body.find("not-supported"), std::string::npos) << strict.body;
 }
 
+// Over real ingest the FHIR Patient id is a UUID, yet the access audit names
+// the patient by PMS id on every protocol: one query by PMS id finds the
+// FHIR reads and searches of that patient next to the REST ones.
+TEST_P(RestApiTest, FhirAccessesAreAuditedByPmsPatientId) {
+  service::EventBus bus;
+  service::Ingest ingest(*store_, bus, {});
+  const std::string oru = bridge::testing::ReadFileOrDie(bridge::testing::SourceDir() /
+                                                         "tests/fixtures/hl7/guide_sample_oru.hl7");
+  ASSERT_TRUE(ingest.Handle(oru, service::IngestPeer{}).stored);
+  rapidjson::Document found = ParseJson(Get("/fhir/Patient?identifier=12345").body);
+  ASSERT_EQ(found["total"].GetInt(), 1);
+  const std::string uuid = found["entry"][0]["resource"]["id"].GetString();
+  ASSERT_NE(uuid, "12345");
+  rapidjson::Document observations = ParseJson(Get("/fhir/Observation?patient=" + uuid).body);
+  ASSERT_EQ(observations["total"].GetInt(), 5);
+  const std::string observation = observations["entry"][0]["resource"]["id"].GetString();
+  ASSERT_EQ(Fetch(port_, "GET", "/fhir/Patient/" + uuid, reader_).status, 200);
+  ASSERT_EQ(Fetch(port_, "GET", "/fhir/Observation/" + observation, reader_).status, 200);
+  ASSERT_EQ(Fetch(port_, "GET", "/api/lab-results?patient_id=12345", reader_).status, 200);
+
+  HttpResult r = Get("/api/access-audit?patient_id=12345&limit=100");
+  ASSERT_EQ(r.status, 200) << r.body;
+  rapidjson::Document audit = ParseJson(r.body);
+  std::multiset<std::string> fhir;
+  bool rest = false;
+  for (const auto& e : audit.GetArray()) {
+    ASSERT_EQ(e["patients"].Size(), 1u) << r.body;
+    EXPECT_STREQ(e["patients"][0].GetString(), "12345");
+    if (std::string(e["protocol"].GetString()) == "fhir") {
+      fhir.insert(e["what"].GetString());
+    } else {
+      rest = rest || std::string(e["what"].GetString()) == "GET /api/lab-results";
+    }
+  }
+  EXPECT_EQ(fhir, (std::multiset<std::string>{"GET /fhir/Patient", "GET /fhir/Observation",
+                                              "GET /fhir/Patient/" + uuid,
+                                              "GET /fhir/Observation/" + observation}))
+      << r.body;
+  EXPECT_TRUE(rest) << r.body;
+  // The UUID never stands in for the patient in the audit.
+  EXPECT_EQ(bridge::testing::ReadFileOrDie(dir_.path() / "access.jsonl").find("\"" + uuid + "\""),
+            std::string::npos);
+
+  // AuditEvent finds the same accesses by the PMS id or by the FHIR id.
+  for (const std::string& patient : {std::string("12345"), "Patient/" + uuid}) {
+    SCOPED_TRACE(patient);
+    r = Get("/fhir/AuditEvent?patient=" + http::PercentEncode(patient) + "&_count=100");
+    ASSERT_EQ(r.status, 200) << r.body;
+    rapidjson::Document events = ParseJson(r.body);
+    int fhir_events = 0;
+    for (const auto& entry : events["entry"].GetArray()) {
+      const rapidjson::Value& event = entry["resource"];
+      fhir_events += std::string(event["outcomeDesc"].GetString()).rfind("fhir ", 0) == 0;
+      EXPECT_STREQ(event["entity"][1]["what"]["identifier"]["value"].GetString(), "12345");
+    }
+    EXPECT_GE(fhir_events, 4) << r.body;
+  }
+}
+
 TEST_P(RestApiTest, FhirReadAndSearchStoredResources) {
   ASSERT_TRUE(store_->Ingest(storage::testing::MakeOru("F1", "12345", 3)).ok());
   HttpResult r = Get("/fhir/Observation?patient=Patient/12345&_count=2");
@@ -684,6 +859,9 @@ TEST_P(RestApiTest, FhirReadAndSearchStoredResources) {
   EXPECT_EQ(ParseJson(Get("/fhir/Observation?date=gt2026-01-01").body)["total"].GetInt(), 0);
   EXPECT_EQ(ParseJson(Get("/fhir/Observation?date=2026-01-01").body)["total"].GetInt(), 3);
   EXPECT_EQ(ParseJson(Get("/fhir/Observation?date=lt2026-01-01").body)["total"].GetInt(), 0);
+  EXPECT_EQ(ParseJson(Get("/fhir/Observation?date=le2026-01-01").body)["total"].GetInt(), 3);
+  EXPECT_EQ(ParseJson(Get("/fhir/Observation?date=le2026-01").body)["total"].GetInt(), 3);
+  EXPECT_EQ(ParseJson(Get("/fhir/Observation?date=le2025-12-31").body)["total"].GetInt(), 0);
   EXPECT_EQ(ParseJson(Get("/fhir/DiagnosticReport?patient=12345").body)["total"].GetInt(), 1);
   EXPECT_EQ(ParseJson(Get("/fhir/Observation?patient=999").body)["total"].GetInt(), 0);
 
@@ -746,6 +924,51 @@ TEST_P(RestApiTest, FhirErrorsAreOperationOutcomes) {
   EXPECT_STREQ(ParseJson(r.body)["resourceType"].GetString(), "OperationOutcome");
 }
 
+// A token without results:read reads nothing through the facade: read,
+// vread, each type's search; AuditEvent needs audit:read as well.
+TEST_P(RestApiTest, FhirReadsNeedTheirRole) {
+  ASSERT_TRUE(store_->Ingest(storage::testing::MakeOru("F1", "12345", 1)).ok());
+  rapidjson::Document bundle = ParseJson(Get("/fhir/Observation?patient=12345").body);
+  ASSERT_EQ(bundle["total"].GetInt(), 1);
+  const std::string observation = bundle["entry"][0]["resource"]["id"].GetString();
+  std::vector<std::string> targets = {"/fhir/Observation/" + observation,
+                                      "/fhir/Observation/" + observation + "/_history/1",
+                                      "/fhir/Observation?patient=12345",
+                                      "/fhir/DiagnosticReport?patient=12345",
+                                      "/fhir/ServiceRequest?status=active",
+                                      "/fhir/Patient?identifier=12345",
+                                      "/fhir/AuditEvent",
+                                      "/fhir/AuditEvent?patient=12345"};
+  for (const char* type : {"Patient", "DiagnosticReport", "Observation", "ServiceRequest",
+                           "Specimen", "Practitioner", "Organization"}) {
+    targets.push_back(std::string("/fhir/") + type + "/some-id");
+    targets.push_back(std::string("/fhir/") + type + "/some-id/_history/1");
+  }
+  const auto expect_refused = [&](const std::string& target, const std::string& token) {
+    SCOPED_TRACE(target);
+    HttpResult r = Fetch(port_, "GET", target, token);
+    EXPECT_EQ(r.status, 403) << r.body;
+    EXPECT_EQ(r.Header("content-type"), "application/fhir+json; charset=utf-8");
+    rapidjson::Document doc = ParseJson(r.body);
+    ASSERT_TRUE(doc.IsObject()) << r.body;
+    EXPECT_STREQ(doc["resourceType"].GetString(), "OperationOutcome");
+    EXPECT_STREQ(doc["issue"][0]["code"].GetString(), "security");
+    EXPECT_EQ(r.body.find(observation), std::string::npos) << "refused yet leaked: " << r.body;
+  };
+  for (const std::string& target : targets) {
+    expect_refused(target, writer_);
+    if (target.rfind("/fhir/AuditEvent", 0) == 0) {
+      expect_refused(target, reader_);
+    } else {
+      EXPECT_NE(Fetch(port_, "GET", target, reader_).status, 403) << target;
+    }
+    EXPECT_EQ(Fetch(port_, "GET", target).status, 401) << target;
+  }
+  // The writer still places orders, and reads the CapabilityStatement.
+  EXPECT_NE(Fetch(port_, "POST", "/fhir/ServiceRequest", writer_, "{}").status, 403);
+  EXPECT_EQ(Fetch(port_, "GET", "/fhir/metadata", writer_).status, 200);
+}
+
 TEST_P(RestApiTest, FhirCreateServiceRequestPlacesTheSameOrderAsRest) {
   const std::string body = R"({"resourceType": "ServiceRequest", "status": "active",
     "intent": "order", "priority": "stat",
@@ -773,6 +996,56 @@ TEST_P(RestApiTest, FhirCreateServiceRequestPlacesTheSameOrderAsRest) {
   r = Get("/fhir/ServiceRequest/" + id);
   ASSERT_EQ(r.status, 200) << r.body;
   EXPECT_STREQ(ParseJson(r.body)["subject"]["identifier"]["value"].GetString(), "12345");
+}
+
+// A transaction Bundle as FHIR clients build it: urn:uuid fullUrls, the
+// ServiceRequest referring to the Patient by its fullUrl, and (being new)
+// with neither id nor identifier.
+TEST_P(RestApiTest, FhirCreateServiceRequestFromATransactionBundle) {
+  const std::string body = R"({"resourceType": "Bundle", "type": "transaction", "entry": [
+    {"fullUrl": "urn:uuid:0b7a7a9e-7b1e-4a47-9d0c-2f7f3b6f1c01",
+     "resource": {"resourceType": "ServiceRequest", "status": "active", "intent": "order",
+       "priority": "routine",
+       "code": {"coding": [{"system": "http://loinc.org", "code": "58410-2", "display": "CBC"}]},
+       "subject": {"reference": "urn:uuid:5d3c2f1e-8a4b-4c6d-9e0f-1a2b3c4d5e6f"},
+       "requester": {"display": "Dr. Smith"}},
+     "request": {"method": "POST", "url": "ServiceRequest"}},
+    {"fullUrl": "urn:uuid:5d3c2f1e-8a4b-4c6d-9e0f-1a2b3c4d5e6f",
+     "resource": {"resourceType": "Patient",
+       "identifier": [{"type": {"coding": [{"code": "MR"}]}, "value": "24680"}],
+       "name": [{"family": "Roe", "given": ["Richard"]}], "gender": "male",
+       "birthDate": "1971-04-02"},
+     "request": {"method": "POST", "url": "Patient"}}]})";
+  HttpResult r = Post("/fhir/ServiceRequest", body);
+  ASSERT_EQ(r.status, 201) << r.body;
+  rapidjson::Document created = ParseJson(r.body);
+  EXPECT_STREQ(created["resourceType"].GetString(), "ServiceRequest");
+  const std::string id = created["id"].GetString();
+  EXPECT_STREQ(created["subject"]["identifier"]["value"].GetString(), "24680");
+  // The placer number is lab-bridge's, not the stand-in the mapping needed.
+  EXPECT_STRNE(created["identifier"][0]["value"].GetString(), "new");
+
+  rapidjson::Document orders = ParseJson(Get("/api/lab-orders?patient_id=24680").body);
+  ASSERT_EQ(orders.Size(), 1u);
+  EXPECT_EQ("order-" + std::to_string(orders[0]["id"].GetInt64()), id);
+  EXPECT_STREQ(orders[0]["status"].GetString(), "pending");
+  EXPECT_STREQ(orders[0]["test_codes"][0].GetString(), "58410-2");
+  // The Bundle's Patient became the order's patient, demographics included.
+  rapidjson::Document patients = ParseJson(Get("/api/patients?q=24680").body);
+  ASSERT_EQ(patients.Size(), 1u) << Get("/api/patients?q=24680").body;
+  EXPECT_STREQ(patients[0]["family_name"].GetString(), "Roe");
+
+  // Two ServiceRequests in one Bundle are refused, and nothing is stored.
+  std::string two = body;
+  const std::size_t second = two.find("{\"fullUrl\": \"urn:uuid:5d3c");
+  ASSERT_NE(second, std::string::npos);
+  two.insert(second, R"({"resource": {"resourceType": "ServiceRequest", "status": "active",
+    "intent": "order", "code": {"coding": [{"code": "BMP"}]},
+    "subject": {"reference": "urn:uuid:5d3c2f1e-8a4b-4c6d-9e0f-1a2b3c4d5e6f"}}},)");
+  r = Post("/fhir/ServiceRequest", two);
+  EXPECT_EQ(r.status, 422) << r.body;
+  EXPECT_STREQ(ParseJson(r.body)["resourceType"].GetString(), "OperationOutcome");
+  EXPECT_EQ(ParseJson(Get("/api/lab-orders?patient_id=24680").body).Size(), 1u);
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, RestApiTest,
