@@ -1440,12 +1440,22 @@ void Converter::MapOrder(const hl7::OrderObservation& order) {
   }
   std::string sr_status;
   if (orc.has_value()) {
-    if (std::optional<std::string_view> s = MapOrderStatus(Trim(orc->Field(5).value()))) {
+    const std::string_view order_status = Trim(orc->Field(5).value());
+    bool lenient = false;
+    if (std::optional<std::string_view> s = MapOrderStatus(order_status, &lenient)) {
       sr_status = std::string(*s);
-    } else if (Trim(orc->Field(5).value()).empty()) {
-      if (std::optional<std::string_view> s2 = MapOrderControl(Trim(orc->Field(1).value()))) {
+      if (lenient) Warn(Cat(Loc(order.orc, 5), ": order status matched case-insensitively"));
+    } else if (order_status.empty()) {
+      if (std::optional<std::string_view> s2 =
+              MapOrderControl(Trim(orc->Field(1).value()), &lenient)) {
         sr_status = std::string(*s2);
+        if (lenient) Warn(Cat(Loc(order.orc, 1), ": order control matched case-insensitively"));
       }
+    } else {
+      // MAPPING 8: an unmapped code falls back as stated (5.3: from OBR-25),
+      // and is not lost: the report names it.
+      Report(Loc(order.orc, 5),
+             Cat("order status ", order_status, " not in table 0038; status derived from OBR-25"));
     }
   }
   if (sr_status.empty()) {
@@ -1456,14 +1466,29 @@ void Converter::MapOrder(const hl7::OrderObservation& order) {
   sr.Set("intent", Json(Trim(obr.Field(11).value()) == "G" ? "reflex-order" : "order"));
   {
     std::string_view priority = Trim(obr.Field(5).value());
-    if (priority.empty()) priority = Trim(obr.Field(27).Comp(6).value());
-    if (priority.empty() && orc.has_value()) priority = Trim(orc->Field(7).Comp(6).value());
+    std::string priority_location = Loc(order.obr, 5);
+    if (priority.empty()) {
+      priority = Trim(obr.Field(27).Comp(6).value());
+      priority_location = Cat(Loc(order.obr, 27), ".6");
+    }
+    if (priority.empty() && orc.has_value()) {
+      priority = Trim(orc->Field(7).Comp(6).value());
+      priority_location = Cat(Loc(order.orc, 7), ".6");
+    }
     for (int tq : order.timing) {
       if (priority.empty() && m_.segment(tq).name() == "TQ1") {
         priority = Trim(m_.segment(tq).Field(9).Comp(1).value());
+        priority_location = Loc(tq, 9);
       }
     }
-    if (std::optional<std::string_view> p = MapPriority(priority)) sr.Set("priority", Json(*p));
+    bool lenient = false;
+    if (std::optional<std::string_view> p = MapPriority(priority, &lenient)) {
+      sr.Set("priority", Json(*p));
+      if (lenient) Warn(Cat(priority_location, ": priority matched case-insensitively"));
+    } else if (!priority.empty()) {
+      // MAPPING 8.7: P, C, T, TS<n>, PRN have no FHIR priority; omitted, reported.
+      Report(priority_location, Cat("priority ", priority, " has no FHIR ServiceRequest.priority"));
+    }
   }
   Json obr_code = CodeableConcept(obr.Field(4).Rep(1), Loc(order.obr, 4));
   if (!obr_code.empty()) sr.Set("code", obr_code);

@@ -220,5 +220,13 @@ TEST(ConvertOruTest, SenderTimeZoneFollowsDaylightSavingTime) {
   EXPECT_THAT(c.bundle_json, HasSubstr("\"effectiveDateTime\":\"2026-07-15T10:00:00+01:00\""));
 }
 
+// The order-status golden sends priority `s` in one order: it maps to stat
+// (MAPPING 8 matches case-insensitively) but not silently.
+TEST(ConvertOruTest, LowerCasePriorityIsMappedWithAWarning) {
+  const Conversion c = Convert(Golden("order_status_priority"));
+  EXPECT_THAT(c.warnings, ::testing::Contains(HasSubstr("OBR(9)-5: priority matched")));
+  EXPECT_THAT(c.bundle_json, HasSubstr(R"("priority":"stat")"));
+}
+
 }  // namespace
 }  // namespace bridge::v2_to_fhir
