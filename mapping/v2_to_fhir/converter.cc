@@ -91,6 +91,40 @@ bool IsBase64(std::string_view s) {
   return true;
 }
 
+// MIME type for ED.2/ED.3 (RP.3/RP.4): type of data (table 0191) and data
+// subtype (table 0291), MAPPING 5.7; unknown -> application/octet-stream.
+std::string AttachmentContentType(std::string_view type_of_data, std::string_view subtype) {
+  if (EqualsIgnoreCase(subtype, "PDF")) return "application/pdf";
+  if (EqualsIgnoreCase(subtype, "JPEG") || EqualsIgnoreCase(subtype, "JPG")) return "image/jpeg";
+  if (EqualsIgnoreCase(subtype, "PNG")) return "image/png";
+  if (EqualsIgnoreCase(subtype, "RTF")) return "text/rtf";
+  if (EqualsIgnoreCase(subtype, "HTML")) return "text/html";
+  if (EqualsIgnoreCase(type_of_data, "TEXT") && subtype.empty()) return "text/plain";
+  return "application/octet-stream";
+}
+
+// ED.5 with ED.4 = Hex (table 0299): two hex digits per byte, either case.
+// nullopt for an odd length or a non-hex character: such data is reported,
+// never guessed at.
+std::optional<std::string> DecodeHex(std::string_view s) {
+  if (s.empty() || s.size() % 2 != 0) return std::nullopt;
+  auto nibble = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+  };
+  std::string bytes;
+  bytes.reserve(s.size() / 2);
+  for (size_t i = 0; i < s.size(); i += 2) {
+    const int high = nibble(s[i]);
+    const int low = nibble(s[i + 1]);
+    if (high < 0 || low < 0) return std::nullopt;
+    bytes.push_back(static_cast<char>((high << 4) | low));
+  }
+  return bytes;
+}
+
 std::string UrlComponent(std::string_view s) {
   std::string out;
   for (char ch : s) {
@@ -872,6 +906,19 @@ bool Converter::MapValue(const hl7::SegmentRef& obx, int obx_index, Json& target
     target.Set("valueString", Json(joined));
     return true;
   }
+  if (type == "NA") {
+    // DEV (docs/mapping-decisions.md D21): MAPPING 5.7 asks for
+    // valueSampledData, but R4 SampledData requires a sampling period that a
+    // numeric array does not carry; inventing one would misstate the data.
+    // The array stays one value (repetitions are rows, MAPPING 5.6 excludes NA
+    // from components), as sent, and the report says so.
+    const std::string raw = FullText(value);
+    *domain_value = raw;
+    if (Trim(raw).empty()) return false;
+    Report(loc, "value type NA kept as valueString (SampledData needs a period NA lacks)");
+    target.Set("valueString", Json(raw));
+    return true;
+  }
   std::vector<Element> reps = value.Reps();
   std::vector<std::pair<std::string_view, Json>> values;  // (key literal, value) per repetition
   std::string domain;
@@ -1015,27 +1062,30 @@ bool Converter::MapValue(const hl7::SegmentRef& obx, int obx_index, Json& target
       domain += "[attachment]";
       Json attachment = Json::Object();
       if (type == "ED") {
-        const std::string_view kind = Trim(rep.Comp(2).value());
-        const std::string_view sub = Trim(rep.Comp(3).value());
-        std::string content_type = "application/octet-stream";
-        if (EqualsIgnoreCase(sub, "PDF")) content_type = "application/pdf";
-        if (EqualsIgnoreCase(sub, "JPEG") || EqualsIgnoreCase(sub, "JPG"))
-          content_type = "image/jpeg";
-        if (EqualsIgnoreCase(sub, "PNG")) content_type = "image/png";
-        if (EqualsIgnoreCase(sub, "RTF")) content_type = "text/rtf";
-        if (EqualsIgnoreCase(sub, "HTML")) content_type = "text/html";
-        if (EqualsIgnoreCase(kind, "TEXT") && sub.empty()) content_type = "text/plain";
-        attachment.Set("contentType", Json(content_type));
+        attachment.Set("contentType", Json(AttachmentContentType(Trim(rep.Comp(2).value()),
+                                                                 Trim(rep.Comp(3).value()))));
         const std::string_view encoding = Trim(rep.Comp(4).value());
         const std::string data(Trim(rep.Comp(5).value()));
         if (EqualsIgnoreCase(encoding, "Base64") && IsBase64(data)) {
           attachment.Set("data", Json(data));
         } else if (EqualsIgnoreCase(encoding, "A") || encoding.empty()) {
           if (!data.empty()) attachment.Set("data", Json(Base64(data)));
+        } else if (std::optional<std::string> bytes;
+                   EqualsIgnoreCase(encoding, "Hex") && (bytes = DecodeHex(data))) {
+          // MAPPING 5.7: Hex is converted; Attachment.data is base64Binary.
+          attachment.Set("data", Json(Base64(*bytes)));
         } else {
-          Report(loc, "ED data encoding not supported or invalid base64, dropped");
+          Report(loc,
+                 "ED data encoding not supported, or data not valid for it (base64, hex): dropped");
         }
       } else {
+        // RP = pointer ^ application id ^ type of data ^ subtype: the last two
+        // name the content as ED.2/ED.3 do; sent without them, none is claimed.
+        const std::string_view kind = Trim(rep.Comp(3).value());
+        const std::string_view sub = Trim(rep.Comp(4).value());
+        if (!kind.empty() || !sub.empty()) {
+          attachment.Set("contentType", Json(AttachmentContentType(kind, sub)));
+        }
         const std::string_view pointer = Trim(rep.Comp(1).value());
         if (!pointer.empty()) attachment.Set("url", Json(pointer));
       }
