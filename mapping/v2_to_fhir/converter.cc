@@ -2111,6 +2111,12 @@ absl::StatusOr<Conversion> ConvertOru(const hl7::Message& message, const Convert
   return out;
 }
 
+std::string SourceMessageId(const hl7::Message& message) {
+  // The same components api/service/ingest.cc stores in the audit row.
+  return Cat(message.Get("MSH-3").value(), "|", message.Get("MSH-4").value(), "|",
+             message.control_id());
+}
+
 absl::StatusOr<Conversion> ConvertOruText(std::string_view er7, const ConvertOptions& options) {
   absl::StatusOr<hl7::Message> message = hl7::Message::Parse(er7);
   if (!message.ok()) return message.status();

@@ -228,5 +228,24 @@ TEST(ConvertOruTest, LowerCasePriorityIsMappedWithAWarning) {
   EXPECT_THAT(c.bundle_json, HasSubstr(R"("priority":"stat")"));
 }
 
+// The id Ingest passes for Provenance.entity: the audit row's key, the same
+// for the same message, different for another message of the same sender.
+TEST(ConvertOruTest, SourceMessageIdIsTheAuditRowKey) {
+  absl::StatusOr<hl7::Message> m = hl7::Message::Parse(Golden("guide_sample_oru"));
+  ASSERT_TRUE(m.ok()) << m.status();
+  EXPECT_EQ(SourceMessageId(*m), "LAB_LIS|REFERENCE_LAB|MSG001");
+  absl::StatusOr<hl7::Message> other = hl7::Message::Parse(Golden("value_types"));
+  ASSERT_TRUE(other.ok()) << other.status();
+  EXPECT_EQ(SourceMessageId(*other), "SYNTH_LIS|SYNTH_LAB|VT-0001");
+
+  ConvertOptions options = testing::GoldenOptions();
+  options.source_message_id = SourceMessageId(*m);
+  const Conversion c = Convert(Golden("guide_sample_oru"), options);
+  EXPECT_THAT(c.bundle_json,
+              HasSubstr(R"("entity":[{"role":"source","what":{"identifier":{"system":")"
+                        R"(https://lab-bridge.local/fhir/sid/hl7-message","value":")"
+                        R"(LAB_LIS|REFERENCE_LAB|MSG001"})"));
+}
+
 }  // namespace
 }  // namespace bridge::v2_to_fhir
