@@ -91,6 +91,16 @@ bool IsBase64(std::string_view s) {
   return true;
 }
 
+// Table 0200 name type (XPN.7, XCN.10) -> HumanName.use (MAPPING 4.4);
+// nullopt for the types with no FHIR use.
+std::optional<std::string_view> NameUse(std::string_view name_type) {
+  static const std::map<std::string_view, std::string_view> kUse = {
+      {"L", "official"},    {"R", "official"}, {"D", "usual"},  {"M", "maiden"}, {"N", "nickname"},
+      {"MSK", "anonymous"}, {"TEMP", "temp"},  {"NAV", "temp"}, {"BAD", "old"}};
+  if (auto it = kUse.find(Trim(name_type)); it != kUse.end()) return it->second;
+  return std::nullopt;
+}
+
 // MIME type for ED.2/ED.3 (RP.3/RP.4): type of data (table 0191) and data
 // subtype (table 0291), MAPPING 5.7; unknown -> application/octet-stream.
 std::string AttachmentContentType(std::string_view type_of_data, std::string_view subtype) {
@@ -646,6 +656,13 @@ std::string Converter::PractitionerUncached(const Element& rep, const std::strin
     }
     SetIf(ident, "system", system);
     ident.Set("value", Json(id));
+    // As Identifier() does for a namespace-only authority (MAPPING 4.3 rule 5).
+    if (const std::string_view ns = Trim(hd.namespace_id);
+        !ns.empty() && system.rfind(o_.base_uri, 0) == 0) {
+      Json assigner = Json::Object();
+      assigner.Set("display", Json(ns));
+      ident.Set("assigner", std::move(assigner));
+    }
     p.Set("identifier", Json::Array()).Push(std::move(ident));
     key = Cat(system, "|", id);
   }
@@ -661,8 +678,22 @@ std::string Converter::PractitionerUncached(const Element& rep, const std::strin
     }
     if (!Trim(x.prefix).empty()) name.Set("prefix", Json::Array()).Push(Json(Trim(x.prefix)));
     if (!Trim(x.suffix).empty()) name.Set("suffix", Json::Array()).Push(Json(Trim(x.suffix)));
+    // MAPPING 4.6: name.use = XCN.10 (table 0200, as XPN.7), first as in Patient.name.
+    std::optional<std::string_view> use = NameUse(x.name_type);
+    if (!name.empty() && use.has_value()) {
+      Json with_use = Json::Object();
+      with_use.Set("use", Json(*use));
+      for (const auto& [key, value] : name.members()) with_use.Set(key, value);
+      name = std::move(with_use);
+    }
   }
   if (!name.empty()) p.Set("name", Json::Array()).Push(std::move(name));
+  // MAPPING 4.6: qualification.code = XCN.7 degree (table 0360).
+  if (const std::string_view degree = Trim(x.degree); !degree.empty()) {
+    Json qualification = Json::Object();
+    qualification.Set("code", ConceptOf("http://terminology.hl7.org/CodeSystem/v2-0360", degree));
+    p.Set("qualification", Json::Array()).Push(std::move(qualification));
+  }
   if (key.empty()) key = Cat("name|", family, "|", given, "|", name_in_id ? id : "");
   (void)loc;
   Entry& e = Add("Practitioner", key, std::move(p));
@@ -742,12 +773,7 @@ void Converter::MapPatient(int pid_index) {
   for (const Element& rep : pid.Field(5).Reps()) {
     hl7::Xpn x = hl7::Xpn::From(rep);
     Json name = Json::Object();
-    const std::string_view type = Trim(x.name_type);
-    static const std::map<std::string_view, std::string_view> kUse = {
-        {"L", "official"}, {"R", "official"}, {"D", "usual"},
-        {"M", "maiden"},   {"N", "nickname"}, {"MSK", "anonymous"},
-        {"TEMP", "temp"},  {"NAV", "temp"},   {"BAD", "old"}};
-    if (auto it = kUse.find(type); it != kUse.end()) name.Set("use", Json(it->second));
+    if (std::optional<std::string_view> use = NameUse(x.name_type)) name.Set("use", Json(*use));
     SetIf(name, "family", Trim(x.family));
     if (!Trim(x.given).empty() || !Trim(x.middle).empty()) {
       Json& g = name.Set("given", Json::Array());
