@@ -1499,6 +1499,31 @@ void Converter::MapOrder(const hl7::OrderObservation& order) {
   // ServiceRequest.
   Json sr = Json::Object();
   sr.Set("resourceType", "ServiceRequest");
+  // ORC-9, read once: the businessEvent date and, for NW, authoredOn.
+  std::optional<std::string> transaction_time;
+  if (orc.has_value()) {
+    transaction_time = Time(orc->Field(9), Loc(order.orc, 9), TimeKind::kDateTime);
+  }
+  if (const std::string_view control = orc.has_value() ? Trim(orc->Field(1).value()) : "";
+      !control.empty()) {
+    // MAPPING 5.3 / 8.6: the businessEvent extension keeps the raw ORC-1
+    // (value) and ORC-9 (date), whether or not ORC-1 decided the status.
+    Json event = Json::Object();
+    event.Set("url", "http://hl7.org/fhir/StructureDefinition/businessEvent");
+    Json& parts = event.Set("extension", Json::Array());
+    Json value = Json::Object();
+    value.Set("url", "value");
+    value.Set("valueCodeableConcept",
+              ConceptOf("http://terminology.hl7.org/CodeSystem/v2-0119", control));
+    parts.Push(std::move(value));
+    if (transaction_time.has_value()) {
+      Json date = Json::Object();
+      date.Set("url", "date");
+      date.Set("valueDateTime", Json(*transaction_time));
+      parts.Push(std::move(date));
+    }
+    sr.Set("extension", Json::Array()).Push(std::move(event));
+  }
   Json sr_ids = Json::Array();
   if (std::optional<Json> id = Identifier(placer_number, placer.assigning_authority, "PLAC")) {
     sr_ids.Push(*id);
@@ -1572,11 +1597,8 @@ void Converter::MapOrder(const hl7::OrderObservation& order) {
   if (std::optional<std::string> t = Time(obr.Field(6), Loc(order.obr, 6), TimeKind::kDateTime)) {
     sr.Set("occurrenceDateTime", Json(*t));
   }
-  if (orc.has_value() && Trim(orc->Field(1).value()) == "NW") {
-    if (std::optional<std::string> t =
-            Time(orc->Field(9), Loc(order.orc, 9), TimeKind::kDateTime)) {
-      sr.Set("authoredOn", Json(*t));
-    }
+  if (orc.has_value() && Trim(orc->Field(1).value()) == "NW" && transaction_time.has_value()) {
+    sr.Set("authoredOn", Json(*transaction_time));
   }
   {
     std::string requester;
