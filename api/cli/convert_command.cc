@@ -8,6 +8,7 @@
 #include "api/cli/cli_support.h"
 #include "api/control_id.h"
 #include "mapping/fhir_to_v2/orm_builder.h"
+#include "mapping/hl7/message.h"
 #include "mapping/v2_to_fhir/converter.h"
 
 namespace bridge::api {
@@ -18,7 +19,12 @@ int RunConvertToFhir(const std::string& path, const ConvertCommandOptions& optio
   if (!ReadInput("convert", path, &bytes, err)) return 1;
   v2_to_fhir::ConvertOptions convert;
   convert.now = absl::Now();
-  absl::StatusOr<v2_to_fhir::Conversion> conversion = v2_to_fhir::ConvertOruText(bytes, convert);
+  absl::StatusOr<hl7::Message> message = hl7::Message::Parse(bytes);
+  // The same Provenance.entity as the Bundle `serve` stores (MAPPING 6.1).
+  if (message.ok()) convert.source_message_id = v2_to_fhir::SourceMessageId(*message);
+  absl::StatusOr<v2_to_fhir::Conversion> conversion =
+      message.ok() ? v2_to_fhir::ConvertOru(*message, convert)
+                   : absl::StatusOr<v2_to_fhir::Conversion>(message.status());
   if (!conversion.ok()) {
     err << "lab-bridge convert: " << path << ": " << MessageOf(conversion.status())
         << DescribeHl7Location(conversion.status()) << "\n";

@@ -247,6 +247,9 @@ IngestResult Ingest::Handle(std::string_view payload, const IngestPeer& peer) {
     if (outcome.ok() && row.message_type == "ORU" && row.trigger_event == "R01") {
       v2_to_fhir::ConvertOptions convert;
       convert.now = options_.clock();
+      // Provenance.entity: the stored Provenance points at this message's
+      // audit row by the key the row is filed under (MAPPING 6.1).
+      convert.source_message_id = v2_to_fhir::SourceMessageId(m);
       convert.pms_assigning_authority = options_.sending_facility;
       convert.critical_flags = options_.critical_flags;
       absl::StatusOr<v2_to_fhir::Conversion> c = v2_to_fhir::ConvertOru(m, convert);

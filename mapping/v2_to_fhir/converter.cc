@@ -91,6 +91,50 @@ bool IsBase64(std::string_view s) {
   return true;
 }
 
+// Table 0200 name type (XPN.7, XCN.10) -> HumanName.use (MAPPING 4.4);
+// nullopt for the types with no FHIR use.
+std::optional<std::string_view> NameUse(std::string_view name_type) {
+  static const std::map<std::string_view, std::string_view> kUse = {
+      {"L", "official"},    {"R", "official"}, {"D", "usual"},  {"M", "maiden"}, {"N", "nickname"},
+      {"MSK", "anonymous"}, {"TEMP", "temp"},  {"NAV", "temp"}, {"BAD", "old"}};
+  if (auto it = kUse.find(Trim(name_type)); it != kUse.end()) return it->second;
+  return std::nullopt;
+}
+
+// MIME type for ED.2/ED.3 (RP.3/RP.4): type of data (table 0191) and data
+// subtype (table 0291), MAPPING 5.7; unknown -> application/octet-stream.
+std::string AttachmentContentType(std::string_view type_of_data, std::string_view subtype) {
+  if (EqualsIgnoreCase(subtype, "PDF")) return "application/pdf";
+  if (EqualsIgnoreCase(subtype, "JPEG") || EqualsIgnoreCase(subtype, "JPG")) return "image/jpeg";
+  if (EqualsIgnoreCase(subtype, "PNG")) return "image/png";
+  if (EqualsIgnoreCase(subtype, "RTF")) return "text/rtf";
+  if (EqualsIgnoreCase(subtype, "HTML")) return "text/html";
+  if (EqualsIgnoreCase(type_of_data, "TEXT") && subtype.empty()) return "text/plain";
+  return "application/octet-stream";
+}
+
+// ED.5 with ED.4 = Hex (table 0299): two hex digits per byte, either case.
+// nullopt for an odd length or a non-hex character: such data is reported,
+// never guessed at.
+std::optional<std::string> DecodeHex(std::string_view s) {
+  if (s.empty() || s.size() % 2 != 0) return std::nullopt;
+  auto nibble = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+  };
+  std::string bytes;
+  bytes.reserve(s.size() / 2);
+  for (size_t i = 0; i < s.size(); i += 2) {
+    const int high = nibble(s[i]);
+    const int low = nibble(s[i + 1]);
+    if (high < 0 || low < 0) return std::nullopt;
+    bytes.push_back(static_cast<char>((high << 4) | low));
+  }
+  return bytes;
+}
+
 std::string UrlComponent(std::string_view s) {
   std::string out;
   for (char ch : s) {
@@ -612,6 +656,13 @@ std::string Converter::PractitionerUncached(const Element& rep, const std::strin
     }
     SetIf(ident, "system", system);
     ident.Set("value", Json(id));
+    // As Identifier() does for a namespace-only authority (MAPPING 4.3 rule 5).
+    if (const std::string_view ns = Trim(hd.namespace_id);
+        !ns.empty() && system.rfind(o_.base_uri, 0) == 0) {
+      Json assigner = Json::Object();
+      assigner.Set("display", Json(ns));
+      ident.Set("assigner", std::move(assigner));
+    }
     p.Set("identifier", Json::Array()).Push(std::move(ident));
     key = Cat(system, "|", id);
   }
@@ -627,8 +678,22 @@ std::string Converter::PractitionerUncached(const Element& rep, const std::strin
     }
     if (!Trim(x.prefix).empty()) name.Set("prefix", Json::Array()).Push(Json(Trim(x.prefix)));
     if (!Trim(x.suffix).empty()) name.Set("suffix", Json::Array()).Push(Json(Trim(x.suffix)));
+    // MAPPING 4.6: name.use = XCN.10 (table 0200, as XPN.7), first as in Patient.name.
+    std::optional<std::string_view> use = NameUse(x.name_type);
+    if (!name.empty() && use.has_value()) {
+      Json with_use = Json::Object();
+      with_use.Set("use", Json(*use));
+      for (const auto& [key, value] : name.members()) with_use.Set(key, value);
+      name = std::move(with_use);
+    }
   }
   if (!name.empty()) p.Set("name", Json::Array()).Push(std::move(name));
+  // MAPPING 4.6: qualification.code = XCN.7 degree (table 0360).
+  if (const std::string_view degree = Trim(x.degree); !degree.empty()) {
+    Json qualification = Json::Object();
+    qualification.Set("code", ConceptOf("http://terminology.hl7.org/CodeSystem/v2-0360", degree));
+    p.Set("qualification", Json::Array()).Push(std::move(qualification));
+  }
   if (key.empty()) key = Cat("name|", family, "|", given, "|", name_in_id ? id : "");
   (void)loc;
   Entry& e = Add("Practitioner", key, std::move(p));
@@ -708,12 +773,7 @@ void Converter::MapPatient(int pid_index) {
   for (const Element& rep : pid.Field(5).Reps()) {
     hl7::Xpn x = hl7::Xpn::From(rep);
     Json name = Json::Object();
-    const std::string_view type = Trim(x.name_type);
-    static const std::map<std::string_view, std::string_view> kUse = {
-        {"L", "official"}, {"R", "official"}, {"D", "usual"},
-        {"M", "maiden"},   {"N", "nickname"}, {"MSK", "anonymous"},
-        {"TEMP", "temp"},  {"NAV", "temp"},   {"BAD", "old"}};
-    if (auto it = kUse.find(type); it != kUse.end()) name.Set("use", Json(it->second));
+    if (std::optional<std::string_view> use = NameUse(x.name_type)) name.Set("use", Json(*use));
     SetIf(name, "family", Trim(x.family));
     if (!Trim(x.given).empty() || !Trim(x.middle).empty()) {
       Json& g = name.Set("given", Json::Array());
@@ -872,6 +932,19 @@ bool Converter::MapValue(const hl7::SegmentRef& obx, int obx_index, Json& target
     target.Set("valueString", Json(joined));
     return true;
   }
+  if (type == "NA") {
+    // DEV (docs/mapping-decisions.md D21): MAPPING 5.7 asks for
+    // valueSampledData, but R4 SampledData requires a sampling period that a
+    // numeric array does not carry; inventing one would misstate the data.
+    // The array stays one value (repetitions are rows, MAPPING 5.6 excludes NA
+    // from components), as sent, and the report says so.
+    const std::string raw = FullText(value);
+    *domain_value = raw;
+    if (Trim(raw).empty()) return false;
+    Report(loc, "value type NA kept as valueString (SampledData needs a period NA lacks)");
+    target.Set("valueString", Json(raw));
+    return true;
+  }
   std::vector<Element> reps = value.Reps();
   std::vector<std::pair<std::string_view, Json>> values;  // (key literal, value) per repetition
   std::string domain;
@@ -1015,27 +1088,30 @@ bool Converter::MapValue(const hl7::SegmentRef& obx, int obx_index, Json& target
       domain += "[attachment]";
       Json attachment = Json::Object();
       if (type == "ED") {
-        const std::string_view kind = Trim(rep.Comp(2).value());
-        const std::string_view sub = Trim(rep.Comp(3).value());
-        std::string content_type = "application/octet-stream";
-        if (EqualsIgnoreCase(sub, "PDF")) content_type = "application/pdf";
-        if (EqualsIgnoreCase(sub, "JPEG") || EqualsIgnoreCase(sub, "JPG"))
-          content_type = "image/jpeg";
-        if (EqualsIgnoreCase(sub, "PNG")) content_type = "image/png";
-        if (EqualsIgnoreCase(sub, "RTF")) content_type = "text/rtf";
-        if (EqualsIgnoreCase(sub, "HTML")) content_type = "text/html";
-        if (EqualsIgnoreCase(kind, "TEXT") && sub.empty()) content_type = "text/plain";
-        attachment.Set("contentType", Json(content_type));
+        attachment.Set("contentType", Json(AttachmentContentType(Trim(rep.Comp(2).value()),
+                                                                 Trim(rep.Comp(3).value()))));
         const std::string_view encoding = Trim(rep.Comp(4).value());
         const std::string data(Trim(rep.Comp(5).value()));
         if (EqualsIgnoreCase(encoding, "Base64") && IsBase64(data)) {
           attachment.Set("data", Json(data));
         } else if (EqualsIgnoreCase(encoding, "A") || encoding.empty()) {
           if (!data.empty()) attachment.Set("data", Json(Base64(data)));
+        } else if (std::optional<std::string> bytes;
+                   EqualsIgnoreCase(encoding, "Hex") && (bytes = DecodeHex(data))) {
+          // MAPPING 5.7: Hex is converted; Attachment.data is base64Binary.
+          attachment.Set("data", Json(Base64(*bytes)));
         } else {
-          Report(loc, "ED data encoding not supported or invalid base64, dropped");
+          Report(loc,
+                 "ED data encoding not supported, or data not valid for it (base64, hex): dropped");
         }
       } else {
+        // RP = pointer ^ application id ^ type of data ^ subtype: the last two
+        // name the content as ED.2/ED.3 do; sent without them, none is claimed.
+        const std::string_view kind = Trim(rep.Comp(3).value());
+        const std::string_view sub = Trim(rep.Comp(4).value());
+        if (!kind.empty() || !sub.empty()) {
+          attachment.Set("contentType", Json(AttachmentContentType(kind, sub)));
+        }
         const std::string_view pointer = Trim(rep.Comp(1).value());
         if (!pointer.empty()) attachment.Set("url", Json(pointer));
       }
@@ -1423,6 +1499,31 @@ void Converter::MapOrder(const hl7::OrderObservation& order) {
   // ServiceRequest.
   Json sr = Json::Object();
   sr.Set("resourceType", "ServiceRequest");
+  // ORC-9, read once: the businessEvent date and, for NW, authoredOn.
+  std::optional<std::string> transaction_time;
+  if (orc.has_value()) {
+    transaction_time = Time(orc->Field(9), Loc(order.orc, 9), TimeKind::kDateTime);
+  }
+  if (const std::string_view control = orc.has_value() ? Trim(orc->Field(1).value()) : "";
+      !control.empty()) {
+    // MAPPING 5.3 / 8.6: the businessEvent extension keeps the raw ORC-1
+    // (value) and ORC-9 (date), whether or not ORC-1 decided the status.
+    Json event = Json::Object();
+    event.Set("url", "http://hl7.org/fhir/StructureDefinition/businessEvent");
+    Json& parts = event.Set("extension", Json::Array());
+    Json value = Json::Object();
+    value.Set("url", "value");
+    value.Set("valueCodeableConcept",
+              ConceptOf("http://terminology.hl7.org/CodeSystem/v2-0119", control));
+    parts.Push(std::move(value));
+    if (transaction_time.has_value()) {
+      Json date = Json::Object();
+      date.Set("url", "date");
+      date.Set("valueDateTime", Json(*transaction_time));
+      parts.Push(std::move(date));
+    }
+    sr.Set("extension", Json::Array()).Push(std::move(event));
+  }
   Json sr_ids = Json::Array();
   if (std::optional<Json> id = Identifier(placer_number, placer.assigning_authority, "PLAC")) {
     sr_ids.Push(*id);
@@ -1440,12 +1541,22 @@ void Converter::MapOrder(const hl7::OrderObservation& order) {
   }
   std::string sr_status;
   if (orc.has_value()) {
-    if (std::optional<std::string_view> s = MapOrderStatus(Trim(orc->Field(5).value()))) {
+    const std::string_view order_status = Trim(orc->Field(5).value());
+    bool lenient = false;
+    if (std::optional<std::string_view> s = MapOrderStatus(order_status, &lenient)) {
       sr_status = std::string(*s);
-    } else if (Trim(orc->Field(5).value()).empty()) {
-      if (std::optional<std::string_view> s2 = MapOrderControl(Trim(orc->Field(1).value()))) {
+      if (lenient) Warn(Cat(Loc(order.orc, 5), ": order status matched case-insensitively"));
+    } else if (order_status.empty()) {
+      if (std::optional<std::string_view> s2 =
+              MapOrderControl(Trim(orc->Field(1).value()), &lenient)) {
         sr_status = std::string(*s2);
+        if (lenient) Warn(Cat(Loc(order.orc, 1), ": order control matched case-insensitively"));
       }
+    } else {
+      // MAPPING 8: an unmapped code falls back as stated (5.3: from OBR-25),
+      // and is not lost: the report names it.
+      Report(Loc(order.orc, 5),
+             Cat("order status ", order_status, " not in table 0038; status derived from OBR-25"));
     }
   }
   if (sr_status.empty()) {
@@ -1456,14 +1567,29 @@ void Converter::MapOrder(const hl7::OrderObservation& order) {
   sr.Set("intent", Json(Trim(obr.Field(11).value()) == "G" ? "reflex-order" : "order"));
   {
     std::string_view priority = Trim(obr.Field(5).value());
-    if (priority.empty()) priority = Trim(obr.Field(27).Comp(6).value());
-    if (priority.empty() && orc.has_value()) priority = Trim(orc->Field(7).Comp(6).value());
+    std::string priority_location = Loc(order.obr, 5);
+    if (priority.empty()) {
+      priority = Trim(obr.Field(27).Comp(6).value());
+      priority_location = Cat(Loc(order.obr, 27), ".6");
+    }
+    if (priority.empty() && orc.has_value()) {
+      priority = Trim(orc->Field(7).Comp(6).value());
+      priority_location = Cat(Loc(order.orc, 7), ".6");
+    }
     for (int tq : order.timing) {
       if (priority.empty() && m_.segment(tq).name() == "TQ1") {
         priority = Trim(m_.segment(tq).Field(9).Comp(1).value());
+        priority_location = Loc(tq, 9);
       }
     }
-    if (std::optional<std::string_view> p = MapPriority(priority)) sr.Set("priority", Json(*p));
+    bool lenient = false;
+    if (std::optional<std::string_view> p = MapPriority(priority, &lenient)) {
+      sr.Set("priority", Json(*p));
+      if (lenient) Warn(Cat(priority_location, ": priority matched case-insensitively"));
+    } else if (!priority.empty()) {
+      // MAPPING 8.7: P, C, T, TS<n>, PRN have no FHIR priority; omitted, reported.
+      Report(priority_location, Cat("priority ", priority, " has no FHIR ServiceRequest.priority"));
+    }
   }
   Json obr_code = CodeableConcept(obr.Field(4).Rep(1), Loc(order.obr, 4));
   if (!obr_code.empty()) sr.Set("code", obr_code);
@@ -1471,11 +1597,8 @@ void Converter::MapOrder(const hl7::OrderObservation& order) {
   if (std::optional<std::string> t = Time(obr.Field(6), Loc(order.obr, 6), TimeKind::kDateTime)) {
     sr.Set("occurrenceDateTime", Json(*t));
   }
-  if (orc.has_value() && Trim(orc->Field(1).value()) == "NW") {
-    if (std::optional<std::string> t =
-            Time(orc->Field(9), Loc(order.orc, 9), TimeKind::kDateTime)) {
-      sr.Set("authoredOn", Json(*t));
-    }
+  if (orc.has_value() && Trim(orc->Field(1).value()) == "NW" && transaction_time.has_value()) {
+    sr.Set("authoredOn", Json(*transaction_time));
   }
   {
     std::string requester;
@@ -2034,6 +2157,12 @@ absl::StatusOr<Conversion> ConvertOru(const hl7::Message& message, const Convert
   if (!status.ok()) return status;
   for (const std::string& w : message.warnings()) out.warnings.insert(out.warnings.begin(), w);
   return out;
+}
+
+std::string SourceMessageId(const hl7::Message& message) {
+  // The same components api/service/ingest.cc stores in the audit row.
+  return Cat(message.Get("MSH-3").value(), "|", message.Get("MSH-4").value(), "|",
+             message.control_id());
 }
 
 absl::StatusOr<Conversion> ConvertOruText(std::string_view er7, const ConvertOptions& options) {

@@ -53,7 +53,8 @@ struct SenderSettings {
 struct ConvertOptions {
   // Time of the conversion (Provenance.recorded). Passed in: mapping/ has no clock.
   absl::Time now = absl::UnixEpoch();
-  // Id of the stored raw message (hl7_messages row); Provenance.entity when set.
+  // Identifier of the raw message the Bundle was made from: Provenance.entity
+  // (role source, MAPPING 6.1) when set. Ingest passes SourceMessageId().
   std::string source_message_id;
   SenderSettings sender;
   // Bridge default zone for naive timestamps when neither the sender setting
@@ -172,6 +173,12 @@ struct Conversion {
 // Converts an ORU^R01 (v2.3 - 2.8). InvalidArgument (with an HL7 error code)
 // when the message is not an ORU^R01 or has no OBR at all.
 absl::StatusOr<Conversion> ConvertOru(const hl7::Message& message, const ConvertOptions& options);
+
+// The raw message's identifier for ConvertOptions::source_message_id:
+// "<MSH-3.1>|<MSH-4.1>|<MSH-10>", the key the store files the message's
+// hl7_messages row under (and recognises resends by). Unlike the row id it is
+// known before the message is stored, and the same message always gets it.
+std::string SourceMessageId(const hl7::Message& message);
 
 // Parse + convert, for the CLI (`lab-bridge convert`) and tests.
 absl::StatusOr<Conversion> ConvertOruText(std::string_view er7, const ConvertOptions& options);

@@ -45,7 +45,9 @@ constexpr std::array<std::string_view, 39> kV3Flags = {
     "NS", "POS", "R",  "RR",  "S", "SDD", "SYN-R", "SYN-S", "U", "UNE", "VS",  "W",   "WR"};
 constexpr std::array<std::string_view, 5> kV2OnlyFlags = {"AC", "HM", "OBX", "QCF", "TOX"};
 
-constexpr std::array<Pair, 8> kOrderStatus = {{{"CA", "revoked"},
+// `A` (some results available) is not in the IG map; LFH and MS give active.
+constexpr std::array<Pair, 9> kOrderStatus = {{{"A", "active"},
+                                               {"CA", "revoked"},
                                                {"CM", "completed"},
                                                {"DC", "revoked"},
                                                {"ER", "entered-in-error"},
@@ -93,7 +95,11 @@ constexpr std::array<Pair, 23> kSystems = {{
 }  // namespace
 
 std::optional<std::string_view> MapSex(std::string_view v2, bool* lenient) {
-  return Lookup(kSex, v2, lenient);
+  std::optional<std::string_view> gender = Lookup(kSex, v2, lenient);
+  // Table 0001 codes are single letters; a full word (`female`), even one
+  // spelled like the FHIR code, is a lenient match that the caller warns about.
+  if (gender.has_value() && v2.size() > 1 && lenient != nullptr) *lenient = true;
+  return gender;
 }
 
 Interpretation MapAbnormalFlag(std::string_view v2) {
@@ -188,17 +194,16 @@ std::optional<std::string_view> MapReportStatus(std::string_view v2, bool* rejec
   }
 }
 
-std::optional<std::string_view> MapOrderStatus(std::string_view v2) {
-  if (v2 == "A") return "active";
-  return Lookup(kOrderStatus, v2, nullptr);
+std::optional<std::string_view> MapOrderStatus(std::string_view v2, bool* lenient) {
+  return Lookup(kOrderStatus, v2, lenient);
 }
 
-std::optional<std::string_view> MapOrderControl(std::string_view v2) {
-  return Lookup(kOrderControl, v2, nullptr);
+std::optional<std::string_view> MapOrderControl(std::string_view v2, bool* lenient) {
+  return Lookup(kOrderControl, v2, lenient);
 }
 
-std::optional<std::string_view> MapPriority(std::string_view v2) {
-  return Lookup(kPriority, v2, nullptr);
+std::optional<std::string_view> MapPriority(std::string_view v2, bool* lenient) {
+  return Lookup(kPriority, v2, lenient);
 }
 
 std::optional<std::string> WellKnownCodingSystem(std::string_view name) {

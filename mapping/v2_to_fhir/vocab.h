@@ -43,13 +43,13 @@ std::optional<std::string_view> MapReportStatus(std::string_view v2, bool* rejec
                                                 bool* equivalent);
 
 // Table 0038 ORC-5 -> ServiceRequest.status (8.5).
-std::optional<std::string_view> MapOrderStatus(std::string_view v2);
+std::optional<std::string_view> MapOrderStatus(std::string_view v2, bool* lenient = nullptr);
 
 // Table 0119 ORC-1 -> ServiceRequest.status (8.6); nullopt for RE, SC, ...
-std::optional<std::string_view> MapOrderControl(std::string_view v2);
+std::optional<std::string_view> MapOrderControl(std::string_view v2, bool* lenient = nullptr);
 
 // Table 0485 priority -> ServiceRequest.priority (8.7).
-std::optional<std::string_view> MapPriority(std::string_view v2);
+std::optional<std::string_view> MapPriority(std::string_view v2, bool* lenient = nullptr);
 
 // Coding-system name (CWE.3) -> URI for the well-known names of table 4.2;
 // nullopt for local and unknown names (the caller applies the sender rule).

@@ -220,5 +220,32 @@ TEST(ConvertOruTest, SenderTimeZoneFollowsDaylightSavingTime) {
   EXPECT_THAT(c.bundle_json, HasSubstr("\"effectiveDateTime\":\"2026-07-15T10:00:00+01:00\""));
 }
 
+// The order-status golden sends priority `s` in one order: it maps to stat
+// (MAPPING 8 matches case-insensitively) but not silently.
+TEST(ConvertOruTest, LowerCasePriorityIsMappedWithAWarning) {
+  const Conversion c = Convert(Golden("order_status_priority"));
+  EXPECT_THAT(c.warnings, ::testing::Contains(HasSubstr("OBR(9)-5: priority matched")));
+  EXPECT_THAT(c.bundle_json, HasSubstr(R"("priority":"stat")"));
+}
+
+// The id Ingest passes for Provenance.entity: the audit row's key, the same
+// for the same message, different for another message of the same sender.
+TEST(ConvertOruTest, SourceMessageIdIsTheAuditRowKey) {
+  absl::StatusOr<hl7::Message> m = hl7::Message::Parse(Golden("guide_sample_oru"));
+  ASSERT_TRUE(m.ok()) << m.status();
+  EXPECT_EQ(SourceMessageId(*m), "LAB_LIS|REFERENCE_LAB|MSG001");
+  absl::StatusOr<hl7::Message> other = hl7::Message::Parse(Golden("value_types"));
+  ASSERT_TRUE(other.ok()) << other.status();
+  EXPECT_EQ(SourceMessageId(*other), "SYNTH_LIS|SYNTH_LAB|VT-0001");
+
+  ConvertOptions options = testing::GoldenOptions();
+  options.source_message_id = SourceMessageId(*m);
+  const Conversion c = Convert(Golden("guide_sample_oru"), options);
+  EXPECT_THAT(c.bundle_json,
+              HasSubstr(R"("entity":[{"role":"source","what":{"identifier":{"system":")"
+                        R"(https://lab-bridge.local/fhir/sid/hl7-message","value":")"
+                        R"(LAB_LIS|REFERENCE_LAB|MSG001"})"));
+}
+
 }  // namespace
 }  // namespace bridge::v2_to_fhir

@@ -30,6 +30,9 @@ TEST(ConvertCommandTest, OruBecomesATransactionBundleOnStdout) {
   EXPECT_NE(bundle.find("\"type\":\"transaction\""), std::string::npos);
   EXPECT_NE(bundle.find("\"resourceType\":\"DiagnosticReport\""), std::string::npos);
   EXPECT_NE(bundle.find("\"value\":6.8"), std::string::npos);
+  // Provenance.entity: the source message, by the key serve files it under.
+  EXPECT_NE(bundle.find(R"("role":"source")"), std::string::npos);
+  EXPECT_NE(bundle.find(R"("value":"LAB_LIS|REFERENCE_LAB|MSG001")"), std::string::npos);
   EXPECT_EQ(err.str().find("unmapped:"), std::string::npos) << "report only with --report";
 }
 
