@@ -10,6 +10,7 @@
 #include <fstream>
 #include <iostream>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -116,6 +117,14 @@ int RunServe(const std::string& port_file) {
     return 1;
   }
   const std::size_t endpoint_count = endpoints->endpoints.size();
+  // The same laboratories' mapping settings for the results they send back;
+  // replaced as a whole when SIGHUP reloads the file.
+  struct Senders {
+    std::mutex mutex;
+    std::shared_ptr<const bridge::api::service::LisEndpoints> endpoints;
+  };
+  auto senders = std::make_shared<Senders>();
+  senders->endpoints = std::make_shared<const bridge::api::service::LisEndpoints>(*endpoints);
   // On PostgreSQL the dispatcher writes over connections of its own, so its
   // commits run beside the APIs' and the inbound ones instead of queueing
   // behind them; SQLite has one writer whatever the connections.
@@ -138,11 +147,20 @@ int RunServe(const std::string& port_file) {
   bridge::api::service::OrderDispatcher* dispatcher = made_dispatcher->get();
 
   bridge::api::service::EventBus bus;
-  bridge::api::service::Ingest ingest(*store, bus,
-                                      {.sending_application = config->identity.sending_application,
-                                       .sending_facility = config->identity.sending_facility,
-                                       .critical_flags = config->critical_flags,
-                                       .logger = logger});
+  bridge::api::service::Ingest ingest(
+      *store, bus,
+      {.sending_application = config->identity.sending_application,
+       .sending_facility = config->identity.sending_facility,
+       .critical_flags = config->critical_flags,
+       .logger = logger,
+       .sender_settings = [senders](std::string_view application, std::string_view facility) {
+         std::shared_ptr<const bridge::api::service::LisEndpoints> current;
+         {
+           std::lock_guard<std::mutex> lock(senders->mutex);
+           current = senders->endpoints;
+         }
+         return current->SenderSettingsFor(application, facility);
+       }});
   // Counted by the MLLP handler, served by /metrics (StartApis).
   bridge::api::service::Metrics metrics;
   bridge::api::MllpHandler handler(ingest, config->worker_threads, config->mllp.max_frame_bytes,
@@ -213,8 +231,14 @@ int RunServe(const std::string& port_file) {
     }
     absl::StatusOr<bridge::api::service::LisEndpoints> fresh = load_endpoints();
     const std::size_t count = fresh.ok() ? fresh->endpoints.size() : 0;
+    std::shared_ptr<const bridge::api::service::LisEndpoints> copy =
+        fresh.ok() ? std::make_shared<const bridge::api::service::LisEndpoints>(*fresh) : nullptr;
     absl::Status reloaded = fresh.ok() ? dispatcher->Reload(*std::move(fresh)) : fresh.status();
     if (reloaded.ok()) {
+      {
+        std::lock_guard<std::mutex> lock(senders->mutex);
+        senders->endpoints = std::move(copy);
+      }
       logger->info("event=lis_endpoints_reloaded file={} endpoints={}", config->lis_endpoints_file,
                    count);
     } else {
@@ -226,7 +250,7 @@ int RunServe(const std::string& port_file) {
   retention.Stop();
   (*apis)->Stop();
   dispatcher->Stop();  // the exchanges in flight finish; the rest waits in the outbox
-  (*server)->Stop();  // stop accepting, finish the messages in hand
+  (*server)->Stop();   // stop accepting, finish the messages in hand
   handler.Shutdown();
   const bridge::mllp::ServerStats& stats = (*server)->stats();
   logger->info("event=stopped frames={} replies={} connections={}", stats.frames_received.load(),

@@ -252,6 +252,12 @@ IngestResult Ingest::Handle(std::string_view payload, const IngestPeer& peer) {
       convert.source_message_id = v2_to_fhir::SourceMessageId(m);
       convert.pms_assigning_authority = options_.sending_facility;
       convert.critical_flags = options_.critical_flags;
+      if (options_.sender_settings) {
+        if (std::optional<v2_to_fhir::SenderSettings> sender =
+                options_.sender_settings(row.sending_application, row.sending_facility)) {
+          convert.sender = *std::move(sender);
+        }
+      }
       absl::StatusOr<v2_to_fhir::Conversion> c = v2_to_fhir::ConvertOru(m, convert);
       if (!c.ok()) {
         outcome = c.status().code() == absl::StatusCode::kInvalidArgument ||

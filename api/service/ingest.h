@@ -60,6 +60,7 @@
 
 #include "api/control_id.h"
 #include "api/service/event_bus.h"
+#include "mapping/v2_to_fhir/converter.h"
 #include "storage/store.h"
 
 namespace spdlog {
@@ -77,6 +78,12 @@ struct IngestOptions {
   std::function<absl::Time()> clock = [] { return absl::Now(); };
   // Where log lines go; nullptr: nothing is logged.
   std::shared_ptr<spdlog::logger> logger;
+  // The mapping settings of a known sender (by MSH-3, MSH-4): its time zone,
+  // unit map and coding systems (lis_endpoints.json); nullptr or nullopt:
+  // the defaults. Called once per ORU^R01, from any thread.
+  std::function<std::optional<v2_to_fhir::SenderSettings>(std::string_view application,
+                                                          std::string_view facility)>
+      sender_settings;
 };
 
 // Who sent the message (copied into the audit row).

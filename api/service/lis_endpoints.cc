@@ -181,6 +181,11 @@ absl::Status ReadEndpoint(const Checker& check, const Value& e, const std::strin
                                               "time_zone",
                                               "coding_system",
                                               "test_code_map",
+                                              "results_application",
+                                              "results_facility",
+                                              "unit_map",
+                                              "code_systems",
+                                              "default_code_system",
                                               "tls",
                                               "connect_timeout_seconds",
                                               "ack_timeout_seconds",
@@ -304,6 +309,33 @@ absl::Status ReadEndpoint(const Checker& check, const Value& e, const std::strin
       ep.test_code_map[it->name.GetString()] = it->value.GetString();
     }
   }
+  ep.results_application = ep.receiving_application;
+  ep.results_facility = ep.receiving_facility;
+  for (auto [key, field] : {std::pair{"results_application", &ep.results_application},
+                            std::pair{"results_facility", &ep.results_facility},
+                            std::pair{"default_code_system", &ep.default_code_system}}) {
+    if (absl::Status s = ReadString(check, e, key, where, false, field); !s.ok()) {
+      return s;
+    }
+  }
+  for (auto [key, map] :
+       {std::pair{"unit_map", &ep.unit_map}, std::pair{"code_systems", &ep.code_systems}}) {
+    if (!e.HasMember(key)) {
+      continue;
+    }
+    const Value& object = e[key];
+    if (!object.IsObject()) {
+      return check.Error(where + "." + key, "expected an object {\"THEIRS\": \"...\"}");
+    }
+    for (auto it = object.MemberBegin(); it != object.MemberEnd(); ++it) {
+      if (it->name.GetStringLength() == 0 || !it->value.IsString() ||
+          it->value.GetStringLength() == 0) {
+        return check.Error(where + "." + key + "." + it->name.GetString(),
+                           "expected a non-empty name and a non-empty string");
+      }
+      (*map)[it->name.GetString()] = it->value.GetString();
+    }
+  }
   if (e.HasMember("tls")) {
     if (absl::Status s = ReadTls(check, e["tls"], where + ".tls", &ep.tls); !s.ok()) {
       return s;
@@ -381,6 +413,21 @@ std::vector<std::string> LisEndpoints::ids() const {
     out.push_back(e.id);
   }
   return out;
+}
+
+std::optional<v2_to_fhir::SenderSettings> LisEndpoints::SenderSettingsFor(
+    std::string_view application, std::string_view facility) const {
+  for (const LisEndpoint& e : endpoints) {
+    if (e.results_application == application && e.results_facility == facility) {
+      v2_to_fhir::SenderSettings settings;
+      settings.time_zone = e.time_zone;
+      settings.unit_map = e.unit_map;
+      settings.code_systems = e.code_systems;
+      settings.default_code_system = e.default_code_system;
+      return settings;
+    }
+  }
+  return std::nullopt;
 }
 
 absl::StatusOr<std::string> LisEndpoints::Route(const std::vector<std::string>& test_codes) const {

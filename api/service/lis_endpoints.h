@@ -17,6 +17,13 @@
 //   message_type "ORM^O01" | "OML^O21"   version "2.5.1"   processing_id "P"
 //   ack_mode "original" | "enhanced"     time_zone "UTC" (IANA name; MSH-7/ORC-9 offsets)
 //   coding_system "L" (OBR-4.3)          test_code_map {"CBC": "LIS-CODE", ...}
+// and, for the results this laboratory sends back (ORU^R01 whose MSH-3/MSH-4
+// are its results_application/results_facility, by default its
+// receiving_application/receiving_facility), the mapping's sender settings:
+//   time_zone (above: for timestamps without an offset)
+//   unit_map {"mEq/l": "meq/L", ...} (OBX-6 text -> UCUM code)
+//   code_systems {"99LAB": "http://lab.example/codes", ...} (CWE.3 -> URI)
+//   default_code_system "http://..." (codes sent with no CWE.3)
 //   tls {"ca_file", "cert_file", "key_file", "server_name"} (present = TLS 1.2+)
 //   connect_timeout_seconds 10           ack_timeout_seconds ACK_TIMEOUT_SECONDS
 //   retry_max_attempts RETRY_MAX_ATTEMPTS (sends at most, first one included)
@@ -29,6 +36,7 @@
 #include <chrono>
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -37,6 +45,7 @@
 #include "absl/time/time.h"
 
 #include "mapping/fhir_to_v2/orm_builder.h"
+#include "mapping/v2_to_fhir/converter.h"
 #include "mllp/options.h"
 
 namespace bridge::api::service {
@@ -64,6 +73,13 @@ struct LisEndpoint {
   absl::TimeZone time_zone = absl::UTCTimeZone();
   std::string coding_system = "L";
   std::map<std::string, std::string> test_code_map;
+  // The results it sends back: MSH-3/MSH-4 that identify them, and how to
+  // map them (time_zone above, units, coding systems).
+  std::string results_application;  // default: receiving_application
+  std::string results_facility;     // default: receiving_facility
+  std::map<std::string, std::string> unit_map;
+  std::map<std::string, std::string> code_systems;
+  std::string default_code_system;
   std::chrono::milliseconds connect_timeout = std::chrono::seconds(10);
   std::chrono::milliseconds ack_timeout = std::chrono::seconds(30);
   int max_attempts = 3;
@@ -86,6 +102,11 @@ struct LisEndpoints {
 
   // Ids of every endpoint.
   std::vector<std::string> ids() const;
+
+  // The mapping settings for results whose MSH-3/MSH-4 name one of these
+  // laboratories (compared exactly); nullopt for any other sender.
+  std::optional<v2_to_fhir::SenderSettings> SenderSettingsFor(std::string_view application,
+                                                              std::string_view facility) const;
 };
 
 // Values an endpoint takes when the file does not say (from Config).

@@ -76,6 +76,56 @@ TEST_P(IngestTest, StoredProvenanceNamesTheSourceMessage) {
             "1");
 }
 
+// A known laboratory's settings (lis_endpoints.json) reach the mapping: its
+// time zone for timestamps without an offset, its unit map for UCUM.
+TEST_P(IngestTest, AKnownSendersTimeZoneAndUnitsAreUsed) {
+  EventBus bus;
+  IngestOptions options;
+  options.sender_settings = [](std::string_view application, std::string_view facility) {
+    std::optional<v2_to_fhir::SenderSettings> settings;
+    if (application == "ZONE_LIS" && facility == "ZONE_LAB") {
+      settings.emplace();
+      absl::TimeZone chicago;
+      EXPECT_TRUE(absl::LoadTimeZone("America/Chicago", &chicago));
+      settings->time_zone = chicago;
+      settings->unit_map["millimoles/litre"] = "mmol/L";
+    }
+    return settings;
+  };
+  Ingest ingest(*store_, bus, options);
+  auto oru = [](const std::string& sender, const std::string& control_id,
+                const std::string& value) {
+    return "MSH|^~\\&|" + sender + "|PMS_LAB|MPS_PMS|20260115120000||ORU^R01|" + control_id +
+           "|P|2.5.1\rPID|1||777^^^MPS_PMS^MR||Zone^Test||19700101|U\r"
+           "OBR|1|ORD-" +
+           control_id + "|FIL-" + control_id +
+           "|BMP^Basic Metabolic Panel|||20260115093000\r"
+           "OBX|1|NM|NA^Sodium||" +
+           value + "|millimoles/litre|135-145|N|||F|||20260115093000\r";
+  };
+  auto observation = [&](const std::string& value) {
+    storage::FhirQuery query;
+    query.resource_type = "Observation";
+    absl::StatusOr<storage::FhirPage> page = store_->SearchFhirResources(query);
+    EXPECT_TRUE(page.ok()) << page.status();
+    for (const storage::StoredFhirResource& r : page->resources) {
+      if (r.resource.json.find("\"value\":" + value + ",") != std::string::npos) {
+        return r.resource.json;
+      }
+    }
+    ADD_FAILURE() << "no Observation with the value " << value;
+    return std::string();
+  };
+  ASSERT_TRUE(ingest.Handle(oru("ZONE_LIS|ZONE_LAB", "Z1", "140"), {}).stored);
+  ASSERT_TRUE(ingest.Handle(oru("OTHER_LIS|OTHER_LAB", "Z2", "141"), {}).stored);
+  const std::string known = observation("140");
+  EXPECT_NE(known.find("\"2026-01-15T09:30:00-06:00\""), std::string::npos) << known;
+  EXPECT_NE(known.find("\"code\":\"mmol/L\""), std::string::npos) << known;
+  const std::string unknown = observation("141");
+  EXPECT_EQ(unknown.find("-06:00"), std::string::npos) << unknown;
+  EXPECT_EQ(unknown.find("\"code\":\"mmol/L\""), std::string::npos) << unknown;
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends, IngestTest,
                          ::testing::Values(Backend::kSqlite, Backend::kPostgres),
                          [](const ::testing::TestParamInfo<Backend>& info) {

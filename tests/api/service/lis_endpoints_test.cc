@@ -70,6 +70,42 @@ TEST(LisEndpointsTest, MinimalEntryGetsDefaults) {
   EXPECT_EQ(e.coding_system, "L");
 }
 
+TEST(LisEndpointsTest, ResultsFromALaboratoryGetItsMappingSettings) {
+  absl::StatusOr<LisEndpoints> parsed =
+      ParseLisEndpoints(std::string(R"({"endpoints": [)") + kMinimal +
+                            R"(, "time_zone": "America/Chicago", "unit_map": {"mEq/l": "meq/L"},
+             "code_systems": {"99LAB": "http://lab.example/codes"},
+             "default_code_system": "http://lab.example/local"},
+            {"id": "heme", "host": "h", "port": 1, "receiving_application": "H",
+             "receiving_facility": "H", "test_codes": ["CBC"],
+             "results_application": "HEME_RESULTS", "results_facility": "HEME_LAB"}]})",
+                        "lis.json", kDefaults);
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  // By default a laboratory's results come from its receiving app/facility.
+  std::optional<v2_to_fhir::SenderSettings> lab = parsed->SenderSettingsFor("LIS", "LAB");
+  ASSERT_TRUE(lab.has_value());
+  ASSERT_TRUE(lab->time_zone.has_value());
+  EXPECT_EQ(lab->time_zone->name(), "America/Chicago");
+  EXPECT_EQ(lab->unit_map.at("mEq/l"), "meq/L");
+  EXPECT_EQ(lab->code_systems.at("99LAB"), "http://lab.example/codes");
+  EXPECT_EQ(lab->default_code_system, "http://lab.example/local");
+  // Or from the names it says it sends results under.
+  EXPECT_FALSE(parsed->SenderSettingsFor("H", "H").has_value());
+  std::optional<v2_to_fhir::SenderSettings> heme =
+      parsed->SenderSettingsFor("HEME_RESULTS", "HEME_LAB");
+  ASSERT_TRUE(heme.has_value());
+  EXPECT_EQ(heme->time_zone->name(), "UTC");
+  EXPECT_TRUE(heme->unit_map.empty());
+  EXPECT_FALSE(parsed->SenderSettingsFor("LIS", "OTHER").has_value());
+  EXPECT_NE(Refusal(std::string(R"({"endpoints": [)") + kMinimal + R"(, "unit_map": ["x"]}]})")
+                .find("endpoints[0].unit_map: expected an object"),
+            std::string::npos);
+  EXPECT_NE(
+      Refusal(std::string(R"({"endpoints": [)") + kMinimal + R"(, "code_systems": {"L": ""}}]})")
+          .find("endpoints[0].code_systems.L"),
+      std::string::npos);
+}
+
 TEST(LisEndpointsTest, RoutesByTestCodeThenDefault) {
   absl::StatusOr<LisEndpoints> parsed = ParseLisEndpoints(
       std::string(R"({"endpoints": [)") + kMinimal +

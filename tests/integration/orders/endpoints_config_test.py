@@ -2,8 +2,9 @@
 """lis_endpoints.json in `lab-bridge serve`: with no file at the default path
 (config/lis_endpoints.json) orders stay pending, saying why; once the file
 exists, SIGHUP sends them (python-hl7's asyncio MLLP server as the LIS); a
-bad file at reload is logged and the endpoints in force stay; a bad or
-missing file at start stops the start with the path and the problem.
+bad file at reload is logged and the endpoints in force stay; the reloaded
+laboratory's time zone and unit map are used for the results it sends; a bad
+or missing file at start stops the start with the path and the problem.
 
   endpoints_config_test.py sqlite|postgres LAB_BRIDGE_BINARY
 """
@@ -65,10 +66,32 @@ def main():
         try:
             os.makedirs(h.path("config"), exist_ok=True)
             default_path = h.path(os.path.join("config", "lis_endpoints.json"))
-            orders_it.write_endpoints(default_path, [orders_it.endpoint(lis_port)])
+            orders_it.write_endpoints(default_path, [orders_it.endpoint(
+                lis_port, time_zone="America/Chicago", unit_map={"millimoles/litre": "mmol/L"})])
             server.process.send_signal(signal.SIGHUP)
             api.wait_status(order["id"], ("sent",))
             check(len(lis.wait_messages(1)) == 1, "the LIS got the order")
+
+            # The reloaded file's laboratory also maps the results it sends:
+            # its zone for a time without offset, its unit map; another
+            # sender's identical result gets neither.
+            for sender, value in (("LAB_LIS|REFERENCE_LAB", "140"), ("OTHER|ELSEWHERE", "141")):
+                oru = (f"MSH|^~\\&|{sender}|PMS_LAB|MPS_PMS|20260115120000||ORU^R01|TZ-{value}"
+                       "|P|2.5.1\rPID|1||4242^^^MPS_PMS^MR||Zone^Test||19700101|U\r"
+                       f"OBR|1|ORD-TZ-{value}|FIL-TZ-{value}|BMP|||20260115093000\r"
+                       f"OBX|1|NM|NA^Sodium||{value}|millimoles/litre|135-145|N|||F|||"
+                       "20260115093000\r").encode()
+                with lbtest.MllpConnection(server.mllp_port) as c:
+                    ack = lbtest.read_msa(c.exchange(oru))
+                check(ack[0] == "AA", f"ORU from {sender}: {ack}")
+            rows = db.query("SELECT json FROM fhir_resources WHERE resource_type = 'Observation'")
+            by_value = {v: [r[0] for r in rows if f'"value":{v},' in r[0]] for v in ("140", "141")}
+            check(len(by_value["140"]) == 1 and '"2026-01-15T09:30:00-06:00"' in by_value["140"][0]
+                  and '"code":"mmol/L"' in by_value["140"][0],
+                  f"the laboratory's settings were not used: {by_value['140']}")
+            check(len(by_value["141"]) == 1 and "-06:00" not in by_value["141"][0]
+                  and '"code":"mmol/L"' not in by_value["141"][0],
+                  f"another sender got the laboratory's settings: {by_value['141']}")
 
             # A bad file at reload: logged, and the endpoints in force stay.
             with open(default_path, "w") as f:
