@@ -147,15 +147,17 @@ absl::Status ReadDelimiters(std::string_view header, Delimiters* d, std::size_t*
 // MSH-18's first repetition's first component, read from the raw header
 // line before anything else (delimiters are always ASCII).
 std::string_view RawMsh18(std::string_view header, const Delimiters& d) {
-  std::size_t line_end = header.find_first_of("\r\n");
-  std::string_view line = header.substr(0, line_end);
   // MSH-n is the (n-1)-th field separator's field, counting MSH-1 as the
-  // separator right after "MSH".
+  // separator right after "MSH". One pass, as this runs for every message.
+  int separators = 0;
   std::size_t pos = 3;
-  for (int field = 2; field < 18; ++field) {
-    pos = line.find(d.field, pos + 1);
-    if (pos == std::string_view::npos) return {};
+  for (; pos < header.size(); ++pos) {
+    const char c = header[pos];
+    if (c == '\r' || c == '\n') return {};
+    if (c == d.field && ++separators == 17) break;
   }
+  if (pos >= header.size()) return {};
+  std::string_view line = header.substr(0, header.find_first_of("\r\n", pos));
   std::string_view value = line.substr(pos + 1);
   value = value.substr(0, value.find(d.field));
   value = value.substr(0, value.find(d.repetition));
@@ -203,8 +205,9 @@ class Parser {
     // Room for a typical message up front, so pushes never reallocate on the
     // hot path (vectors keep their capacity across ParseInto calls).
     const std::size_t estimate = m_.text().size() / 4 + 16;
-    for (auto& level : m_.levels_) {
-      if (level.size() < estimate) level.resize(estimate);
+    for (int level = 0; level < 4; ++level) {
+      if (m_.levels_[level].size() < estimate) m_.levels_[level].resize(estimate);
+      UseStorage(level);
     }
     table_ = m_.delimiters_ == Delimiters{} ? &DefaultClassTable() : &custom_table_;
     if (table_ == &custom_table_) custom_table_ = MakeClassTable(m_.delimiters_);
@@ -283,17 +286,26 @@ class Parser {
                           std::size_t* end) {
     const char* base = m_.text().data();
     const std::size_t n = m_.text().size();
-    while (pos < n && base[pos] == m_.delimiters_.field) {
+    const char field_separator = m_.delimiters_.field;
+    // base[n] is the string's NUL, never a field separator, so the byte can be
+    // tested before the bound.
+    while (base[pos] == field_separator && pos < n) {
       std::size_t begin = ++pos;
       std::uint8_t flags = 0;
-      pos = FieldEnd(begin, &flags);
-      if (pos < n && base[pos] == '\0') {
+      std::size_t mark_count = 0;
+      pos = FieldEnd(begin, &flags, &mark_count);
+      if (base[pos] == '\0' && pos < n) {
         return ParseError(ErrorCode::kDataTypeError, "", sequence,
                           static_cast<int>(m_.level_size_[0] - first_field) + 1, Offset(pos),
                           "a NUL byte inside a segment");
       }
       if (flags & (kRepetition | kComponent | kSubcomponent)) {
-        Push(0, Split(Level::kField, begin, pos, flags));
+        const std::uint32_t* marks = marks_;
+        if (mark_count > kMaxMarks) {
+          CollectMarks(begin, pos, &overflow_marks_);
+          marks = overflow_marks_.data();
+        }
+        Push(0, Split(Level::kField, begin, pos, flags, marks, marks + mark_count));
       } else {
         Push(0, Leaf(begin, pos, flags & kEscape));
       }
@@ -302,84 +314,123 @@ class Parser {
     return absl::OkStatus();
   }
 
+  // A mark is the offset of a repetition, component or subcomponent
+  // separator or an escape character, shifted left by kMarkShift, with its
+  // class in the low bits. Offsets are below 64 MiB, so a mark fits 32 bits.
+  static constexpr int kMarkShift = 5;
+  static constexpr std::uint32_t kMarkClassMask = (1u << kMarkShift) - 1;
+  static std::uint32_t Mark(std::size_t pos, std::uint8_t cls) {
+    return static_cast<std::uint32_t>(pos) << kMarkShift | cls;
+  }
+
   // Where the field starting at `begin` ends (at a field separator, CR, LF or
   // NUL; the string's own NUL after the last byte ends the text), and which
-  // separator classes occur in it.
-  std::size_t FieldEnd(std::size_t begin, std::uint8_t* flags) const {
+  // separator classes occur in it. The field's marks are stored in marks_
+  // (the first kMaxMarks of them) and counted in `*mark_count`, so Split
+  // walks the few marks instead of the field's bytes again, once per level.
+  std::size_t FieldEnd(std::size_t begin, std::uint8_t* flags, std::size_t* mark_count) {
     const ClassTable& cls = *table_;
     const char* base = m_.text().data();
     std::size_t pos = begin;
+    std::size_t count = 0;
+    std::uint8_t seen = 0;
     for (;;) {
       std::uint8_t k = cls[static_cast<unsigned char>(base[pos])];
       if (k == 0) {
         ++pos;
         continue;
       }
-      if (k & (kField | kTerminator)) return pos;
-      *flags |= k;
+      if (k & (kField | kTerminator)) break;
+      seen |= k;
+      if (count < kMaxMarks) marks_[count] = Mark(pos, k);
+      ++count;
       ++pos;
+    }
+    *flags = seen;
+    *mark_count = count;
+    return pos;
+  }
+
+  // The marks of [begin, end), for a field with more than kMaxMarks of them.
+  void CollectMarks(std::size_t begin, std::size_t end, std::vector<std::uint32_t>* marks) const {
+    const ClassTable& cls = *table_;
+    const char* base = m_.text().data();
+    marks->clear();
+    for (std::size_t pos = begin; pos < end; ++pos) {
+      std::uint8_t k = cls[static_cast<unsigned char>(base[pos])];
+      if (k != 0) marks->push_back(Mark(pos, k));
     }
   }
 
   // Builds the node for [begin, end) at `level`, whose text holds the
-  // separator classes in `flags`; children are pushed into the next level.
-  Node Split(Level level, std::size_t begin, std::size_t end, std::uint8_t flags) {
-    const char* base = m_.text().data();
+  // separator classes in `flags` and the marks [mark, mark_end); children
+  // are pushed into the next level.
+  Node Split(Level level, std::size_t begin, std::size_t end, std::uint8_t flags,
+             const std::uint32_t* mark, const std::uint32_t* mark_end) {
     std::uint8_t below;
-    char separator;
+    std::uint8_t separator_class;
     switch (level) {
       case Level::kField:
         below = kRepetition | kComponent | kSubcomponent;
-        separator = m_.delimiters_.repetition;
+        separator_class = kRepetition;
         break;
       case Level::kRepetition:
         below = kComponent | kSubcomponent;
-        separator = m_.delimiters_.component;
+        separator_class = kComponent;
         break;
       case Level::kComponent:
         below = kSubcomponent;
-        separator = m_.delimiters_.subcomponent;
+        separator_class = kSubcomponent;
         break;
       default:
         below = 0;
-        separator = 0;
+        separator_class = 0;
         break;
     }
     if ((flags & below) == 0) return Leaf(begin, end, flags & kEscape);
     const Level child_level = static_cast<Level>(static_cast<int>(level) + 1);
-    const std::uint8_t separator_class = level == Level::kField        ? kRepetition
-                                         : level == Level::kRepetition ? kComponent
-                                                                       : kSubcomponent;
-    const ClassTable& cls = *table_;
     // Children go straight into the next level's vector: building one child
     // only pushes into deeper levels, so siblings stay contiguous.
     const int child_index = static_cast<int>(child_level);
+    if ((flags & separator_class) == 0) {
+      // No separator of this level (a field with components but one
+      // repetition, say): no node and no pass over the marks for it.
+      // The child is stored in place of this node, one more level skipped.
+      Node child = Split(child_level, begin, end, flags, mark, mark_end);
+      child.meta += 1u << Message::kSkipShift;
+      return child;
+    }
     Node node;
     node.begin = static_cast<std::uint32_t>(begin);
     node.end = static_cast<std::uint32_t>(end);
     node.aux = m_.level_size_[child_index];
-    if ((flags & separator_class) == 0) {
-      // No separator of this level (a field with components but one
-      // repetition, say): no node and no pass over the bytes for it.
-      // The child is stored in place of this node, one more level skipped.
-      Node child = Split(child_level, begin, end, flags);
-      child.meta += 1u << Message::kSkipShift;
-      return child;
-    }
+    // Most children are leaves: build those here rather than in a call.
+    const std::uint8_t child_below = below & ~separator_class;
+    auto child = [&](std::size_t child_begin, std::size_t child_end, std::uint8_t child_flags,
+                     const std::uint32_t* child_mark, const std::uint32_t* child_mark_end) {
+      return (child_flags & child_below) == 0 ? Leaf(child_begin, child_end, child_flags & kEscape)
+                                              : Split(child_level, child_begin, child_end,
+                                                      child_flags, child_mark, child_mark_end);
+    };
     std::uint32_t count = 0;
     std::size_t piece = begin;
+    const std::uint32_t* piece_marks = mark;
     std::uint8_t piece_flags = 0;
-    for (std::size_t p = begin; p <= end; ++p) {
-      if (p == end || base[p] == separator) {
-        Node child = Split(child_level, piece, p, piece_flags);
-        Push(child_index, child);
+    for (; mark != mark_end; ++mark) {
+      const std::uint8_t k = static_cast<std::uint8_t>(*mark & kMarkClassMask);
+      if (k == separator_class) {
+        const std::size_t p = *mark >> kMarkShift;
+        Push(child_index, child(piece, p, piece_flags, piece_marks, mark));
         ++count;
         piece = p + 1;
+        piece_marks = mark + 1;
         piece_flags = 0;
       } else {
-        piece_flags |= cls[static_cast<unsigned char>(base[p])];
+        piece_flags |= k;
       }
     }
+    Push(child_index, child(piece, end, piece_flags, piece_marks, mark_end));
+    ++count;
     node.meta = Message::kParent | count;
     return node;
   }
@@ -414,12 +465,23 @@ class Parser {
   // Appends to a level. The vectors only grow (their elements past
   // level_size_ are stale and never reached), so the hot path is a store.
   void Push(int level, const Node& node) {
-    std::vector<Node>& nodes = m_.levels_[level];
     std::uint32_t& size = m_.level_size_[level];
-    if (size == nodes.size()) [[unlikely]] {
-      nodes.resize(nodes.size() * 2 + 256);
+    if (size == capacity_[level]) [[unlikely]] {
+      Grow(level);
     }
-    nodes[size++] = node;
+    data_[level][size++] = node;
+  }
+
+  void Grow(int level) {
+    std::vector<Node>& nodes = m_.levels_[level];
+    nodes.resize(nodes.size() * 2 + 256);
+    UseStorage(level);
+  }
+
+  // Caches a level's storage, so a push does not recompute the vector's size.
+  void UseStorage(int level) {
+    data_[level] = m_.levels_[level].data();
+    capacity_[level] = static_cast<std::uint32_t>(m_.levels_[level].size());
   }
 
   Message& m_;
@@ -427,6 +489,14 @@ class Parser {
   std::size_t offset_base_ = 0;
   const ClassTable* table_ = nullptr;
   ClassTable custom_table_{};
+  Node* data_[4] = {};
+  std::uint32_t capacity_[4] = {};
+  // The current field's marks (see FieldEnd); a field with more of them than
+  // fit here (rare: a long formatted text) is collected again, into the
+  // vector.
+  static constexpr std::size_t kMaxMarks = 512;
+  std::uint32_t marks_[kMaxMarks];
+  std::vector<std::uint32_t> overflow_marks_;
 };
 
 // ---------------------------------------------------------------------------

@@ -313,5 +313,35 @@ TEST(MessageShapeTest, LevelsWithoutTheirOwnSeparatorReadLikeAnyOther) {
   EXPECT_EQ(m->Get("ZZZ-5").value(), "");
 }
 
+// The parser remembers where a field's separators are so it does not read
+// the field's bytes once per level; a field with more of them than it keeps
+// at hand (long formatted text, long lists) must split the same way.
+TEST(MessageShapeTest, FieldsWithThousandsOfSeparatorsSplitLikeShortOnes) {
+  std::string field;
+  for (int i = 1; i <= 700; ++i) {
+    if (i > 1) field += '~';
+    field += "r" + std::to_string(i) + "^c\\T\\2^s1&s" + std::to_string(i);
+  }
+  absl::StatusOr<Message> m = Message::Parse(
+      "MSH|^~\\&|A|B|C|D|1||ORU^R01|1|P|2.5.1\r"
+      "ZZZ|short^x|" +
+      field + "|tail\r");
+  ASSERT_TRUE(m.ok()) << m.status();
+  Element long_field = m->Get("ZZZ-2");
+  ASSERT_EQ(long_field.size(), 700);
+  EXPECT_EQ(long_field.encoded(), field);
+  for (int i : {1, 170, 171, 513, 700}) {
+    SCOPED_TRACE(i);
+    Element rep = long_field.Rep(i);
+    EXPECT_EQ(rep.size(), 3);
+    EXPECT_EQ(rep.Comp(1).value(), "r" + std::to_string(i));
+    EXPECT_EQ(rep.Comp(2).value(), "c&2");
+    EXPECT_EQ(rep.Comp(3).size(), 2);
+    EXPECT_EQ(rep.Comp(3).Sub(2).value(), "s" + std::to_string(i));
+  }
+  EXPECT_EQ(m->Get("ZZZ-1-2").value(), "x");
+  EXPECT_EQ(m->Get("ZZZ-3").value(), "tail");
+}
+
 }  // namespace
 }  // namespace bridge::hl7
