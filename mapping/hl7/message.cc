@@ -211,7 +211,11 @@ class Parser {
 
     // Room for a typical message up front, so pushes never reallocate on the
     // hot path (vectors keep their capacity across ParseInto calls).
-    const std::size_t estimate = m_.text().size() / 4 + 16;
+    // The text does not move while it is scanned: keep where it is rather
+    // than asking the Message (which picks raw or converted) at every field.
+    base_ = m_.text().data();
+    size_ = m_.text().size();
+    const std::size_t estimate = size_ / 4 + 16;
     for (int level = 0; level < 4; ++level) {
       if (m_.levels_[level].size() < estimate) m_.levels_[level].resize(estimate);
       UseStorage(level);
@@ -223,7 +227,11 @@ class Parser {
     const char specials[5] = {d.field, d.repetition, d.component, d.subcomponent, d.escape};
     for (int i = 0; i < 5; ++i) special_[i] = _mm_set1_epi8(specials[i]);
 #endif
-    return ScanSegments(encoding_end);
+    status = ScanSegments(encoding_end);
+    for (int level = 0; level < 4; ++level) {
+      m_.level_size_[level] = static_cast<std::uint32_t>(size_of_[level]);
+    }
+    return status;
   }
 
  private:
@@ -261,7 +269,7 @@ class Parser {
       }
       Message::SegmentNode segment;
       segment.begin = static_cast<std::uint32_t>(pos);
-      segment.first_field = m_.level_size_[0];
+      segment.first_field = static_cast<std::uint32_t>(size_of_[0]);
       std::size_t cursor = id_end;
       if (sequence == 1) {
         // MSH-1 is the separator itself and MSH-2 the encoding characters:
@@ -276,7 +284,7 @@ class Parser {
       absl::Status status = ScanFields(cursor, sequence, segment.first_field, &cursor);
       if (!status.ok()) return status;
       segment.end = static_cast<std::uint32_t>(cursor);
-      segment.field_count = m_.level_size_[0] - segment.first_field;
+      segment.field_count = static_cast<std::uint32_t>(size_of_[0]) - segment.first_field;
       m_.segments_.push_back(segment);
       pos = cursor;
     }
@@ -296,8 +304,8 @@ class Parser {
   // the terminator.
   absl::Status ScanFields(std::size_t pos, int sequence, std::uint32_t first_field,
                           std::size_t* end) {
-    const char* base = m_.text().data();
-    const std::size_t n = m_.text().size();
+    const char* base = base_;
+    const std::size_t n = size_;
     const char field_separator = m_.delimiters_.field;
     // base[n] is the string's NUL, never a field separator, so the byte can be
     // tested before the bound.
@@ -308,7 +316,7 @@ class Parser {
       pos = FieldEnd(begin, &flags, &mark_count);
       if (base[pos] == '\0' && pos < n) {
         return ParseError(ErrorCode::kDataTypeError, "", sequence,
-                          static_cast<int>(m_.level_size_[0] - first_field) + 1, Offset(pos),
+                          static_cast<int>(size_of_[0] - first_field) + 1, Offset(pos),
                           "a NUL byte inside a segment");
       }
       if (flags & (kRepetition | kComponent | kSubcomponent)) {
@@ -348,7 +356,7 @@ class Parser {
   // the parse time.
   std::size_t FieldEnd(std::size_t begin, std::uint8_t* flags, std::size_t* mark_count) {
     const ClassTable& cls = *table_;
-    const char* base = m_.text().data();
+    const char* base = base_;
     std::size_t count = 0;
     std::uint8_t seen = 0;
 #if defined(__SSE2__)
@@ -422,7 +430,7 @@ class Parser {
   // The marks of [begin, end), for a field with more than kMaxMarks of them.
   void CollectMarks(std::size_t begin, std::size_t end, std::vector<std::uint32_t>* marks) const {
     const ClassTable& cls = *table_;
-    const char* base = m_.text().data();
+    const char* base = base_;
     marks->clear();
     for (std::size_t pos = begin; pos < end; ++pos) {
       std::uint8_t k = cls[static_cast<unsigned char>(base[pos])];
@@ -471,7 +479,7 @@ class Parser {
     Node node;
     node.begin = static_cast<std::uint32_t>(begin);
     node.end = static_cast<std::uint32_t>(end);
-    node.aux = m_.level_size_[child_index];
+    node.aux = static_cast<std::uint32_t>(size_of_[child_index]);
     // Most children are leaves: build those here rather than in a call.
     const std::uint8_t child_below = below & ~separator_class;
     auto child = [&](std::size_t child_begin, std::size_t child_end, std::uint8_t child_flags,
@@ -504,7 +512,7 @@ class Parser {
   }
 
   Node Leaf(std::size_t begin, std::size_t end, bool has_escape) {
-    const char* base = m_.text().data();
+    const char* base = base_;
     Node node;
     node.begin = static_cast<std::uint32_t>(begin);
     node.end = static_cast<std::uint32_t>(end);
@@ -537,7 +545,7 @@ class Parser {
   // Appends to a level. The vectors only grow (their elements past
   // level_size_ are stale and never reached), so the hot path is a store.
   void Push(int level, const Node& node) {
-    std::uint32_t& size = m_.level_size_[level];
+    std::size_t& size = size_of_[level];
     if (size == capacity_[level]) [[unlikely]] {
       Grow(level);
     }
@@ -553,12 +561,14 @@ class Parser {
   // Caches a level's storage, so a push does not recompute the vector's size.
   void UseStorage(int level) {
     data_[level] = m_.levels_[level].data();
-    capacity_[level] = static_cast<std::uint32_t>(m_.levels_[level].size());
+    capacity_[level] = m_.levels_[level].size();
   }
 
   Message& m_;
   const ParseOptions& options_;
   std::size_t offset_base_ = 0;
+  const char* base_ = nullptr;  // m_.text(), followed by Message::kPadding NULs
+  std::size_t size_ = 0;
   const ClassTable* table_ = nullptr;
   ClassTable custom_table_{};
 #if defined(__SSE2__)
@@ -569,7 +579,10 @@ class Parser {
   unsigned chunk_mask_ = 0;
 #endif
   Node* data_[4] = {};
-  std::uint32_t capacity_[4] = {};
+  // Live nodes per level while parsing, copied to m_.level_size_ at the end.
+  // 64-bit, so the compiler knows a node's 32-bit stores do not change them.
+  std::size_t size_of_[4] = {};
+  std::size_t capacity_[4] = {};
   // The current field's marks (see FieldEnd); a field with more of them than
   // fit here (rare: a long formatted text) is collected again, into the
   // vector.
