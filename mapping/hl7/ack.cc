@@ -169,7 +169,10 @@ std::string BuildAck(const Message* original, std::string_view raw, const absl::
     auto first_component = [](std::string value) { return value.substr(0, value.find('^')); };
     msh.Set(5, first_component(PeekHeaderFieldOrEmpty(raw, 3)));
     msh.Set(6, first_component(PeekHeaderFieldOrEmpty(raw, 4)));
-    msh.Set(11, first_component(PeekHeaderFieldOrEmpty(raw, 11)));
+    // MSH-11 is required: without a readable one the NAK says P, as an
+    // ACK for a parsed message does.
+    const std::string processing_id = first_component(PeekHeaderFieldOrEmpty(raw, 11));
+    msh.Set(11, processing_id.empty() ? "P" : processing_id);
     version = first_component(PeekHeaderFieldOrEmpty(raw, 12));
     trigger = PeekHeaderFieldOrEmpty(raw, 9);
     std::size_t caret = trigger.find('^');

@@ -160,9 +160,9 @@ class Message {
   const Delimiters& delimiters() const { return delimiters_; }
   const CharsetInfo& charset() const { return charset_; }
   // The input exactly as received.
-  std::string_view raw() const { return raw_; }
+  std::string_view raw() const { return Unpadded(raw_); }
   // The text the tree points into: the input, or its UTF-8 conversion.
-  std::string_view text() const { return converted_ ? std::string_view(utf8_) : raw_; }
+  std::string_view text() const { return Unpadded(converted_ ? utf8_ : raw_); }
   // Set when parsing had to guess (charset) or fix (duplicate encoding
   // characters); never contains message content.
   const std::vector<std::string>& warnings() const { return warnings_; }
@@ -235,6 +235,15 @@ class Message {
   }
   std::string_view LeafValue(const Node& node) const;
   void Clear();
+
+  // raw_ and utf8_ (when used) hold the text followed by kPadding NUL bytes,
+  // so the parser can load 16 bytes at any offset up to the end of the text
+  // without a bounds check, and finds a NUL right after the last byte.
+  static constexpr std::size_t kPadding = 16;
+  static std::string_view Unpadded(const std::string& padded) {
+    return std::string_view(padded.data(),
+                            padded.size() >= kPadding ? padded.size() - kPadding : 0);
+  }
 
   std::string raw_;
   std::string utf8_;

@@ -143,11 +143,29 @@ BENCHMARK(BM_StreamCheck);
 
 // `hl7_bench --write-corpus FILE` writes the generated messages, one per LF
 // line (segments stay CR-separated), for the python-hl7 comparison.
+// `hl7_bench --parse-twice` parses (and groups) every message twice and
+// nothing else, for instruction counts that a loaded machine does not skew:
+// run it under callgrind with --toggle-collect='bridge::hl7::Message::ParseInto*'
+// and --toggle-collect='bridge::hl7::GroupOruR01*' (docs/BENCHMARKS.md); the
+// instructions per message are the total / 2,000.
 int main(int argc, char** argv) {
   if (argc == 3 && std::string(argv[1]) == "--write-corpus") {
     std::ofstream out(argv[2], std::ios::binary);
     for (const std::string& m : bridge::hl7::Messages()) out << m << '\n';
     return out ? 0 : 1;
+  }
+  if (argc == 2 && std::string(argv[1]) == "--parse-twice") {
+    bridge::hl7::Message message;
+    std::size_t groups = 0;
+    for (int pass = 0; pass < 2; ++pass) {
+      for (const std::string& bytes : bridge::hl7::Messages()) {
+        if (!bridge::hl7::Message::ParseInto(bytes, {}, &message).ok()) return 1;
+        groups += bridge::hl7::GroupOruR01(message).patient_results.size();
+      }
+    }
+    std::printf("parsed %zu messages, %zu patient results\n", 2 * bridge::hl7::Messages().size(),
+                groups);
+    return 0;
   }
   benchmark::Initialize(&argc, argv);
   benchmark::RunSpecifiedBenchmarks();

@@ -1,10 +1,21 @@
 #include "api/cli/parse_command.h"
 
 #include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
+#include <algorithm>
+#include <array>
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <vector>
+
+#include "rapidjson/document.h"
+#include "rapidjson/error/en.h"
+#include "rapidjson/stringbuffer.h"
+#include "rapidjson/writer.h"
 
 #include "tests/support/test_paths.h"
 
@@ -30,6 +41,114 @@ TEST(ParseCommandTest, PrintsTheStructureAsJson) {
   EXPECT_NE(out.str().find("\"name\": \"OBX\""), std::string::npos);
   EXPECT_NE(out.str().find("\"Potassium\""), std::string::npos);
   EXPECT_TRUE(err.str().empty());
+}
+
+// A small message with every shape the JSON has to show: a repetition
+// (PID-3), components (PID-5, MSH-9), a subcomponent (OBX-3.2), an explicit
+// null (PID-7 `""`, JSON null) next to an empty field (PID-6, ""), and an
+// escape (OBX-5 `\T\`, printed unescaped).
+const char kShapes[] =
+    "MSH|^~\\&|LIS|LAB|PMS|FAC|20260101||ORU^R01|J1|P|2.5.1\r"
+    "PID|1||123~456||Doe^Jane||\"\"|F\r"
+    "OBX|1|CWE|A^B&C^LN||x \\T\\ y\r";
+
+// Fields are a string (or null) when not split, else repetitions, each a list
+// of components, each a string or a list of subcomponents.
+const char kShapesJson[] =
+    R"({"segments":[)"
+    R"({"name":"MSH","fields":["|","^~\\&","LIS","LAB","PMS","FAC","20260101","",)"
+    R"([["ORU","R01"]],"J1","P","2.5.1"]},)"
+    R"({"name":"PID","fields":["1","",[["123"],["456"]],"",[["Doe","Jane"]],"",null,"F"]},)"
+    R"({"name":"OBX","fields":["1","CWE",[["A",["B","C"],"LN"]],"","x & y"]}]})";
+
+// The output parsed and written back compactly, so the comparison is of the
+// whole structure, not of the indentation.
+std::string Canonical(const std::string& json) {
+  rapidjson::Document document;
+  document.Parse(json.data(), json.size());
+  if (document.HasParseError()) {
+    return std::string("invalid JSON: ") + rapidjson::GetParseError_En(document.GetParseError());
+  }
+  rapidjson::StringBuffer buffer;
+  rapidjson::Writer<rapidjson::StringBuffer> writer(buffer);
+  document.Accept(writer);
+  return std::string(buffer.GetString(), buffer.GetSize());
+}
+
+TEST(ParseCommandTest, JsonShowsRepetitionsComponentsSubcomponentsNullsAndUnescapedText) {
+  TempDir dir;
+  std::ostringstream out, err;
+  EXPECT_EQ(RunParse(WriteFile(dir, "shapes.hl7", kShapes), out, err), 0) << err.str();
+  EXPECT_TRUE(err.str().empty()) << err.str();
+  EXPECT_EQ(Canonical(out.str()), kShapesJson) << out.str();
+}
+
+// `lab-bridge parse -` reads the message from stdin: run the real binary, as
+// a user would in a pipe, and expect the same JSON and exit code 0; bad input
+// on stdin is one line on stderr and exit code 1.
+struct RunResult {
+  int exit_code = -1;
+  std::string out;
+  std::string err;
+};
+
+std::string ReadAll(int fd) {
+  std::string text;
+  std::array<char, 4096> buffer;
+  ssize_t n;
+  while ((n = read(fd, buffer.data(), buffer.size())) > 0) text.append(buffer.data(), n);
+  return text;
+}
+
+RunResult RunBinaryWithStdin(const std::vector<std::string>& args, const std::string& input) {
+  const std::string binary = (bridge::testing::BinaryDir() / "lab-bridge").string();
+  int in[2], out[2], err[2];
+  RunResult result;
+  if (pipe(in) != 0 || pipe(out) != 0 || pipe(err) != 0) return result;
+  pid_t pid = fork();
+  if (pid < 0) return result;
+  if (pid == 0) {
+    dup2(in[0], 0);
+    dup2(out[1], 1);
+    dup2(err[1], 2);
+    for (int fd : {in[0], in[1], out[0], out[1], err[0], err[1]}) close(fd);
+    std::vector<char*> argv = {const_cast<char*>(binary.c_str())};
+    for (const std::string& arg : args) argv.push_back(const_cast<char*>(arg.c_str()));
+    argv.push_back(nullptr);
+    execv(binary.c_str(), argv.data());
+    _exit(127);
+  }
+  close(in[0]);
+  close(out[1]);
+  close(err[1]);
+  signal(SIGPIPE, SIG_IGN);
+  // The inputs are small: they fit the pipe, so writing before reading
+  // cannot deadlock.
+  if (write(in[1], input.data(), input.size()) != static_cast<ssize_t>(input.size())) {
+    ADD_FAILURE() << "short write to the child's stdin";
+  }
+  close(in[1]);
+  result.out = ReadAll(out[0]);
+  result.err = ReadAll(err[0]);
+  close(out[0]);
+  close(err[0]);
+  int status = 0;
+  if (waitpid(pid, &status, 0) == pid && WIFEXITED(status)) result.exit_code = WEXITSTATUS(status);
+  return result;
+}
+
+TEST(ParseCommandTest, DashReadsTheMessageFromStdin) {
+  RunResult ok = RunBinaryWithStdin({"parse", "-"}, kShapes);
+  EXPECT_EQ(ok.exit_code, 0) << ok.err;
+  EXPECT_EQ(Canonical(ok.out), kShapesJson) << ok.out;
+  EXPECT_TRUE(ok.err.empty()) << ok.err;
+
+  RunResult bad =
+      RunBinaryWithStdin({"parse", "-"}, "MSH|^~\\&|A|B|C|D|1||ORU^R01|X1|P|2.5.1\rbroken\r");
+  EXPECT_EQ(bad.exit_code, 1);
+  EXPECT_TRUE(bad.out.empty()) << bad.out;
+  EXPECT_EQ(std::count(bad.err.begin(), bad.err.end(), '\n'), 1) << bad.err;
+  EXPECT_NE(bad.err.find("segment 2"), std::string::npos) << bad.err;
 }
 
 TEST(ParseCommandTest, BadInputIsOneLineNamingTheProblemAndPosition) {

@@ -129,6 +129,7 @@ TEST(BuildAckTest, NakForAnUnreadableMessageIsWellFormedAndEchoesTheControlId) {
   EXPECT_EQ(blind.Get("MSA-1").value(), "AE");
   EXPECT_TRUE(blind.Get("MSA-2").empty());
   EXPECT_EQ(blind.Get("MSH-12").value(), "2.5.1");
+  EXPECT_EQ(blind.Get("MSH-11").value(), "P");
 }
 
 TEST(BuildAckTest, EnhancedModeAnswersWithCommitCodes) {
@@ -165,6 +166,113 @@ TEST(BuildAckTest, ErrorTextNeverQuotesMessageContent) {
   EXPECT_EQ(parsed.Get("MSA-1").value(), "AR");
   EXPECT_EQ(parsed.Get("ERR-3-1").value(), "207");
 }
+
+// MSH-11 (processing id, and its mode component) is echoed as the sender
+// wrote it, for every processing id, in an ACK and in a NAK built from the
+// bytes alone (first component only: the header could not be trusted).
+struct ProcessingCase {
+  const char* name;
+  const char* msh11;
+  const char* ack_msh11;  // from the parsed message
+  const char* nak_msh11;  // from the bytes of a message that did not parse
+};
+
+void PrintTo(const ProcessingCase& c, std::ostream* os) { *os << c.name; }
+
+class ProcessingIdEchoTest : public ::testing::TestWithParam<ProcessingCase> {};
+
+TEST_P(ProcessingIdEchoTest, AckAndNakEchoMsh11) {
+  const std::string header =
+      std::string("MSH|^~\\&|LIS|LAB|PMS|FAC|20260101||ORU^R01|C11|") + GetParam().msh11 + "|2.5.1";
+  Message original = ParseOrDie(header + "\rPID|1\r");
+  Message ack = ParseOrDie(BuildAck(&original, original.raw(), absl::OkStatus(), kSpec));
+  EXPECT_EQ(ack.Get("MSH-11").encoded(), GetParam().ack_msh11);
+  EXPECT_EQ(ack.Get("MSA-1").value(), "AA");
+
+  const std::string broken = header + "\rPID|1\rnot a segment\r";
+  absl::StatusOr<Message> failed = Message::Parse(broken);
+  ASSERT_FALSE(failed.ok());
+  Message nak = ParseOrDie(BuildAck(nullptr, broken, failed.status(), kSpec));
+  EXPECT_EQ(nak.Get("MSH-11").encoded(), GetParam().nak_msh11);
+  EXPECT_EQ(nak.Get("MSA-2").value(), "C11");
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Table, ProcessingIdEchoTest,
+    ::testing::Values(ProcessingCase{"production", "P", "P", "P"},
+                      ProcessingCase{"training", "T", "T", "T"},
+                      ProcessingCase{"debugging", "D", "D", "D"},
+                      ProcessingCase{"training_initial_load", "T^I", "T^I", "T"},
+                      // No processing id: ACK and NAK say P rather than nothing.
+                      ProcessingCase{"empty", "", "P", "P"}),
+    [](const ::testing::TestParamInfo<ProcessingCase>& info) { return info.param.name; });
+
+// Acknowledgement mode as ack.cc decides it: MSH-15 or MSH-16 valued means
+// enhanced mode (CA/CE/CR) instead of original mode (AA/AE/AR); whether the
+// accept (commit) ACK is sent at all follows MSH-15 only (empty = AL). MSH-16
+// asks for application acknowledgements, which lab-bridge does not send: it
+// only selects the mode. An ACK never asks to be acknowledged itself.
+struct ModeCase {
+  const char* name;
+  const char* msh15;
+  const char* msh16;
+  absl::Status outcome;
+  const char* msa1;
+  bool send;
+};
+
+void PrintTo(const ModeCase& c, std::ostream* os) { *os << c.name; }
+
+class AckModeTest : public ::testing::TestWithParam<ModeCase> {};
+
+TEST_P(AckModeTest, ChoosesModeAndWhetherToAnswer) {
+  const ModeCase& c = GetParam();
+  Message original = ParseOrDie(std::string("MSH|^~\\&|A|B|C|D|1||ORU^R01|M1|P|2.5.1|||") +
+                                c.msh15 + "|" + c.msh16 + "\rPID|1\r");
+  const bool enhanced = *c.msh15 != '\0' || *c.msh16 != '\0';
+  EXPECT_EQ(IsEnhancedMode(original), enhanced);
+  const AckDecision decision = MakeAck(c.outcome, IsEnhancedMode(original));
+  EXPECT_EQ(decision.code, c.msa1);
+  EXPECT_EQ(ShouldSendAcceptAck(original, decision), c.send);
+  Message ack = ParseOrDie(BuildAck(&original, original.raw(), c.outcome, kSpec));
+  EXPECT_EQ(ack.Get("MSA-1").value(), c.msa1);
+  EXPECT_EQ(ack.Get("MSA-2").value(), "M1");
+  EXPECT_TRUE(ack.Get("MSH-15").empty());
+  EXPECT_TRUE(ack.Get("MSH-16").empty());
+}
+
+const absl::Status kContentError = absl::InvalidArgumentError("content");
+const absl::Status kRefused = absl::UnimplementedError("refused");
+
+INSTANTIATE_TEST_SUITE_P(Table, AckModeTest,
+                         ::testing::Values(
+                             // Original mode: neither field valued; always answered.
+                             ModeCase{"original_ok", "", "", absl::OkStatus(), "AA", true},
+                             ModeCase{"original_error", "", "", kContentError, "AE", true},
+                             ModeCase{"original_refused", "", "", kRefused, "AR", true},
+                             // MSH-15 AL: always answered.
+                             ModeCase{"al_ne_ok", "AL", "NE", absl::OkStatus(), "CA", true},
+                             ModeCase{"al_ne_error", "AL", "NE", kContentError, "CE", true},
+                             ModeCase{"al_al_refused", "AL", "AL", kRefused, "CR", true},
+                             // MSH-15 NE: never answered, whatever MSH-16 asks.
+                             ModeCase{"ne_ne_ok", "NE", "NE", absl::OkStatus(), "CA", false},
+                             ModeCase{"ne_al_error", "NE", "AL", kContentError, "CE", false},
+                             ModeCase{"ne_only_ok", "NE", "", absl::OkStatus(), "CA", false},
+                             // MSH-15 ER: answered only when something went wrong.
+                             ModeCase{"er_al_ok", "ER", "AL", absl::OkStatus(), "CA", false},
+                             ModeCase{"er_al_error", "ER", "AL", kContentError, "CE", true},
+                             ModeCase{"er_su_refused", "ER", "SU", kRefused, "CR", true},
+                             // MSH-15 SU: answered only on success.
+                             ModeCase{"su_er_ok", "SU", "ER", absl::OkStatus(), "CA", true},
+                             ModeCase{"su_er_error", "SU", "ER", kContentError, "CE", false},
+                             ModeCase{"su_ne_refused", "SU", "NE", kRefused, "CR", false},
+                             // Only MSH-16 valued: enhanced codes, and MSH-15 empty counts as AL.
+                             ModeCase{"only_msh16_al_ok", "", "AL", absl::OkStatus(), "CA", true},
+                             ModeCase{"only_msh16_ne_error", "", "NE", kContentError, "CE", true},
+                             ModeCase{"only_msh16_su_refused", "", "SU", kRefused, "CR", true}),
+                         [](const ::testing::TestParamInfo<ModeCase>& info) {
+                           return info.param.name;
+                         });
 
 struct HeaderCase {
   const char* name;

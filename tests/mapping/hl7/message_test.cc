@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <string>
+#include <vector>
 
 #include "mapping/hl7/error.h"
 #include "tests/mapping/hl7/test_messages.h"
@@ -311,6 +312,102 @@ TEST(MessageShapeTest, LevelsWithoutTheirOwnSeparatorReadLikeAnyOther) {
   EXPECT_TRUE(m->Get("ZZZ-5-1-1").is_null());
   EXPECT_EQ(m->Get("ZZZ-5-1-2").value(), "x");
   EXPECT_EQ(m->Get("ZZZ-5").value(), "");
+}
+
+// The scanner looks at 16 bytes at a time and the text is padded in memory:
+// fields of every length, at every offset from a 16-byte boundary, with
+// every kind of separator, must split exactly as a naive splitter does, under
+// the standard delimiters and others, and raw() must be the input unchanged.
+std::vector<std::string> SplitOn(std::string_view text, char separator) {
+  std::vector<std::string> parts;
+  std::size_t start = 0;
+  for (std::size_t i = 0; i <= text.size(); ++i) {
+    if (i == text.size() || text[i] == separator) {
+      parts.emplace_back(text.substr(start, i - start));
+      start = i + 1;
+    }
+  }
+  return parts;
+}
+
+TEST(MessageShapeTest, FieldsOfEveryLengthAndOffsetSplitLikeANaiveSplitter) {
+  for (const std::string encoding : {"^~\\&", "$%#!"}) {
+    SCOPED_TRACE(encoding);
+    const char comp = encoding[0], rep = encoding[1], sub = encoding[3];
+    const char field = encoding == "^~\\&" ? '|' : '*';
+    std::string bytes = std::string("MSH") + field + encoding + field + "A" + field + "B" + field +
+                        "C" + field + "D" + field + "1" + field + field + "ORU" + comp + "R01" +
+                        field + "1" + field + "P" + field + "2.5.1";
+    std::vector<std::string> fields;
+    for (int length = 0; length <= 40; ++length) {
+      std::string value;
+      for (int i = 0; i < length; ++i) {
+        const char* pattern = "abcdefg";
+        value += (i % 7 == 3) ? rep : (i % 5 == 2) ? comp : (i % 11 == 6) ? sub : pattern[i % 7];
+      }
+      fields.push_back(value);
+    }
+    bytes += "\rZZZ";
+    for (const std::string& value : fields) bytes += field + value;
+    bytes += "\rZZY" + std::string(1, field) + "x";  // no terminator after the last segment
+    absl::StatusOr<Message> m = Message::Parse(bytes);
+    ASSERT_TRUE(m.ok()) << m.status();
+    EXPECT_EQ(m->raw(), bytes);
+    EXPECT_EQ(m->text(), bytes);
+    SegmentRef zzz = *m->Segment("ZZZ");
+    ASSERT_EQ(zzz.field_count(), static_cast<int>(fields.size()));
+    for (std::size_t f = 0; f < fields.size(); ++f) {
+      SCOPED_TRACE(fields[f]);
+      Element element = zzz.Field(static_cast<int>(f) + 1);
+      EXPECT_EQ(element.encoded(), fields[f]);
+      std::vector<std::string> reps = SplitOn(fields[f], rep);
+      ASSERT_EQ(element.size(), fields[f].empty() ? 1 : static_cast<int>(reps.size()));
+      for (std::size_t r = 0; r < reps.size(); ++r) {
+        std::vector<std::string> comps = SplitOn(reps[r], comp);
+        Element repetition = element.Rep(static_cast<int>(r) + 1);
+        ASSERT_EQ(repetition.size(), static_cast<int>(comps.size()));
+        for (std::size_t c = 0; c < comps.size(); ++c) {
+          std::vector<std::string> subs = SplitOn(comps[c], sub);
+          Element component = repetition.Comp(static_cast<int>(c) + 1);
+          ASSERT_EQ(component.size(), static_cast<int>(subs.size()));
+          for (std::size_t x = 0; x < subs.size(); ++x) {
+            EXPECT_EQ(component.Sub(static_cast<int>(x) + 1).value(), subs[x]);
+          }
+        }
+      }
+    }
+    EXPECT_EQ(m->Get("ZZY-1").value(), "x");
+  }
+}
+
+// The parser remembers where a field's separators are so it does not read
+// the field's bytes once per level; a field with more of them than it keeps
+// at hand (long formatted text, long lists) must split the same way.
+TEST(MessageShapeTest, FieldsWithThousandsOfSeparatorsSplitLikeShortOnes) {
+  std::string field;
+  for (int i = 1; i <= 700; ++i) {
+    if (i > 1) field += '~';
+    field += "r" + std::to_string(i) + "^c\\T\\2^s1&s" + std::to_string(i);
+  }
+  absl::StatusOr<Message> m = Message::Parse(
+      "MSH|^~\\&|A|B|C|D|1||ORU^R01|1|P|2.5.1\r"
+      "ZZZ|short^x|" +
+      field + "|tail\r");
+  ASSERT_TRUE(m.ok()) << m.status();
+  Element long_field = m->Get("ZZZ-2");
+  ASSERT_EQ(long_field.size(), 700);
+  EXPECT_EQ(long_field.encoded(), field);
+  for (int i : {1, 170, 171, 513, 700}) {
+    SCOPED_TRACE(i);
+    Element rep = long_field.Rep(i);
+    EXPECT_EQ(rep.size(), 3);
+    EXPECT_EQ(rep.Comp(1).value(), "r" + std::to_string(i));
+    EXPECT_EQ(rep.Comp(2).value(), "c&2");
+    EXPECT_EQ(rep.Comp(3).size(), 2);
+    EXPECT_EQ(rep.Comp(3).Sub(2).value(), "s" + std::to_string(i));
+  }
+  EXPECT_EQ(m->Get("ZZZ-1-2").value(), "x");
+  EXPECT_EQ(m->Get("ZZZ-3").value(), "tail");
 }
 
 }  // namespace

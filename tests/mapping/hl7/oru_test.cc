@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <string>
+#include <vector>
 
 #include "tests/mapping/hl7/test_messages.h"
 
@@ -76,6 +77,31 @@ TEST(OruR01Test, ToleratesMissingPatientAndReportsStrays) {
   ASSERT_EQ(oru.patient_results.size(), 1u);
   EXPECT_EQ(oru.patient_results[0].pid, -1);
   EXPECT_EQ(oru.patient_results[0].orders[0].observations.size(), 1u);
+}
+
+// A known segment out of its place is kept like an unknown one, with the
+// innermost open group, never dropped and never taken for its usual role.
+TEST(OruR01Test, KnownSegmentsOutOfPlaceAreKeptAsOthers) {
+  absl::StatusOr<Message> m = Message::Parse(
+      "MSH|^~\\&|A|B|C|D|1||ORU^R01|1|P|2.5.1\r"
+      "TQ1|1\rPID|1||1\rSFT|x\rOBR|1|P1\rPV1|1|O\rNK1|1\rOBX|1|NM|A||1\rPD1|1\r"
+      "SPM|1|S1\rOBX|2|NM|B||2\rPV2|1\r");
+  ASSERT_TRUE(m.ok()) << m.status();
+  OruR01 oru = GroupOruR01(*m);
+  EXPECT_EQ(oru.unplaced, std::vector<int>({1}));  // TQ1 before any group
+  ASSERT_EQ(oru.patient_results.size(), 1u);
+  const PatientResult& pr = oru.patient_results[0];
+  EXPECT_EQ(pr.other, std::vector<int>({3}));  // SFT after PID
+  EXPECT_EQ(pr.pv1, -1);
+  EXPECT_TRUE(pr.nk1.empty());
+  ASSERT_EQ(pr.orders.size(), 1u);
+  const OrderObservation& order = pr.orders[0];
+  EXPECT_EQ(order.other, std::vector<int>({5, 6}));  // PV1, NK1 after OBR
+  ASSERT_EQ(order.observations.size(), 1u);
+  EXPECT_EQ(order.observations[0].other, std::vector<int>({8}));  // PD1 after OBX
+  ASSERT_EQ(order.specimens.size(), 1u);
+  ASSERT_EQ(order.specimens[0].observations.size(), 1u);
+  EXPECT_EQ(order.specimens[0].observations[0].other, std::vector<int>({11}));  // PV2
 }
 
 }  // namespace
