@@ -50,10 +50,24 @@ TEST(MessageSplitterTest, ResultDoesNotDependOnChunkSize) {
   }
   Collected whole = SplitInChunks(lf_export, lf_export.size());
   ASSERT_EQ(whole.messages.size(), 2u);
-  for (std::size_t chunk : {1u, 2u, 3u, 7u, 64u, 1000u}) {
+  // Every chunk size up to three 16-byte blocks, so each line end falls at
+  // every position of a block and of a chunk's tail.
+  std::vector<std::size_t> sizes = {64, 1000};
+  for (std::size_t chunk = 1; chunk <= 48; ++chunk) sizes.push_back(chunk);
+  for (std::size_t chunk : sizes) {
     Collected c = SplitInChunks(lf_export, chunk);
     EXPECT_EQ(c.messages, whole.messages) << "chunk=" << chunk;
     EXPECT_EQ(c.offsets, whole.offsets) << "chunk=" << chunk;
+  }
+  // The same messages framed for MLLP with CRLF lines: every kind of line end.
+  std::string framed;
+  for (const std::string& m : whole.messages) {
+    std::string crlf;
+    for (char ch : m) crlf += ch == '\r' ? std::string("\r\n") : std::string(1, ch);
+    framed += "\x0b" + crlf + "\x1c\r";
+  }
+  for (std::size_t chunk : sizes) {
+    EXPECT_EQ(SplitInChunks(framed, chunk).messages, whole.messages) << "framed, chunk=" << chunk;
   }
   // Each piece is a CR-terminated message that parses.
   for (const std::string& m : whole.messages) EXPECT_TRUE(Message::Parse(m).ok());
