@@ -877,7 +877,12 @@ HttpResponse FhirApi::Search(const HttpRequest& request, const std::string& type
   }
 
   const std::string base = BaseUrl(request);
-  rapidjson::StringBuffer buffer;
+  // Sized for the page up front, so the Bundle is not moved as it grows.
+  std::size_t estimate = 1024;
+  for (const auto& resource : page->resources) {
+    estimate += resource.resource.json.size() + 256;
+  }
+  rapidjson::StringBuffer buffer(nullptr, estimate + 1024 * orders.size());
   Writer w(buffer);
   w.StartObject();
   w.Key("resourceType");
@@ -986,7 +991,7 @@ HttpResponse FhirApi::Search(const HttpRequest& request, const std::string& type
   }
   w.EndArray();
   w.EndObject();
-  return Fhir(200, buffer.GetString());
+  return Fhir(200, std::string(buffer.GetString(), buffer.GetSize()));
 }
 
 // The access audit (api/service/access_audit.h) as FHIR AuditEvents.

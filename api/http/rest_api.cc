@@ -859,15 +859,19 @@ HttpResponse RestApi::ListResults(const HttpRequest& request, bool critical_only
   if (!list.ok()) {
     return ToHttpResponse(list.status());
   }
-  rapidjson::StringBuffer buffer;
+  // Sized for the page up front (a result is about 520 bytes of JSON):
+  // growing it by halves moved the whole page again a dozen times.
+  rapidjson::StringBuffer buffer(nullptr, 256 + 640 * list->results.size());
   Writer w(buffer);
   w.StartArray();
   for (const service::ResultView& view : list->results) {
-    patients->push_back(view.pms_patient_id);
+    if (patients->empty() || patients->back() != view.pms_patient_id) {
+      patients->push_back(view.pms_patient_id);
+    }
     WriteResult(w, view);
   }
   w.EndArray();
-  HttpResponse r = Json(200, buffer.GetString());
+  HttpResponse r = Json(200, std::string(buffer.GetString(), buffer.GetSize()));
   AddNextLink(request, list->next_cursor, &r);
   return r;
 }

@@ -259,8 +259,9 @@ class ServerImpl final : public HttpServer {
     stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
   }
 
-  bhttp::response<bhttp::string_body> ToBeast(const HttpResponse& r, unsigned version,
-                                              bool keep_alive) {
+  // Takes the response by value: its body (a 50 KB result page) is moved
+  // into Beast's, not copied.
+  bhttp::response<bhttp::string_body> ToBeast(HttpResponse r, unsigned version, bool keep_alive) {
     bhttp::response<bhttp::string_body> res{static_cast<bhttp::status>(r.status), version};
     res.set(bhttp::field::server, "lab-bridge");
     if (!r.content_type.empty()) {
@@ -269,7 +270,7 @@ class ServerImpl final : public HttpServer {
     for (const auto& [name, value] : r.headers) {
       res.set(name, value);
     }
-    res.body() = r.body;
+    res.body() = std::move(r.body);
     res.keep_alive(keep_alive);
     res.prepare_payload();
     if (r.status >= 500) {
@@ -388,7 +389,7 @@ class ServerImpl final : public HttpServer {
       if (request->method == "HEAD") {
         response.body.clear();
       }
-      bhttp::response<bhttp::string_body> res = ToBeast(response, version, keep_alive);
+      bhttp::response<bhttp::string_body> res = ToBeast(std::move(response), version, keep_alive);
       stream.expires_after(ToChrono(options_.read_timeout));
       auto [write_ec, written] = co_await bhttp::async_write(stream, res, kUseTuple);
       if (write_ec || !keep_alive) {
