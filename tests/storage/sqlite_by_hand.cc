@@ -1,14 +1,18 @@
-// sqlite_by_hand PATH SQL: runs SQL on a SQLite file outside the Store and
-// prints each result row with columns joined by '|', like `sqlite3 -batch`.
-// The tests use it to tamper with rows "by hand" without needing the sqlite3
-// CLI package on the machine.
+// sqlite_by_hand PATH SQL [HOLD_MS]: runs SQL on a SQLite file outside the
+// Store and prints each result row with columns joined by '|', like
+// `sqlite3 -batch`. The tests use it to tamper with rows "by hand" without
+// needing the sqlite3 CLI package on the machine. With HOLD_MS it then waits
+// that long before closing, so a `BEGIN IMMEDIATE` holds the write lock.
+#include <unistd.h>
+
 #include <cstdio>
+#include <cstdlib>
 
 #include <sqlite3.h>
 
 int main(int argc, char** argv) {
-  if (argc != 3) {
-    std::fprintf(stderr, "usage: %s PATH SQL\n", argv[0]);
+  if (argc != 3 && argc != 4) {
+    std::fprintf(stderr, "usage: %s PATH SQL [HOLD_MS]\n", argv[0]);
     return 64;
   }
   sqlite3* db = nullptr;
@@ -41,6 +45,10 @@ int main(int argc, char** argv) {
       return 1;
     }
     sqlite3_finalize(stmt);
+  }
+  if (argc == 4) {
+    std::fflush(stdout);
+    usleep(static_cast<useconds_t>(std::atoi(argv[3])) * 1000);
   }
   sqlite3_close(db);
   return 0;

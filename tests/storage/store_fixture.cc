@@ -126,6 +126,17 @@ std::string TestDatabase::RunSql(const std::string& sql) const {
   return out;
 }
 
+std::string TestDatabase::HoldWriteLockCommand(int hold_ms) const {
+  if (backend_ == Backend::kSqlite) {
+    return absl::StrCat(SqliteByHand(), " ", ShellQuote(sqlite_path_), " ",
+                        ShellQuote("BEGIN IMMEDIATE; SELECT 'locked'"), " ", hold_ms);
+  }
+  return absl::StrCat("psql -X -q -t -A -v ON_ERROR_STOP=1 ", ShellQuote(url_), " -c ",
+                      ShellQuote(absl::StrCat("BEGIN; LOCK TABLE hl7_messages IN EXCLUSIVE MODE; "
+                                              "SELECT 'locked'; SELECT pg_sleep(",
+                                              hold_ms / 1000.0, "); COMMIT;")));
+}
+
 IngestRecord MakeOru(const std::string& control_id, const std::string& pms_id, int results,
                      const std::string& placer_order_number) {
   IngestRecord record;

@@ -50,6 +50,11 @@ class TestDatabase {
   // trimmed stdout; fails the test on a non-zero exit.
   std::string RunSql(const std::string& sql) const;
 
+  // A shell command that takes the write lock the Store's ingest needs (a
+  // SQLite RESERVED lock, printing "locked" once it has it; an EXCLUSIVE lock
+  // on hl7_messages), holds it for `hold_ms` and lets go.
+  std::string HoldWriteLockCommand(int hold_ms) const;
+
   // PostgreSQL only: terminates the server side of every connection this
   // test's stores hold (they share an application_name); returns how many.
   int KillConnections() const;

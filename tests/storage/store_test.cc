@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstdio>
 #include <filesystem>
 #include <memory>
 #include <set>
@@ -250,6 +251,99 @@ TEST_P(StoreTest, ResultedOrderIsPreliminaryUntilEveryTestIsFinal) {
   for (ResultRecord& r : record.results) r.report_code = "58410-2";
   IngestOk(record);
   EXPECT_EQ(store_->GetOrder(other->order_id)->result_status, "final");
+}
+
+TEST_P(StoreTest, EveryColumnOfTheGuidesTablesReadsBackAsWritten) {
+  IngestRecord record = MakeOru("COLS-1", "4711", 2, "");
+  record.message.source_ip = "192.0.2.17";
+  record.message.peer_certificate_subject = "CN=lis-a,O=Reference Lab";
+  record.patient->other_identifiers = "A-99^^^LAB^MR~B-7^^^HOSP^PI";
+  record.results[0].value_type = "SN";
+  record.results[0].observation_sub_id = "1.a";
+  record.results[1].value_type = "ST";
+  record.results[1].observation_sub_id = "";
+  const IngestOutcome outcome = IngestOk(record);
+
+  absl::StatusOr<StoredMessage> message = store_->GetMessage(outcome.message_id);
+  ASSERT_TRUE(message.ok()) << message.status();
+  EXPECT_EQ(message->message.source_ip, "192.0.2.17");
+  EXPECT_EQ(message->message.peer_certificate_subject, "CN=lis-a,O=Reference Lab");
+  ASSERT_TRUE(outcome.patient_id.has_value());
+  absl::StatusOr<StoredPatient> patient = store_->GetPatient(*outcome.patient_id);
+  ASSERT_TRUE(patient.ok()) << patient.status();
+  EXPECT_EQ(patient->patient.other_identifiers, "A-99^^^LAB^MR~B-7^^^HOSP^PI");
+  ResultQuery query;
+  query.pms_patient_id = "4711";
+  absl::StatusOr<ResultPage> page = store_->ListResults(query);
+  ASSERT_TRUE(page.ok()) << page.status();
+  ASSERT_EQ(page->results.size(), 2u);  // newest first
+  EXPECT_EQ(page->results[1].result.value_type, "SN");
+  EXPECT_EQ(page->results[1].result.observation_sub_id, "1.a");
+  EXPECT_EQ(page->results[0].result.value_type, "ST");
+  EXPECT_EQ(page->results[0].result.observation_sub_id, "");
+
+  NewOrder order;
+  order.patient_id = *outcome.patient_id;
+  order.encounter_id = 880021;
+  order.test_codes = {"CBC"};
+  order.placer_order_number = "PO-COLS";
+  order.lis_endpoint = "lis-a";
+  order.outbox_payload = "ORM bytes";
+  absl::StatusOr<CreatedOrder> created = store_->CreateOrder(order);
+  ASSERT_TRUE(created.ok()) << created.status();
+  EXPECT_EQ(store_->GetOrder(created->order_id)->encounter_id, 880021);
+  order.placer_order_number = "PO-COLS-2";
+  order.encounter_id.reset();
+  created = store_->CreateOrder(order);
+  ASSERT_TRUE(created.ok()) << created.status();
+  EXPECT_FALSE(store_->GetOrder(created->order_id)->encounter_id.has_value());
+}
+
+TEST_P(StoreTest, SqliteFileIsInWalMode) {
+  if (GetParam() != Backend::kSqlite) {
+    GTEST_SKIP() << "journal_mode is SQLite's";
+  }
+  IngestOk(MakeOru("DURABLE-1", "1", 1));
+  // journal_mode is a property of the file: the store put it in WAL, which
+  // group commit and the background checkpoint rely on.
+  EXPECT_EQ(db_->RunSql("PRAGMA journal_mode"), "wal");
+}
+
+TEST_P(StoreTest, AWriteLockHeldTooLongIsRetryable) {
+  StoreOptions options;
+  options.lock_timeout = absl::Milliseconds(300);
+  Open(options);
+  IngestOk(MakeOru("LOCK-0", "5", 1));  // schema and connections ready
+  // Another process holds the write lock for 2 s; it says "locked" once it
+  // has it.
+  FILE* holder = popen(db_->HoldWriteLockCommand(2000).c_str(), "r");
+  ASSERT_NE(holder, nullptr);
+  if (GetParam() == Backend::kSqlite) {
+    char line[64] = {};
+    ASSERT_NE(fgets(line, sizeof line, holder), nullptr);
+    EXPECT_EQ(std::string(line).substr(0, 6), "locked");
+  } else {
+    // psql prints when it is done: ask the server whether the lock is held.
+    const absl::Time deadline = absl::Now() + absl::Seconds(5);
+    while (db_->RunSql("SELECT count(*) FROM pg_locks WHERE relation = "
+                       "'hl7_messages'::regclass AND mode = 'ExclusiveLock' AND granted") != "1") {
+      ASSERT_LT(absl::Now(), deadline) << "the lock holder never got the lock";
+      absl::SleepFor(absl::Milliseconds(20));
+    }
+  }
+  const absl::Time started = absl::Now();
+  absl::StatusOr<IngestOutcome> blocked = store_->Ingest(MakeOru("LOCK-1", "5", 1));
+  EXPECT_EQ(blocked.status().code(), absl::StatusCode::kUnavailable) << blocked.status();
+  EXPECT_LT(absl::Now() - started, absl::Milliseconds(1900));  // the timeout, not the holder
+  char rest[256];
+  while (fgets(rest, sizeof rest, holder) != nullptr) {
+    // psql prints its results when the holder is done; read them to the end.
+  }
+  EXPECT_EQ(pclose(holder), 0);
+  // Nothing of it was stored, and the same record goes through afterwards.
+  EXPECT_EQ(Count("hl7_messages"), 1);
+  IngestOk(MakeOru("LOCK-1", "5", 1));
+  EXPECT_EQ(Count("hl7_messages"), 2);
 }
 
 TEST_P(StoreTest, RawBytesAreKeptExactly) {
