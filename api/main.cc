@@ -153,14 +153,26 @@ int RunServe(const std::string& port_file) {
        .sending_facility = config->identity.sending_facility,
        .critical_flags = config->critical_flags,
        .logger = logger,
-       .sender_settings = [senders](std::string_view application, std::string_view facility) {
-         std::shared_ptr<const bridge::api::service::LisEndpoints> current;
-         {
-           std::lock_guard<std::mutex> lock(senders->mutex);
-           current = senders->endpoints;
-         }
-         return current->SenderSettingsFor(application, facility);
-       }});
+       .sender_settings =
+           [senders](std::string_view application, std::string_view facility) {
+             std::shared_ptr<const bridge::api::service::LisEndpoints> current;
+             {
+               std::lock_guard<std::mutex> lock(senders->mutex);
+               current = senders->endpoints;
+             }
+             return current->SenderSettingsFor(application, facility);
+           },
+       .authorize_sender =
+           [senders](std::string_view application, std::string_view facility,
+                     const bridge::api::service::IngestPeer& peer) {
+             std::shared_ptr<const bridge::api::service::LisEndpoints> current;
+             {
+               std::lock_guard<std::mutex> lock(senders->mutex);
+               current = senders->endpoints;
+             }
+             return current->AuthorizeSender(application, facility, peer.certificate_subject,
+                                             peer.certificate_names);
+           }});
   // Counted by the MLLP handler, served by /metrics (StartApis).
   bridge::api::service::Metrics metrics;
   bridge::api::MllpHandler handler(ingest, config->worker_threads, config->mllp.max_frame_bytes,

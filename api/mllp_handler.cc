@@ -32,6 +32,7 @@ void MllpHandler::Shutdown() { pool_->get().join(); }
 void MllpHandler::HandleFrame(std::string payload, const mllp::PeerInfo& peer, mllp::ReplyFn done) {
   service::IngestPeer who{.source_ip = peer.address,
                           .certificate_subject = peer.certificate_subject,
+                          .certificate_names = peer.certificate_names,
                           .connection_id = peer.connection_id};
   const absl::Time received = absl::Now();
   boost::asio::post(pool_->get(), [this, payload = std::move(payload), who = std::move(who),

@@ -244,6 +244,17 @@ IngestResult Ingest::Handle(std::string_view payload, const IngestPeer& peer) {
     row.receiving_facility = std::string(m.Get("MSH-6").value());
     row.version = std::string(m.version());
     outcome = hl7::ValidateHeader(m, {});
+    if (outcome.ok() && options_.authorize_sender) {
+      if (absl::Status allowed =
+              options_.authorize_sender(row.sending_application, row.sending_facility, peer);
+          !allowed.ok()) {
+        // Refused for who sent it, not for what it says (AR); the reason
+        // names laboratories and fields, never content.
+        outcome = hl7::Hl7Error(
+            absl::StatusCode::kPermissionDenied, hl7::ErrorCode::kApplicationInternalError,
+            {.segment = "MSH", .segment_sequence = 1, .field = 3}, std::string(allowed.message()));
+      }
+    }
     if (outcome.ok() && row.message_type == "ORU" && row.trigger_event == "R01") {
       v2_to_fhir::ConvertOptions convert;
       convert.now = options_.clock();

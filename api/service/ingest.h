@@ -69,6 +69,14 @@ class logger;
 
 namespace bridge::api::service {
 
+// Who sent the message (copied into the audit row).
+struct IngestPeer {
+  std::string source_ip;
+  std::string certificate_subject;
+  std::vector<std::string> certificate_names;  // CN and subjectAltNames, mutual TLS
+  std::uint64_t connection_id = 0;             // for logs
+};
+
 struct IngestOptions {
   std::string sending_application = "PMS_LAB";  // our MSH-3 in ACKs
   std::string sending_facility = "MPS_PMS";     // our MSH-4; PMS PID-3 assigning authority
@@ -84,14 +92,14 @@ struct IngestOptions {
   std::function<std::optional<v2_to_fhir::SenderSettings>(std::string_view application,
                                                           std::string_view facility)>
       sender_settings;
+  // Whether this peer may send as MSH-3/MSH-4 (lis_endpoints.json's
+  // client_certificate_names); a non-OK status refuses the message with AR,
+  // and it is still stored. nullptr: every sender is accepted.
+  std::function<absl::Status(std::string_view application, std::string_view facility,
+                             const IngestPeer& peer)>
+      authorize_sender;
 };
 
-// Who sent the message (copied into the audit row).
-struct IngestPeer {
-  std::string source_ip;
-  std::string certificate_subject;
-  std::uint64_t connection_id = 0;  // for logs
-};
 
 struct IngestResult {
   // The ACK/NAK to send back (unframed ER7). nullopt only for a resend whose

@@ -4,6 +4,7 @@
 #include <rapidjson/document.h>
 #include <rapidjson/error/en.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
@@ -186,6 +187,7 @@ absl::Status ReadEndpoint(const Checker& check, const Value& e, const std::strin
                                               "unit_map",
                                               "code_systems",
                                               "default_code_system",
+                                              "client_certificate_names",
                                               "tls",
                                               "connect_timeout_seconds",
                                               "ack_timeout_seconds",
@@ -336,6 +338,20 @@ absl::Status ReadEndpoint(const Checker& check, const Value& e, const std::strin
       (*map)[it->name.GetString()] = it->value.GetString();
     }
   }
+  if (e.HasMember("client_certificate_names")) {
+    const Value& names = e["client_certificate_names"];
+    if (!names.IsArray() || names.Empty()) {
+      return check.Error(where + ".client_certificate_names",
+                         "expected a non-empty array of certificate subjects or names");
+    }
+    for (const Value& n : names.GetArray()) {
+      if (!n.IsString() || n.GetStringLength() == 0) {
+        return check.Error(where + ".client_certificate_names",
+                           "each name must be a non-empty string");
+      }
+      ep.client_certificate_names.emplace_back(n.GetString(), n.GetStringLength());
+    }
+  }
   if (e.HasMember("tls")) {
     if (absl::Status s = ReadTls(check, e["tls"], where + ".tls", &ep.tls); !s.ok()) {
       return s;
@@ -413,6 +429,42 @@ std::vector<std::string> LisEndpoints::ids() const {
     out.push_back(e.id);
   }
   return out;
+}
+
+absl::Status LisEndpoints::AuthorizeSender(
+    std::string_view application, std::string_view facility, std::string_view certificate_subject,
+    const std::vector<std::string>& certificate_names) const {
+  const auto carries = [&](const LisEndpoint& e) {
+    for (const std::string& name : e.client_certificate_names) {
+      if ((!certificate_subject.empty() && name == certificate_subject) ||
+          std::find(certificate_names.begin(), certificate_names.end(), name) !=
+              certificate_names.end()) {
+        return true;
+      }
+    }
+    return false;
+  };
+  const LisEndpoint* named = nullptr;  // the laboratory MSH-3/MSH-4 name
+  const LisEndpoint* owner = nullptr;  // a laboratory the certificate belongs to
+  for (const LisEndpoint& e : endpoints) {
+    if (named == nullptr && e.results_application == application &&
+        e.results_facility == facility) {
+      named = &e;
+    }
+    if (owner == nullptr && !e.client_certificate_names.empty() && carries(e)) {
+      owner = &e;
+    }
+  }
+  if (named != nullptr && !named->client_certificate_names.empty() && !carries(*named)) {
+    return absl::PermissionDeniedError(
+        "MSH-3/MSH-4 name laboratory " + named->id +
+        ", which sends only with its own client certificates (client_certificate_names)");
+  }
+  if (owner != nullptr && (named == nullptr || !carries(*named))) {
+    return absl::PermissionDeniedError("this client certificate belongs to laboratory " +
+                                       owner->id + ", which may send only as itself (MSH-3/MSH-4)");
+  }
+  return absl::OkStatus();
 }
 
 std::optional<v2_to_fhir::SenderSettings> LisEndpoints::SenderSettingsFor(

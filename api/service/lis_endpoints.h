@@ -24,6 +24,11 @@
 //   unit_map {"mEq/l": "meq/L", ...} (OBX-6 text -> UCUM code)
 //   code_systems {"99LAB": "http://lab.example/codes", ...} (CWE.3 -> URI)
 //   default_code_system "http://..." (codes sent with no CWE.3)
+//   client_certificate_names ["lis-a.example", "CN=lis-a,O=Lab A"]: over
+//     mutual TLS, the certificates this laboratory sends with (subject in
+//     RFC 2253, its CN or a subjectAltName). When any endpoint lists them, a
+//     certificate named by a laboratory may only send as that laboratory, and
+//     that laboratory's MSH-3/MSH-4 only with its certificates.
 //   tls {"ca_file", "cert_file", "key_file", "server_name"} (present = TLS 1.2+)
 //   connect_timeout_seconds 10           ack_timeout_seconds ACK_TIMEOUT_SECONDS
 //   retry_max_attempts RETRY_MAX_ATTEMPTS (sends at most, first one included)
@@ -80,6 +85,7 @@ struct LisEndpoint {
   std::map<std::string, std::string> unit_map;
   std::map<std::string, std::string> code_systems;
   std::string default_code_system;
+  std::vector<std::string> client_certificate_names;
   std::chrono::milliseconds connect_timeout = std::chrono::seconds(10);
   std::chrono::milliseconds ack_timeout = std::chrono::seconds(30);
   int max_attempts = 3;
@@ -107,6 +113,15 @@ struct LisEndpoints {
   // laboratories (compared exactly); nullopt for any other sender.
   std::optional<v2_to_fhir::SenderSettings> SenderSettingsFor(std::string_view application,
                                                               std::string_view facility) const;
+
+  // Whether a message with this MSH-3/MSH-4 may come over a connection whose
+  // client certificate has this subject and these names (both empty without
+  // mutual TLS): PermissionDenied when the certificate belongs to another
+  // laboratory, or the laboratory named sends with certificates of its own
+  // and this is none of them. OK when no endpoint lists certificates.
+  absl::Status AuthorizeSender(std::string_view application, std::string_view facility,
+                               std::string_view certificate_subject,
+                               const std::vector<std::string>& certificate_names) const;
 };
 
 // Values an endpoint takes when the file does not say (from Config).

@@ -81,6 +81,12 @@ AckDecision MakeAck(const absl::Status& outcome, bool enhanced) {
       letter = 'R';
       decision.error = ErrorCode::kApplicationInternalError;
       break;
+    case absl::StatusCode::kPermissionDenied:
+      // Refused for who sent it, not for its content: AR, as for a type we
+      // do not take.
+      letter = 'R';
+      decision.error = carried != ErrorCode::kNone ? carried : ErrorCode::kApplicationInternalError;
+      break;
     default:
       letter = 'E';
       decision.error = ErrorCode::kApplicationInternalError;

@@ -34,7 +34,8 @@ struct AckDecision {
 // kOk and kAlreadyExists (a duplicate is re-acknowledged) -> AA;
 // kInvalidArgument -> AE with the status' HL7 code (default 102);
 // kUnimplemented -> AR with its code (default 200); kUnavailable -> AR 207
-// (the sender may resend); everything else -> AE 207.
+// (the sender may resend); kPermissionDenied (a sender refused for who it
+// is) -> AR with its code (default 207); everything else -> AE 207.
 // `enhanced` turns AA/AE/AR into CA/CE/CR.
 AckDecision MakeAck(const absl::Status& outcome, bool enhanced = false);
 

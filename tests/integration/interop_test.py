@@ -317,6 +317,36 @@ def mtls_run(h, pki):
               f"allow-list {allowed}: stored {stored} rows for {cid}")
     print("MLLP_TLS_ALLOWED_PEERS: unlisted peer refused, listed peer served")
 
+    # Per laboratory (lis_endpoints.json client_certificate_names): lis-a's
+    # certificate may send as its laboratory (MSH-3/4 LIS_A/IT_LAB) and as no
+    # one else; the refused message is answered AR and still stored.
+    endpoints = h.path("bound_endpoints.json")
+    with open(endpoints, "w") as f:
+        json.dump({"endpoints": [{
+            "id": "lab-a", "host": "127.0.0.1", "port": lbtest.free_port(), "default": True,
+            "receiving_application": "LIS_A", "receiving_facility": "IT_LAB",
+            "client_certificate_names": ["lis-a.example"]}]}, f)
+    bound = h.server(db, env={"MLLP_TLS_CERT": pki["server.crt"], "MLLP_TLS_KEY": pki["server.key"],
+                              "MLLP_TLS_CLIENT_CA": pki["ca.crt"],
+                              "LIS_ENDPOINTS_FILE": endpoints}, name="bound")
+    bound.start()
+    for sender, cid, expected in ((b"LIS_A", "IT-BOUND-OWN", "AA"),
+                                  (b"IT_LIS", "IT-BOUND-OTHER", "AR")):
+        out, err = s_client(bound.mllp_port, pki, lbtest.synthetic_oru(cid, "P-BOUND",
+                                                                      sender=sender), [])
+        summary = lbtest.read_msa(out.strip(b"\x0b\x1c\r")) if b"MSA" in out else None
+        check(summary is not None and summary[:2] == (expected, cid),
+              f"lis-a's certificate sending as {sender!r}: expected {expected}, got {out!r}")
+    bound.stop()
+    stored = db.query("SELECT message_control_id, ack_status FROM hl7_messages WHERE "
+                      "message_control_id LIKE 'IT-BOUND-%' ORDER BY id")
+    check(stored == [("IT-BOUND-OWN", "AA"), ("IT-BOUND-OTHER", "AR")],
+          f"bound senders not stored as answered: {stored}")
+    results = db.scalar("SELECT COUNT(*) FROM lab_results r JOIN hl7_messages m ON "
+                        "m.id = r.hl7_message_id WHERE m.message_control_id = 'IT-BOUND-OTHER'")
+    check(results == "0", f"the refused message's results were stored: {results}")
+    print("client_certificate_names: a certificate sends as its laboratory only")
+
 
 def main():
     backend, binary = sys.argv[1], sys.argv[2]

@@ -106,6 +106,41 @@ TEST(LisEndpointsTest, ResultsFromALaboratoryGetItsMappingSettings) {
       std::string::npos);
 }
 
+TEST(LisEndpointsTest, ACertificateMaySendOnlyAsItsLaboratory) {
+  absl::StatusOr<LisEndpoints> parsed =
+      ParseLisEndpoints(std::string(R"({"endpoints": [)") + kMinimal +
+                            R"(, "client_certificate_names": ["lis-a.example"]},
+            {"id": "heme", "host": "h", "port": 1, "receiving_application": "HEME",
+             "receiving_facility": "HOSP", "test_codes": ["CBC"],
+             "client_certificate_names": ["CN=heme,O=Hospital"]},
+            {"id": "open", "host": "o", "port": 1, "receiving_application": "OPEN",
+             "receiving_facility": "LAB", "test_codes": ["TSH"]}]})",
+                        "lis.json", kDefaults);
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  const std::vector<std::string> lab_a = {"lis-a", "lis-a.example"};
+  // Its own laboratory, by a subjectAltName or by the subject.
+  EXPECT_TRUE(parsed->AuthorizeSender("LIS", "LAB", "CN=lis-a", lab_a).ok());
+  EXPECT_TRUE(parsed->AuthorizeSender("HEME", "HOSP", "CN=heme,O=Hospital", {"heme"}).ok());
+  // Another laboratory's names, a sender no endpoint knows, or no certificate.
+  EXPECT_TRUE(absl::IsPermissionDenied(parsed->AuthorizeSender("HEME", "HOSP", "CN=lis-a", lab_a)));
+  EXPECT_TRUE(absl::IsPermissionDenied(parsed->AuthorizeSender("OTHER", "X", "CN=lis-a", lab_a)));
+  EXPECT_TRUE(absl::IsPermissionDenied(parsed->AuthorizeSender("LIS", "LAB", "", {})));
+  // A laboratory that lists no certificates takes whoever the listener let in,
+  // except a certificate that belongs to another laboratory.
+  EXPECT_TRUE(parsed->AuthorizeSender("OPEN", "LAB", "CN=someone", {"someone"}).ok());
+  EXPECT_TRUE(parsed->AuthorizeSender("OPEN", "LAB", "", {}).ok());
+  EXPECT_TRUE(absl::IsPermissionDenied(parsed->AuthorizeSender("OPEN", "LAB", "CN=lis-a", lab_a)));
+  // Without certificate names anywhere, everything is allowed.
+  absl::StatusOr<LisEndpoints> plain = ParseLisEndpoints(
+      std::string(R"({"endpoints": [)") + kMinimal + "}]}", "lis.json", kDefaults);
+  ASSERT_TRUE(plain.ok());
+  EXPECT_TRUE(plain->AuthorizeSender("ANY", "ONE", "CN=x", {"x"}).ok());
+  EXPECT_NE(Refusal(std::string(R"({"endpoints": [)") + kMinimal +
+                    R"(, "client_certificate_names": []}]})")
+                .find("endpoints[0].client_certificate_names: expected a non-empty array"),
+            std::string::npos);
+}
+
 TEST(LisEndpointsTest, RoutesByTestCodeThenDefault) {
   absl::StatusOr<LisEndpoints> parsed = ParseLisEndpoints(
       std::string(R"({"endpoints": [)") + kMinimal +

@@ -60,6 +60,8 @@ INSTANTIATE_TEST_SUITE_P(
                               ErrorCode::kUnsupportedMessageType},
                       AckCase{"database_down", absl::UnavailableError("db"), "AR",
                               ErrorCode::kApplicationInternalError},
+                      AckCase{"sender_not_allowed", absl::PermissionDeniedError("who"), "AR",
+                              ErrorCode::kApplicationInternalError},
                       AckCase{"internal", absl::InternalError("bug"), "AE",
                               ErrorCode::kApplicationInternalError}),
     [](const ::testing::TestParamInfo<AckCase>& info) { return info.param.name; });
