@@ -326,9 +326,9 @@ void RegisterAll() {
             ->Setup(c.setup)
             ->Teardown(TearDown)
             ->Threads(1)
-            ->Threads(4)  // what `serve` runs with its default WORKER_THREADS=4
+            ->Threads(4)
             ->Threads(16)
-            ->Threads(20)
+            ->Threads(20)  // what `serve` runs with its default WORKER_THREADS=20
             ->UseRealTime();
     if (Iterations() > 0) {
       benchmark->Iterations(Iterations());
