@@ -6,6 +6,7 @@
 #include <spdlog/spdlog.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -15,6 +16,8 @@
 #include <vector>
 
 #include <CLI/CLI.hpp>
+
+#include "absl/strings/numbers.h"
 
 #include "api/apis.h"
 #include "api/cli/convert_command.h"
@@ -332,8 +335,10 @@ int main(int argc, char** argv) {
   send->add_option("--key", send_options.client.tls.key_file, "Client key (mutual TLS)");
   send->add_option("--server-name", send_options.client.tls.server_name,
                    "Name to verify in the server certificate (default: --host)");
-  send->add_option("--timeout", send_timeout_seconds, "Seconds to wait for each ACK")
-      ->check(CLI::Range(1, 86400));
+  CLI::Option* send_timeout =
+      send->add_option("--timeout", send_timeout_seconds,
+                       "Seconds to wait for each ACK (default: ACK_TIMEOUT_SECONDS, else 30)")
+          ->check(CLI::Range(1, 86400));
   send->add_option("FILE", send_options.files, "Message files (batches allowed), - for stdin")
       ->required();
 
@@ -386,6 +391,17 @@ int main(int argc, char** argv) {
   if (send->parsed()) {
     send_options.client.host = send_host;
     send_options.client.port = static_cast<std::uint16_t>(send_port);
+    if (send_timeout->count() == 0) {
+      // The same variable serve reads; --timeout overrides it.
+      if (const char* env = std::getenv("ACK_TIMEOUT_SECONDS"); env != nullptr) {
+        if (!absl::SimpleAtoi(env, &send_timeout_seconds) || send_timeout_seconds < 1 ||
+            send_timeout_seconds > 86400) {
+          std::cerr << "lab-bridge send: ACK_TIMEOUT_SECONDS: expected 1-86400 seconds, got \""
+                    << env << "\"\n";
+          return 2;
+        }
+      }
+    }
     send_options.client.ack_timeout = std::chrono::seconds(send_timeout_seconds);
     return bridge::api::RunSend(send_options, std::cout, std::cerr);
   }

@@ -42,9 +42,9 @@ def write(h, name, data):
     return path
 
 
-def send(server, port, files, extra=()):
+def send(server, port, files, extra=(), env=None):
     result = server.run_command(["send", "--host", "127.0.0.1", "--port", str(port), *extra,
-                                 *files], timeout=60)
+                                 *files], overrides=env, timeout=60)
     out = result.stdout.decode("utf-8", "replace")
     err = result.stderr.decode("utf-8", "replace")
     return result.returncode, [line for line in out.split("\n") if line], err
@@ -178,6 +178,18 @@ def check_send(h, server, db):
     started = time.monotonic()
     code, lines, err = send(server, silent.getsockname()[1], [single], extra=("--timeout", "1"))
     elapsed = time.monotonic() - started
+    # Without --timeout, ACK_TIMEOUT_SECONDS (default 30) decides.
+    started = time.monotonic()
+    env_code, env_lines, _ = send(server, silent.getsockname()[1], [single],
+                                  env={"ACK_TIMEOUT_SECONDS": "1"})
+    env_elapsed = time.monotonic() - started
+    check(env_code == 1 and len(env_lines) == 1 and env_lines[0].startswith("MSG001 - ")
+          and env_elapsed < 20,
+          f"ACK_TIMEOUT_SECONDS=1: exit {env_code} after {env_elapsed:.1f} s: {env_lines}")
+    bad_code, _, bad_err = send(server, silent.getsockname()[1], [single],
+                                env={"ACK_TIMEOUT_SECONDS": "soon"})
+    check(bad_code == 2 and "ACK_TIMEOUT_SECONDS" in bad_err,
+          f"ACK_TIMEOUT_SECONDS=soon: exit {bad_code}, {bad_err!r}")
     silent.close()
     for conn in held:
         conn.close()
