@@ -125,6 +125,10 @@ int RunServe(const std::string& port_file) {
   struct Senders {
     std::mutex mutex;
     std::shared_ptr<const bridge::api::service::LisEndpoints> endpoints;
+    std::shared_ptr<const bridge::api::service::LisEndpoints> Current() {
+      std::lock_guard<std::mutex> lock(mutex);
+      return endpoints;
+    }
   };
   auto senders = std::make_shared<Senders>();
   senders->endpoints = std::make_shared<const bridge::api::service::LisEndpoints>(*endpoints);
@@ -158,23 +162,13 @@ int RunServe(const std::string& port_file) {
        .logger = logger,
        .sender_settings =
            [senders](std::string_view application, std::string_view facility) {
-             std::shared_ptr<const bridge::api::service::LisEndpoints> current;
-             {
-               std::lock_guard<std::mutex> lock(senders->mutex);
-               current = senders->endpoints;
-             }
-             return current->SenderSettingsFor(application, facility);
+             return senders->Current()->SenderSettingsFor(application, facility);
            },
        .authorize_sender =
            [senders](std::string_view application, std::string_view facility,
                      const bridge::api::service::IngestPeer& peer) {
-             std::shared_ptr<const bridge::api::service::LisEndpoints> current;
-             {
-               std::lock_guard<std::mutex> lock(senders->mutex);
-               current = senders->endpoints;
-             }
-             return current->AuthorizeSender(application, facility, peer.certificate_subject,
-                                             peer.certificate_names);
+             return senders->Current()->AuthorizeSender(
+                 application, facility, peer.certificate_subject, peer.certificate_names);
            }});
   // Counted by the MLLP handler, served by /metrics (StartApis).
   bridge::api::service::Metrics metrics;

@@ -21,10 +21,12 @@
 // previous reply was written, so replies go out in order.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <functional>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace bridge::mllp {
@@ -40,6 +42,19 @@ struct PeerInfo {
   std::string certificate_subject;              // RFC 2253, e.g. "CN=lis-a,O=Lab A"
   std::vector<std::string> certificate_names;   // subject CN + subjectAltName entries
 };
+
+// True when one of `entries` is the certificate's subject or one of its
+// names: how an allow-list entry names a client certificate.
+inline bool CertificateIsNamed(std::string_view subject, const std::vector<std::string>& names,
+                               const std::vector<std::string>& entries) {
+  for (const std::string& entry : entries) {
+    if ((!subject.empty() && entry == subject) ||
+        std::find(names.begin(), names.end(), entry) != names.end()) {
+      return true;
+    }
+  }
+  return false;
+}
 
 // Completes one frame. Call it exactly once, from any thread: with the reply
 // payload (unframed; the server adds <VT>..<FS><CR>) to answer, or with

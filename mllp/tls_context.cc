@@ -9,6 +9,7 @@
 #include <openssl/x509v3.h>
 
 #include "absl/status/status.h"
+#include "mllp/handler.h"
 
 namespace bridge::mllp {
 namespace {
@@ -196,10 +197,7 @@ CertificateIdentity DescribeCertificate(X509* certificate) {
 }
 
 bool IsAllowedPeer(const CertificateIdentity& identity, const std::vector<std::string>& allowed) {
-  return std::any_of(allowed.begin(), allowed.end(), [&](const std::string& entry) {
-    return entry == identity.subject ||
-           std::find(identity.names.begin(), identity.names.end(), entry) != identity.names.end();
-  });
+  return CertificateIsNamed(identity.subject, identity.names, allowed);
 }
 
 }  // namespace bridge::mllp

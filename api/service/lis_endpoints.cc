@@ -431,28 +431,29 @@ std::vector<std::string> LisEndpoints::ids() const {
   return out;
 }
 
+const LisEndpoint* LisEndpoints::FindResultsSender(std::string_view application,
+                                                   std::string_view facility) const {
+  for (const LisEndpoint& e : endpoints) {
+    if (e.results_application == application && e.results_facility == facility) {
+      return &e;
+    }
+  }
+  return nullptr;
+}
+
 absl::Status LisEndpoints::AuthorizeSender(
     std::string_view application, std::string_view facility, std::string_view certificate_subject,
     const std::vector<std::string>& certificate_names) const {
   const auto carries = [&](const LisEndpoint& e) {
-    for (const std::string& name : e.client_certificate_names) {
-      if ((!certificate_subject.empty() && name == certificate_subject) ||
-          std::find(certificate_names.begin(), certificate_names.end(), name) !=
-              certificate_names.end()) {
-        return true;
-      }
-    }
-    return false;
+    return mllp::CertificateIsNamed(certificate_subject, certificate_names,
+                                    e.client_certificate_names);
   };
-  const LisEndpoint* named = nullptr;  // the laboratory MSH-3/MSH-4 name
+  const LisEndpoint* named = FindResultsSender(application, facility);
   const LisEndpoint* owner = nullptr;  // a laboratory the certificate belongs to
   for (const LisEndpoint& e : endpoints) {
-    if (named == nullptr && e.results_application == application &&
-        e.results_facility == facility) {
-      named = &e;
-    }
-    if (owner == nullptr && !e.client_certificate_names.empty() && carries(e)) {
+    if (carries(e)) {
       owner = &e;
+      break;
     }
   }
   if (named != nullptr && !named->client_certificate_names.empty() && !carries(*named)) {
@@ -469,17 +470,16 @@ absl::Status LisEndpoints::AuthorizeSender(
 
 std::optional<v2_to_fhir::SenderSettings> LisEndpoints::SenderSettingsFor(
     std::string_view application, std::string_view facility) const {
-  for (const LisEndpoint& e : endpoints) {
-    if (e.results_application == application && e.results_facility == facility) {
-      v2_to_fhir::SenderSettings settings;
-      settings.time_zone = e.time_zone;
-      settings.unit_map = e.unit_map;
-      settings.code_systems = e.code_systems;
-      settings.default_code_system = e.default_code_system;
-      return settings;
-    }
+  const LisEndpoint* e = FindResultsSender(application, facility);
+  if (e == nullptr) {
+    return std::nullopt;
   }
-  return std::nullopt;
+  v2_to_fhir::SenderSettings settings;
+  settings.time_zone = e->time_zone;
+  settings.unit_map = e->unit_map;
+  settings.code_systems = e->code_systems;
+  settings.default_code_system = e->default_code_system;
+  return settings;
 }
 
 absl::StatusOr<std::string> LisEndpoints::Route(const std::vector<std::string>& test_codes) const {

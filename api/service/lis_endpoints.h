@@ -51,6 +51,7 @@
 
 #include "mapping/fhir_to_v2/orm_builder.h"
 #include "mapping/v2_to_fhir/converter.h"
+#include "mllp/handler.h"
 #include "mllp/options.h"
 
 namespace bridge::api::service {
@@ -122,6 +123,11 @@ struct LisEndpoints {
   absl::Status AuthorizeSender(std::string_view application, std::string_view facility,
                                std::string_view certificate_subject,
                                const std::vector<std::string>& certificate_names) const;
+
+ private:
+  // The first endpoint whose results come as this MSH-3/MSH-4, or nullptr.
+  const LisEndpoint* FindResultsSender(std::string_view application,
+                                       std::string_view facility) const;
 };
 
 // Values an endpoint takes when the file does not say (from Config).
