@@ -264,6 +264,17 @@ constexpr char kOrderColumns[] =
     "placer_order_number, hl7_message_id, created_at, sent_at, acknowledged_at, lis_endpoint, "
     "attempts, last_error";
 
+// Appends `values` to `params` and returns their placeholders ("$4, $5"),
+// for an IN (...) list.
+std::string AppendParams(std::vector<Param>* params, std::vector<Param> values) {
+  std::string placeholders;
+  for (Param& value : values) {
+    params->push_back(std::move(value));
+    absl::StrAppend(&placeholders, placeholders.empty() ? "$" : ", $", params->size());
+  }
+  return placeholders;
+}
+
 StoredOrder OrderFromRow(const Row& r) {
   StoredOrder o;
   o.id = Int(r[0]);
@@ -772,16 +783,14 @@ class SqlStore final : public Store {
       add("status =", Param::Text(query.status));
     }
     if (!query.statuses.empty()) {
-      std::vector<std::string> placeholders;
+      std::vector<Param> statuses;
       for (const std::string& status : query.statuses) {
-        params.push_back(Param::Text(status));
-        placeholders.push_back(absl::StrCat("$", params.size()));
+        statuses.push_back(Param::Text(status));
       }
       if (!query.status.empty()) {
-        params.push_back(Param::Text(query.status));
-        placeholders.push_back(absl::StrCat("$", params.size()));
+        statuses.push_back(Param::Text(query.status));
       }
-      absl::StrAppend(&sql, " AND status IN (", absl::StrJoin(placeholders, ", "), ")");
+      absl::StrAppend(&sql, " AND status IN (", AppendParams(&params, std::move(statuses)), ")");
     }
     if (query.created_before) {
       add("created_at <", Param::Int(ToMicros(*query.created_before)));
@@ -822,21 +831,21 @@ class SqlStore final : public Store {
   // ordered test must also have answered; a lab that reports under codes of
   // its own is judged by its result statuses alone.
   absl::Status DeriveResultStatus(std::vector<StoredOrder>* orders) {
-    std::vector<Param> params;
-    std::vector<std::string> placeholders;
+    std::vector<Param> ids;
     for (const StoredOrder& o : *orders) {
       if (o.status == "resulted") {
-        params.push_back(Param::Int(o.id));
-        placeholders.push_back(absl::StrCat("$", params.size()));
+        ids.push_back(Param::Int(o.id));
       }
     }
-    if (params.empty()) {
+    if (ids.empty()) {
       return absl::OkStatus();
     }
+    std::vector<Param> params;
+    const std::string in_list = AppendParams(&params, std::move(ids));
     absl::StatusOr<std::vector<Row>> rows =
         Read(absl::StrCat("SELECT lab_order_id, report_code, test_code, observation_sub_id, "
                           "result_status FROM lab_results WHERE lab_order_id IN (",
-                          absl::StrJoin(placeholders, ", "), ") ORDER BY id"),
+                          in_list, ") ORDER BY id"),
              params);
     if (!rows.ok()) {
       return rows.status();
@@ -1026,16 +1035,16 @@ class SqlStore final : public Store {
       }
       std::vector<Param> update = {Param::Text(std::string(claimer)),
                                    Param::Int(ToMicros(now + lease)), Param::Int(now_us)};
-      std::vector<std::string> placeholders;
+      std::vector<Param> claimed;
       for (int64_t id : ids) {
-        update.push_back(Param::Int(id));
-        placeholders.push_back(absl::StrCat("$", update.size()));
+        claimed.push_back(Param::Int(id));
       }
-      absl::StatusOr<std::vector<Row>> rows = conn_->Query(
-          absl::StrCat("UPDATE outbox SET claimed_by = $1, claimed_until = $2, "
-                       "updated_at = $3 WHERE id IN (",
-                       absl::StrJoin(placeholders, ", "), ") RETURNING ", kOutboxColumns),
-          update);
+      const std::string in_list = AppendParams(&update, std::move(claimed));
+      absl::StatusOr<std::vector<Row>> rows =
+          conn_->Query(absl::StrCat("UPDATE outbox SET claimed_by = $1, claimed_until = $2, "
+                                    "updated_at = $3 WHERE id IN (",
+                                    in_list, ") RETURNING ", kOutboxColumns),
+                       update);
       if (!rows.ok()) {
         return rows.status();
       }
@@ -1153,12 +1162,12 @@ class SqlStore final : public Store {
           "UPDATE outbox SET endpoint = $1, next_attempt_at = $2, updated_at = $2 "
           "WHERE state = 'pending' AND (claimed_until IS NULL OR claimed_until < $2)";
       if (!keep.empty()) {
-        std::vector<std::string> placeholders;
+        std::vector<Param> kept;
         for (const std::string& id : keep) {
-          params.push_back(Param::Text(id));
-          placeholders.push_back(absl::StrCat("$", params.size()));
+          kept.push_back(Param::Text(id));
         }
-        absl::StrAppend(&sql, " AND endpoint NOT IN (", absl::StrJoin(placeholders, ", "), ")");
+        absl::StrAppend(&sql, " AND endpoint NOT IN (", AppendParams(&params, std::move(kept)),
+                        ")");
       }
       sql += " RETURNING id";
       absl::StatusOr<std::vector<Row>> rows = conn_->Query(sql, params);
@@ -2809,12 +2818,11 @@ class SqlStore final : public Store {
     }
     sql += " WHERE id = $1";
     if (!from.empty()) {
-      std::vector<std::string> placeholders;
+      std::vector<Param> statuses;
       for (const std::string& status : from) {
-        params.push_back(Param::Text(status));
-        placeholders.push_back(absl::StrCat("$", params.size()));
+        statuses.push_back(Param::Text(status));
       }
-      absl::StrAppend(&sql, " AND status IN (", absl::StrJoin(placeholders, ", "), ")");
+      absl::StrAppend(&sql, " AND status IN (", AppendParams(&params, std::move(statuses)), ")");
     }
     sql += " RETURNING id";
     absl::StatusOr<std::vector<Row>> rows = conn_->Query(sql, params);
