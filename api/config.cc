@@ -124,6 +124,8 @@ absl::StatusOr<Config> LoadConfig(const EnvLookup& env) {
     c.mllp.tls.allowed_peers = SplitList(*peers);
   }
   ReadString(env, "DATABASE_URL", &c.store.database_url);
+  checks.push_back(ReadIntAs(env, "DATABASE_READ_CONNECTIONS", 1, 64, "expected 1-64",
+                             &c.store.read_connections));
   ReadString(env, "SENDING_APPLICATION", &c.identity.sending_application);
   ReadString(env, "SENDING_FACILITY", &c.identity.sending_facility);
   checks.push_back(CheckHl7Name("SENDING_APPLICATION", c.identity.sending_application));
@@ -216,7 +218,8 @@ std::string DescribeConfig(const Config& c) {
       " log_level=", c.log_level, " api_tokens=", c.api_tokens_file,
       " metrics_token=", c.metrics_require_token ? "required" : "off",
       " access_audit=", c.access_audit_file, " http_max_body=", c.http_max_body_bytes,
-      " http_timeout_s=", c.http_request_timeout_seconds);
+      " http_timeout_s=", c.http_request_timeout_seconds,
+      " read_connections=", c.store.read_connections);
 }
 
 }  // namespace bridge::api

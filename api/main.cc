@@ -103,6 +103,11 @@ int RunServe(const std::string& port_file) {
 
   std::unique_ptr<bridge::storage::Store> store = OpenOrExplain(*config, "serve");
   if (!store) return 1;
+  if (absl::StatusOr<std::string> durability = store->Durability(); durability.ok()) {
+    logger->info("event=storage durability=\"{}\"", *durability);
+  } else {
+    logger->warn("event=storage durability_unknown=\"{}\"", Text(durability.status()));
+  }
 
   // Orders out: the laboratories of lis_endpoints.json. A missing file at
   // the default path means none yet (orders wait, pending); a bad file stops

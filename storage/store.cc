@@ -1,6 +1,8 @@
 #include "storage/store.h"
 
+#include <functional>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -37,8 +39,7 @@ std::string MaskDatabaseUrl(std::string_view url) {
 
 absl::StatusOr<std::unique_ptr<Store>> OpenStore(const StoreOptions& options) {
   const std::string& url = options.database_url;
-  std::unique_ptr<internal::Connection> connection;
-  std::unique_ptr<internal::Connection> read_connection;
+  std::function<absl::StatusOr<std::unique_ptr<internal::Connection>>()> open;
   if (absl::StartsWith(url, "sqlite://")) {
     const std::string path = url.substr(9);
     if (path.empty()) {
@@ -46,29 +47,27 @@ absl::StatusOr<std::unique_ptr<Store>> OpenStore(const StoreOptions& options) {
           "DATABASE_URL: sqlite:// needs a file path (sqlite:///abs/file.db or "
           "sqlite://./relative.db)");
     }
-    for (auto* target : {&connection, &read_connection}) {
-      absl::StatusOr<std::unique_ptr<internal::Connection>> opened =
-          sqlite::OpenSqlite(path, options.lock_timeout);
-      if (!opened.ok()) {
-        return opened.status();
-      }
-      *target = *std::move(opened);
-    }
+    open = [path, &options] { return sqlite::OpenSqlite(path, options.lock_timeout); };
   } else if (absl::StartsWith(url, "postgresql://") || absl::StartsWith(url, "postgres://")) {
-    for (auto* target : {&connection, &read_connection}) {
-      absl::StatusOr<std::unique_ptr<internal::Connection>> opened =
-          postgres::OpenPostgres(url, options.lock_timeout);
-      if (!opened.ok()) {
-        return opened.status();
-      }
-      *target = *std::move(opened);
-    }
+    open = [&url, &options] { return postgres::OpenPostgres(url, options.lock_timeout); };
   } else {
     return absl::InvalidArgumentError(
         absl::StrCat("DATABASE_URL: unsupported '", MaskDatabaseUrl(url),
                      "'; expected sqlite://PATH or postgresql://user:pass@host:port/db"));
   }
-  return internal::MakeSqlStore(std::move(connection), std::move(read_connection), options);
+  absl::StatusOr<std::unique_ptr<internal::Connection>> writer = open();
+  if (!writer.ok()) {
+    return writer.status();
+  }
+  std::vector<std::unique_ptr<internal::Connection>> readers;
+  for (int i = 0; i < options.read_connections; ++i) {
+    absl::StatusOr<std::unique_ptr<internal::Connection>> reader = open();
+    if (!reader.ok()) {
+      return reader.status();
+    }
+    readers.push_back(*std::move(reader));
+  }
+  return internal::MakeSqlStore(*std::move(writer), std::move(readers), options);
 }
 
 }  // namespace bridge::storage

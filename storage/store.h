@@ -65,6 +65,10 @@ struct StoreOptions {
   // When false every Ingest() commits on its own (for benchmarks).
   bool group_commit = true;
 
+  // Connections that serve queries, beside the one that writes: that many
+  // API reads run at once. 0: queries share the writer's connection.
+  int read_connections = 4;
+
   // Upper bound on records committed in one group-commit transaction.
   int max_batch_records = 128;
 
@@ -525,6 +529,12 @@ class Store {
 
   // Two counts over partial/state indexes (cheap at any table size).
   virtual absl::StatusOr<OpenWork> CountOpenWork() = 0;
+
+  // The durability settings in force on the connection that commits, as the
+  // database reports them (not as configured): "sqlite journal_mode=wal
+  // synchronous=full" or "postgresql synchronous_commit=on fsync=on".
+  // serve logs it at start; an ACK is only as safe as these.
+  virtual absl::StatusOr<std::string> Durability() = 0;
 };
 
 // Opens (and by default migrates) the store named by options.database_url.

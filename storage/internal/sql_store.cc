@@ -35,13 +35,29 @@ int64_t ToMicros(absl::Time t) { return absl::ToUnixMicros(t); }
 absl::Time FromMicros(int64_t us) { return absl::FromUnixMicros(us); }
 
 std::string Str(const std::optional<std::string>& v) { return v ? *v : std::string(); }
-
-int64_t Int(const std::optional<std::string>& v) {
-  int64_t out = 0;
-  if (v) {
-    std::from_chars(v->data(), v->data() + v->size(), out);
+// Moves a column's text into `field` (left empty for NULL).
+void Take(std::optional<std::string>& column, std::string* field) {
+  if (column) {
+    *field = std::move(*column);
   }
-  return out;
+}
+
+// The backends' own decimal text (an optional '-', then digits); 0 for NULL.
+// A plain loop: std::from_chars was a twentieth of a result page.
+int64_t Int(const std::optional<std::string>& v) {
+  if (!v || v->empty()) {
+    return 0;
+  }
+  const bool negative = (*v)[0] == '-';
+  uint64_t magnitude = 0;
+  for (size_t i = negative ? 1 : 0; i < v->size(); ++i) {
+    const unsigned digit = static_cast<unsigned char>((*v)[i]) - '0';
+    if (digit > 9) {
+      break;
+    }
+    magnitude = magnitude * 10 + digit;
+  }
+  return negative ? static_cast<int64_t>(0 - magnitude) : static_cast<int64_t>(magnitude);
 }
 
 std::optional<int64_t> OptInt(const std::optional<std::string>& v) {
@@ -229,33 +245,35 @@ constexpr char kResultColumns[] =
     "received_at, acknowledged_by, acknowledged_at, acknowledgement_note, report_code, "
     "report_name, comments";
 
-StoredResult ResultFromRow(const Row& r) {
+StoredResult ResultFromRow(Row&& r) {
   StoredResult s;
   s.id = Int(r[0]);
   s.patient_id = Int(r[1]);
   s.lab_order_id = OptInt(r[2]);
   s.hl7_message_id = Int(r[3]);
-  s.result.test_code = Str(r[4]);
-  s.result.test_name = Str(r[5]);
-  s.result.value = Str(r[6]);
-  s.result.value_type = Str(r[7]);
-  s.result.units = Str(r[8]);
-  s.result.reference_range = Str(r[9]);
-  s.result.abnormal_flag = Str(r[10]);
-  s.result.result_status = Str(r[11]);
-  s.result.observation_sub_id = Str(r[12]);
-  s.result.sending_facility = Str(r[13]);
-  s.result.filler_order_number = Str(r[14]);
-  s.result.placer_order_number = Str(r[15]);
+  Take(r[4], &s.result.test_code);
+  Take(r[5], &s.result.test_name);
+  Take(r[6], &s.result.value);
+  Take(r[7], &s.result.value_type);
+  Take(r[8], &s.result.units);
+  Take(r[9], &s.result.reference_range);
+  Take(r[10], &s.result.abnormal_flag);
+  Take(r[11], &s.result.result_status);
+  Take(r[12], &s.result.observation_sub_id);
+  Take(r[13], &s.result.sending_facility);
+  Take(r[14], &s.result.filler_order_number);
+  Take(r[15], &s.result.placer_order_number);
   s.result.observation_date = OptTime(r[16]);
   s.result.critical = Int(r[17]) != 0;
   s.received_at = FromMicros(Int(r[18]));
-  s.acknowledged_by = Str(r[19]);
+  Take(r[19], &s.acknowledged_by);
   s.acknowledged_at = OptTime(r[20]);
-  s.acknowledgement_note = Str(r[21]);
-  s.result.report_code = Str(r[22]);
-  s.result.report_name = Str(r[23]);
-  s.result.comments = FromJsonArray(Str(r[24]));
+  Take(r[21], &s.acknowledgement_note);
+  Take(r[22], &s.result.report_code);
+  Take(r[23], &s.result.report_name);
+  if (r[24]) {
+    s.result.comments = FromJsonArray(*r[24]);
+  }
   return s;
 }
 
@@ -275,23 +293,23 @@ std::string AppendParams(std::vector<Param>* params, std::vector<Param> values) 
   return placeholders;
 }
 
-StoredOrder OrderFromRow(const Row& r) {
+StoredOrder OrderFromRow(Row&& r) {
   StoredOrder o;
   o.id = Int(r[0]);
   o.patient_id = Int(r[1]);
   o.encounter_id = OptInt(r[2]);
   o.test_codes = FromJsonArray(Str(r[3]));
-  o.ordering_provider = Str(r[4]);
-  o.priority = Str(r[5]);
-  o.status = Str(r[6]);
-  o.placer_order_number = Str(r[7]);
+  Take(r[4], &o.ordering_provider);
+  Take(r[5], &o.priority);
+  Take(r[6], &o.status);
+  Take(r[7], &o.placer_order_number);
   o.hl7_message_id = OptInt(r[8]);
   o.created_at = FromMicros(Int(r[9]));
   o.sent_at = OptTime(r[10]);
   o.acknowledged_at = OptTime(r[11]);
-  o.lis_endpoint = Str(r[12]);
+  Take(r[12], &o.lis_endpoint);
   o.attempts = static_cast<int>(Int(r[13]));
-  o.last_error = Str(r[14]);
+  Take(r[14], &o.last_error);
   return o;
 }
 
@@ -299,15 +317,15 @@ constexpr char kPatientColumns[] =
     "id, pms_patient_id, other_identifiers, family_name, given_name, birth_date, sex, "
     "updated_at";
 
-StoredPatient PatientFromRow(const Row& r) {
+StoredPatient PatientFromRow(Row&& r) {
   StoredPatient p;
   p.id = Int(r[0]);
-  p.patient.pms_patient_id = Str(r[1]);
-  p.patient.other_identifiers = Str(r[2]);
-  p.patient.family_name = Str(r[3]);
-  p.patient.given_name = Str(r[4]);
-  p.patient.birth_date = Str(r[5]);
-  p.patient.sex = Str(r[6]);
+  Take(r[1], &p.patient.pms_patient_id);
+  Take(r[2], &p.patient.other_identifiers);
+  Take(r[3], &p.patient.family_name);
+  Take(r[4], &p.patient.given_name);
+  Take(r[5], &p.patient.birth_date);
+  Take(r[6], &p.patient.sex);
   p.updated_at = FromMicros(Int(r[7]));
   return p;
 }
@@ -316,16 +334,16 @@ constexpr char kFhirColumns[] =
     "resource_type, id, json, patient_reference, code, date, status, category, version, "
     "last_updated";
 
-StoredFhirResource FhirFromRow(const Row& r) {
+StoredFhirResource FhirFromRow(Row&& r) {
   StoredFhirResource f;
-  f.resource.resource_type = Str(r[0]);
-  f.resource.id = Str(r[1]);
-  f.resource.json = Str(r[2]);
-  f.resource.patient_reference = Str(r[3]);
-  f.resource.code = Str(r[4]);
-  f.resource.date = Str(r[5]);
-  f.resource.status = Str(r[6]);
-  f.resource.category = Str(r[7]);
+  Take(r[0], &f.resource.resource_type);
+  Take(r[1], &f.resource.id);
+  Take(r[2], &f.resource.json);
+  Take(r[3], &f.resource.patient_reference);
+  Take(r[4], &f.resource.code);
+  Take(r[5], &f.resource.date);
+  Take(r[6], &f.resource.status);
+  Take(r[7], &f.resource.category);
   f.version = Int(r[8]);
   f.last_updated = FromMicros(Int(r[9]));
   return f;
@@ -374,11 +392,15 @@ struct ChainHead {
 
 class SqlStore final : public Store {
  public:
-  SqlStore(std::unique_ptr<Connection> connection, std::unique_ptr<Connection> read_connection,
-           StoreOptions options)
+  SqlStore(std::unique_ptr<Connection> connection,
+           std::vector<std::unique_ptr<Connection>> read_connections, StoreOptions options)
       : options_(std::move(options)),
         conn_(std::move(connection)),
-        read_conn_(std::move(read_connection)) {}
+        read_conns_(std::move(read_connections)) {
+    for (std::unique_ptr<Connection>& c : read_conns_) {
+      idle_readers_.push_back(c.get());
+    }
+  }
 
   ~SqlStore() override {
     {
@@ -595,8 +617,8 @@ class SqlStore final : public Store {
     }
     std::vector<StoredPatient> out;
     out.reserve(rows->size());
-    for (const Row& r : *rows) {
-      out.push_back(PatientFromRow(r));
+    for (Row& r : *rows) {
+      out.push_back(PatientFromRow(std::move(r)));
     }
     return out;
   }
@@ -611,7 +633,7 @@ class SqlStore final : public Store {
     if (rows->empty()) {
       return absl::NotFoundError("storage: no such result");
     }
-    return ResultFromRow((*rows)[0]);
+    return ResultFromRow(std::move((*rows)[0]));
   }
 
   absl::StatusOr<ResultPage> ListResults(const ResultQuery& query) override {
@@ -668,12 +690,12 @@ class SqlStore final : public Store {
     ResultPage page;
     // Sized once: growing moved every row (about twenty strings each) again.
     page.results.reserve(std::min(rows->size(), static_cast<size_t>(limit)));
-    for (const Row& r : *rows) {
+    for (Row& r : *rows) {
       if (static_cast<int>(page.results.size()) == limit) {
         page.next_cursor = EncodeCursor(std::to_string(page.results.back().id));
         break;
       }
-      page.results.push_back(ResultFromRow(r));
+      page.results.push_back(ResultFromRow(std::move(r)));
     }
     return page;
   }
@@ -810,12 +832,12 @@ class SqlStore final : public Store {
       return rows.status();
     }
     OrderPage page;
-    for (const Row& r : *rows) {
+    for (Row& r : *rows) {
       if (static_cast<int>(page.orders.size()) == limit) {
         page.next_cursor = EncodeCursor(std::to_string(page.orders.back().id));
         break;
       }
-      page.orders.push_back(OrderFromRow(r));
+      page.orders.push_back(OrderFromRow(std::move(r)));
     }
     if (absl::Status derived = DeriveResultStatus(&page.orders); !derived.ok()) {
       return derived;
@@ -1281,7 +1303,7 @@ class SqlStore final : public Store {
     if (rows->empty()) {
       return absl::NotFoundError(absl::StrCat("storage: no ", Sv(resource_type), "/", Sv(id)));
     }
-    return FhirFromRow((*rows)[0]);
+    return FhirFromRow(std::move((*rows)[0]));
   }
 
   absl::StatusOr<FhirPage> SearchFhirResources(const FhirQuery& query) override {
@@ -1381,12 +1403,12 @@ class SqlStore final : public Store {
       return rows.status();
     }
     FhirPage page;
-    for (const Row& r : *rows) {
+    for (Row& r : *rows) {
       if (static_cast<int>(page.resources.size()) == limit) {
         page.next_cursor = EncodeCursor(page.resources.back().resource.id);
         break;
       }
-      page.resources.push_back(FhirFromRow(r));
+      page.resources.push_back(FhirFromRow(std::move(r)));
     }
     return page;
   }
@@ -1394,6 +1416,37 @@ class SqlStore final : public Store {
   StoreStats stats() const override {
     return StoreStats{stats_records_.load(), stats_batches_.load(), stats_failures_.load(),
                       stats_database_errors_.load()};
+  }
+
+  absl::StatusOr<std::string> Durability() override {
+    std::lock_guard<std::mutex> lock(db_mu_);
+    const auto one = [this](const std::string& sql) -> absl::StatusOr<std::string> {
+      absl::StatusOr<std::vector<Row>> rows = conn_->Query(sql, {});
+      if (!rows.ok()) {
+        return rows.status();
+      }
+      if (rows->empty() || rows->front().empty() || !rows->front()[0].has_value()) {
+        return absl::InternalError(absl::StrCat("no answer to ", sql));
+      }
+      return *rows->front()[0];
+    };
+    if (conn_->dialect() == Dialect::kSqlite) {
+      absl::StatusOr<std::string> journal = one("PRAGMA journal_mode");
+      absl::StatusOr<std::string> synchronous = one("PRAGMA synchronous");
+      if (!journal.ok() || !synchronous.ok()) {
+        return journal.ok() ? synchronous.status() : journal.status();
+      }
+      static constexpr const char* kLevels[] = {"off", "normal", "full", "extra"};
+      const int64_t level = Int(*synchronous);
+      return absl::StrCat("sqlite journal_mode=", *journal, " synchronous=",
+                          level >= 0 && level <= 3 ? kLevels[level] : *synchronous);
+    }
+    absl::StatusOr<std::string> commit = one("SHOW synchronous_commit");
+    absl::StatusOr<std::string> fsync = one("SHOW fsync");
+    if (!commit.ok() || !fsync.ok()) {
+      return commit.ok() ? fsync.status() : commit.status();
+    }
+    return absl::StrCat("postgresql synchronous_commit=", *commit, " fsync=", *fsync);
   }
 
   absl::StatusOr<OpenWork> CountOpenWork() override {
@@ -2881,7 +2934,7 @@ class SqlStore final : public Store {
     if (rows->empty()) {
       return absl::NotFoundError("storage: no such patient");
     }
-    return PatientFromRow((*rows)[0]);
+    return PatientFromRow(std::move((*rows)[0]));
   }
 
   absl::StatusOr<StoredOrder> OneOrder(const std::string& where, const Param& param) {
@@ -2893,29 +2946,41 @@ class SqlStore final : public Store {
     if (rows->empty()) {
       return absl::NotFoundError("storage: no such order");
     }
-    std::vector<StoredOrder> order = {OrderFromRow((*rows)[0])};
+    std::vector<StoredOrder> order = {OrderFromRow(std::move((*rows)[0]))};
     if (absl::Status derived = DeriveResultStatus(&order); !derived.ok()) {
       return derived;
     }
     return std::move(order[0]);
   }
 
-  // Queries run on their own connection, so the APIs are not held up by a
-  // group commit in progress (SQLite WAL readers do not block the writer).
+  // Queries run on their own connections, so the APIs are not held up by a
+  // group commit in progress (SQLite WAL readers do not block the writer),
+  // nor by each other: each query takes whichever reader is free.
   absl::StatusOr<std::vector<Row>> Read(const std::string& sql, const std::vector<Param>& params) {
-    if (read_conn_ == nullptr) {
+    if (read_conns_.empty()) {
       std::lock_guard<std::mutex> lock(db_mu_);
       absl::StatusOr<std::vector<Row>> rows = conn_->Query(sql, params);
       CountDatabaseError(rows.status());
       return rows;
     }
-    std::lock_guard<std::mutex> lock(read_mu_);
-    absl::StatusOr<std::vector<Row>> rows = read_conn_->Query(sql, params);
+    Connection* reader = nullptr;
+    {
+      std::unique_lock<std::mutex> lock(readers_mu_);
+      readers_cv_.wait(lock, [this] { return !idle_readers_.empty(); });
+      reader = idle_readers_.back();
+      idle_readers_.pop_back();
+    }
+    absl::StatusOr<std::vector<Row>> rows = reader->Query(sql, params);
     if (absl::IsUnavailable(rows.status())) {
       // A read is idempotent: one immediate retry, which reconnects if the
       // connection was lost (a server restart, a failover).
-      rows = read_conn_->Query(sql, params);
+      rows = reader->Query(sql, params);
     }
+    {
+      std::lock_guard<std::mutex> lock(readers_mu_);
+      idle_readers_.push_back(reader);
+    }
+    readers_cv_.notify_one();
     CountDatabaseError(rows.status());
     return rows;
   }
@@ -2957,8 +3022,11 @@ class SqlStore final : public Store {
 
   std::mutex db_mu_;  // guards conn_: a connection is not thread-safe
   std::unique_ptr<Connection> conn_;
-  std::mutex read_mu_;                     // guards read_conn_
-  std::unique_ptr<Connection> read_conn_;  // may be null: reads then use conn_
+  // May be empty: reads then use conn_.
+  std::vector<std::unique_ptr<Connection>> read_conns_;
+  std::mutex readers_mu_;  // guards idle_readers_
+  std::condition_variable readers_cv_;
+  std::vector<Connection*> idle_readers_;  // those of read_conns_ no query is using
 
   std::mutex queue_mu_;
   std::condition_variable queue_cv_;
@@ -2970,11 +3038,11 @@ class SqlStore final : public Store {
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<Store>> MakeSqlStore(std::unique_ptr<Connection> connection,
-                                                    std::unique_ptr<Connection> read_connection,
-                                                    const StoreOptions& options) {
+absl::StatusOr<std::unique_ptr<Store>> MakeSqlStore(
+    std::unique_ptr<Connection> connection,
+    std::vector<std::unique_ptr<Connection>> read_connections, const StoreOptions& options) {
   auto store =
-      std::make_unique<SqlStore>(std::move(connection), std::move(read_connection), options);
+      std::make_unique<SqlStore>(std::move(connection), std::move(read_connections), options);
   if (absl::Status s = store->Start(); !s.ok()) {
     return s;
   }

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <memory>
+#include <vector>
 
 #include "absl/status/statusor.h"
 
@@ -14,11 +15,12 @@
 
 namespace bridge::storage::internal {
 
-// Takes ownership of `connection` (all writes) and `read_connection` (queries;
-// may be null, then queries share `connection`), migrates when
-// options.migrate_on_open and starts the group-commit thread.
-absl::StatusOr<std::unique_ptr<Store>> MakeSqlStore(std::unique_ptr<Connection> connection,
-                                                    std::unique_ptr<Connection> read_connection,
-                                                    const StoreOptions& options);
+// Takes ownership of `connection` (all writes) and `read_connections`
+// (queries, each on whichever of them is free; may be empty, then queries
+// share `connection`), migrates when options.migrate_on_open and starts the
+// group-commit thread.
+absl::StatusOr<std::unique_ptr<Store>> MakeSqlStore(
+    std::unique_ptr<Connection> connection,
+    std::vector<std::unique_ptr<Connection>> read_connections, const StoreOptions& options);
 
 }  // namespace bridge::storage::internal

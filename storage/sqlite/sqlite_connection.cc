@@ -1,5 +1,6 @@
 #include "storage/sqlite/sqlite_connection.h"
 
+#include <charconv>
 #include <condition_variable>
 #include <cstdlib>
 #include <filesystem>
@@ -191,6 +192,7 @@ class SqliteConnection final : public internal::Connection {
       }
     }
     std::vector<Row> rows;
+    const int columns = sqlite3_column_count(stmt);
     for (;;) {
       const int rc = sqlite3_step(stmt);
       if (rc == SQLITE_DONE) {
@@ -199,15 +201,29 @@ class SqliteConnection final : public internal::Connection {
       if (rc != SQLITE_ROW) {
         return FromSqlite(db_, rc, "step");
       }
-      const int columns = sqlite3_column_count(stmt);
       Row row(columns);
       for (int c = 0; c < columns; ++c) {
-        if (sqlite3_column_type(stmt, c) == SQLITE_NULL) {
+        // One column lookup, then the value's own accessors: each
+        // sqlite3_column_* call checks the statement again, three calls a
+        // column were a fifth of a result page. (The value is "unprotected":
+        // fine, this connection is only ever used by one thread at a time.)
+        sqlite3_value* value = sqlite3_column_value(stmt, c);
+        const int type = sqlite3_value_type(value);
+        if (type == SQLITE_NULL) {
           continue;
         }
-        const void* data = sqlite3_column_blob(stmt, c);
-        const int size = sqlite3_column_bytes(stmt, c);
-        row[c] = std::string(static_cast<const char*>(data), static_cast<size_t>(size));
+        if (type == SQLITE_INTEGER) {
+          // Formatted here: asking SQLite for the text converts the value
+          // inside the statement first (a tenth of a result page's time).
+          char digits[24];
+          const auto formatted =
+              std::to_chars(digits, digits + sizeof digits, sqlite3_value_int64(value));
+          row[c].emplace(digits, formatted.ptr);
+          continue;
+        }
+        const void* data = sqlite3_value_blob(value);
+        const int size = sqlite3_value_bytes(value);
+        row[c].emplace(static_cast<const char*>(data), static_cast<size_t>(size));
       }
       rows.push_back(std::move(row));
     }

@@ -23,6 +23,7 @@ TEST(ConfigTest, DefaultsAreTheGuides) {
   EXPECT_EQ(c->mllp.port, 2575);
   EXPECT_EQ(c->mllp.max_frame_bytes, 1048576u);
   EXPECT_EQ(c->store.database_url, "sqlite://./var/lab-bridge.db");
+  EXPECT_EQ(c->store.read_connections, 4);
   EXPECT_EQ(c->identity.sending_application, "PMS_LAB");
   EXPECT_EQ(c->identity.sending_facility, "MPS_PMS");
   EXPECT_EQ(c->audit_retention_days, 2555);
@@ -38,6 +39,7 @@ TEST(ConfigTest, ReadsEveryVariable) {
                                                  {"MLLP_LISTEN_PORT", "12575"},
                                                  {"MAX_MESSAGE_SIZE", "2048"},
                                                  {"DATABASE_URL", "postgresql://u:secret@h:5/db"},
+                                                 {"DATABASE_READ_CONNECTIONS", "12"},
                                                  {"SENDING_FACILITY", "CLINIC_2"},
                                                  {"AUDIT_LOG_ENABLED", "yes"},
                                                  {"MLLP_TLS_CERT", "s.crt"},
@@ -49,6 +51,7 @@ TEST(ConfigTest, ReadsEveryVariable) {
   EXPECT_EQ(c->mllp.port, 12575);
   EXPECT_EQ(c->mllp.max_frame_bytes, 2048u);
   EXPECT_EQ(c->identity.sending_facility, "CLINIC_2");
+  EXPECT_EQ(c->store.read_connections, 12);
   EXPECT_TRUE(c->audit_log_enabled);
   EXPECT_EQ(c->mllp.tls.allowed_peers, (std::vector<std::string>{"CN=lis-a", "lis-b"}));
   EXPECT_EQ(c->critical_flags.size(), 4u);
@@ -98,6 +101,8 @@ TEST(ConfigTest, ABadValueNamesTheVariable) {
            {{{"MLLP_LISTEN_PORT", "70000"}}, "MLLP_LISTEN_PORT"},
            {{{"MAX_MESSAGE_SIZE", "-1"}}, "MAX_MESSAGE_SIZE"},
            {{{"AUDIT_LOG_ENABLED", "maybe"}}, "AUDIT_LOG_ENABLED"},
+           {{{"DATABASE_READ_CONNECTIONS", "0"}}, "DATABASE_READ_CONNECTIONS"},
+           {{{"DATABASE_READ_CONNECTIONS", "65"}}, "DATABASE_READ_CONNECTIONS"},
            {{{"AUDIT_LOG_ENABLED", "false"}},
             "AUDIT_LOG_ENABLED: the audit trail cannot be turned off"},
            {{{"AUDIT_RETENTION_DAYS", "0"}}, "AUDIT_RETENTION_DAYS"},

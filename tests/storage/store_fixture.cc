@@ -137,6 +137,14 @@ std::string TestDatabase::HoldWriteLockCommand(int hold_ms) const {
                                               hold_ms / 1000.0, "); COMMIT;")));
 }
 
+std::string TestDatabase::HoldTableAgainstReadersCommand(const std::string& table,
+                                                         int hold_ms) const {
+  return absl::StrCat("psql -X -q -t -A -v ON_ERROR_STOP=1 ", ShellQuote(url_), " -c ",
+                      ShellQuote(absl::StrCat("BEGIN; LOCK TABLE ", table,
+                                              " IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(",
+                                              hold_ms / 1000.0, "); COMMIT;")));
+}
+
 IngestRecord MakeOru(const std::string& control_id, const std::string& pms_id, int results,
                      const std::string& placer_order_number) {
   IngestRecord record;

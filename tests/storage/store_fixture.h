@@ -54,6 +54,9 @@ class TestDatabase {
   // SQLite RESERVED lock, printing "locked" once it has it; an EXCLUSIVE lock
   // on hl7_messages), holds it for `hold_ms` and lets go.
   std::string HoldWriteLockCommand(int hold_ms) const;
+  // PostgreSQL only: a shell command that holds an ACCESS EXCLUSIVE lock on
+  // `table` for `hold_ms` (even readers wait for it) and lets go.
+  std::string HoldTableAgainstReadersCommand(const std::string& table, int hold_ms) const;
 
   // PostgreSQL only: terminates the server side of every connection this
   // test's stores hold (they share an application_name); returns how many.
