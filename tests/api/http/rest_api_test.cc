@@ -878,6 +878,52 @@ TEST_P(RestApiTest, FhirReadAndSearchStoredResources) {
   EXPECT_EQ(Get("/fhir/Observation/" + id + "/_history/999").status, 404);
 }
 
+// A resource as stored gets its id and meta, and nothing else changes: a
+// decimal keeps its trailing zeros (its precision in FHIR), nested ids stay,
+// and a stored top-level id or meta gives way to the store's.
+TEST_P(RestApiTest, FhirReadKeepsTheStoredResourceAsWritten) {
+  storage::IngestRecord record = storage::testing::MakeOru("F7", "12345", 2);
+  record.fhir_resources[0].json =
+      R"({"resourceType":"Observation","status":"final",)"
+      R"("valueQuantity":{"value":0.60,"unit":"mg/dL"},"referenceRange":[{"low":{"value":1.50}}]})";
+  record.fhir_resources[1].json =
+      R"({"id":"stale","meta":{"source":"lis"},"resourceType":"Observation",)"
+      R"("extension":[{"id":"x1","url":"https://example.org/e","valueDecimal":2.50}],)"
+      R"("note":[{"text":"ok"}]})";
+  ASSERT_TRUE(store_->Ingest(record).ok());
+  const std::string plain_id = record.fhir_resources[0].id;
+  const std::string edited_id = record.fhir_resources[1].id;
+
+  for (const std::string& target : std::vector<std::string>{
+           "/fhir/Observation/" + plain_id, "/fhir/Observation?patient=12345&_count=50"}) {
+    HttpResult r = Get(target);
+    ASSERT_EQ(r.status, 200) << r.body;
+    EXPECT_NE(r.body.find(R"("valueQuantity":{"value":0.60,"unit":"mg/dL"})"), std::string::npos)
+        << r.body;
+    EXPECT_NE(r.body.find(R"("referenceRange":[{"low":{"value":1.50}}])"), std::string::npos)
+        << r.body;
+    EXPECT_NE(r.body.find(R"({"resourceType":"Observation","id":")" + plain_id +
+                          R"(","meta":{"versionId":"1","lastUpdated":")"),
+              std::string::npos)
+        << r.body;
+  }
+
+  HttpResult r = Get("/fhir/Observation/" + edited_id);
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_NE(r.body.find(R"("extension":[{"id":"x1","url":"https://example.org/e",)"
+                        R"("valueDecimal":2.50}])"),
+            std::string::npos)
+      << r.body;
+  EXPECT_EQ(r.body.find("stale"), std::string::npos) << r.body;
+  EXPECT_EQ(r.body.find("\"source\""), std::string::npos) << r.body;
+  rapidjson::Document obs = ParseJson(r.body);
+  ASSERT_TRUE(obs.IsObject()) << r.body;
+  EXPECT_EQ(std::string(obs["id"].GetString()), edited_id);
+  EXPECT_STREQ(obs["meta"]["versionId"].GetString(), "1");
+  EXPECT_STREQ(obs["note"][0]["text"].GetString(), "ok");
+  EXPECT_EQ(obs.MemberCount(), 5u) << r.body;  // resourceType, id, meta, extension, note
+}
+
 TEST_P(RestApiTest, FhirErrorsAreOperationOutcomes) {
   struct Case {
     const char* method;
@@ -1103,6 +1149,16 @@ TEST(FormatRfc3339Test, MatchesAbslAtEveryPrecision) {
         absl::FromCivil(absl::CivilSecond(9999, 12, 31, 23, 59, 59), absl::UTCTimeZone()) +
             absl::Microseconds(5)}) {
     EXPECT_EQ(http::FormatRfc3339(t),
+              absl::FormatTime("%4Y-%m-%dT%H:%M:%E*SZ", t, absl::UTCTimeZone()));
+  }
+  // Every 7th day and an odd time of day from 1600 to 2400: century and
+  // 400-year leap rules, both sides of the epoch.
+  const absl::Time from =
+      absl::FromCivil(absl::CivilSecond(1600, 1, 1, 0, 0, 0), absl::UTCTimeZone());
+  for (int day = 0; day < 292200; day += 7) {
+    const absl::Time t = from + absl::Hours(24) * day + absl::Seconds(day % 86400) +
+                         absl::Microseconds(day % 3 == 0 ? 0 : day);
+    ASSERT_EQ(http::FormatRfc3339(t),
               absl::FormatTime("%4Y-%m-%dT%H:%M:%E*SZ", t, absl::UTCTimeZone()));
   }
 }
