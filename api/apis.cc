@@ -1,6 +1,8 @@
 // api/apis.cc: builds the use cases and the servers on top of them.
 #include "api/apis.h"
 
+#include <malloc.h>
+
 #include <memory>
 #include <string>
 #include <utility>
@@ -231,6 +233,16 @@ absl::StatusOr<std::unique_ptr<Apis>> StartApis(const Config& config, storage::S
     return s;
   }
   return std::unique_ptr<Apis>(std::move(apis));
+}
+
+void TuneAllocatorForServing() {
+  // glibc hands the free top of each thread's heap back to the kernel once
+  // it passes 128 KiB, and maps big blocks on their own: a 50 KB result page
+  // then cost an madvise and fresh page faults per request (a fifth of the
+  // server's kernel time in wrk runs). Keep up to 256 MiB for reuse, and
+  // take blocks below 16 MiB from the heaps.
+  mallopt(M_TRIM_THRESHOLD, 256 << 20);
+  mallopt(M_MMAP_THRESHOLD, 16 << 20);
 }
 
 }  // namespace bridge::api

@@ -78,4 +78,10 @@ absl::StatusOr<std::unique_ptr<Apis>> StartApis(const Config& config, storage::S
                                                 service::EventBus* events,
                                                 const ApisOptions& options);
 
+// Process-wide malloc settings for a long-running server, called once at
+// start by the composition root (it changes the whole process, so StartApis
+// does not do it behind the caller's back): freed memory is kept for reuse
+// instead of going back to the kernel at every 50 KB response.
+void TuneAllocatorForServing();
+
 }  // namespace bridge::api

@@ -91,6 +91,7 @@ int RunServe(const std::string& port_file) {
 
   std::optional<Config> config = LoadOrExplain("serve");
   if (!config) return 1;
+  bridge::api::TuneAllocatorForServing();
   std::shared_ptr<spdlog::logger> logger = MakeLogger(config->log_level);
   config->mllp.log = [logger](bridge::mllp::LogLevel level, std::string_view line) {
     using L = bridge::mllp::LogLevel;

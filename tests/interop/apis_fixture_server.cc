@@ -182,6 +182,7 @@ int main(int argc, char** argv) {
   sigaddset(&signals, SIGUSR1);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
+  bridge::api::TuneAllocatorForServing();  // as serve does
   absl::StatusOr<bridge::api::Config> config =
       bridge::api::LoadConfig(bridge::api::EnvironmentLookup());
   if (!config.ok()) {
