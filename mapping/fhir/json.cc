@@ -149,54 +149,92 @@ Json& Json::Push(Json value) {
   return items_.back();
 }
 
-void AppendJsonString(std::string_view text, std::string* out) {
-  out->push_back('"');
-  size_t run = 0;  // start of the current run of characters needing no escape
-  for (size_t i = 0; i < text.size(); ++i) {
-    // Skip 8 bytes at a time while none is a control character, '"' or '\\'
-    // (SWAR: a byte is flagged when it is below 0x20 or equal to either).
-    while (i + 8 <= text.size()) {
-      std::uint64_t x;
-      std::memcpy(&x, text.data() + i, 8);
-      constexpr std::uint64_t kOnes = 0x0101010101010101ULL;
-      constexpr std::uint64_t kHigh = 0x8080808080808080ULL;
-      const std::uint64_t quote = x ^ (kOnes * '"');
-      const std::uint64_t backslash = x ^ (kOnes * '\\');
-      const std::uint64_t flagged =
-          ((x - kOnes * 0x20) | (quote - kOnes) | (backslash - kOnes)) & ~x & kHigh;
-      if (flagged != 0) break;
-      i += 8;
-    }
-    if (i >= text.size()) break;
+namespace {
+
+// Where the next byte JSON must escape (a control character, '"' or '\\')
+// is, from `i` on; text.size() when there is none.
+size_t NextToEscape(std::string_view text, size_t i) {
+  // 8 bytes at a time while none is flagged (SWAR: a byte is flagged when it
+  // is below 0x20 or equal to either; a flag above a real one may be false,
+  // which the byte loop below never reaches).
+  while (i + 8 <= text.size()) {
+    std::uint64_t x;
+    std::memcpy(&x, text.data() + i, 8);
+    constexpr std::uint64_t kOnes = 0x0101010101010101ULL;
+    constexpr std::uint64_t kHigh = 0x8080808080808080ULL;
+    const std::uint64_t quote = x ^ (kOnes * '"');
+    const std::uint64_t backslash = x ^ (kOnes * '\\');
+    const std::uint64_t flagged =
+        ((x - kOnes * 0x20) | (quote - kOnes) | (backslash - kOnes)) & ~x & kHigh;
+    if (flagged != 0) break;
+    i += 8;
+  }
+  for (; i < text.size(); ++i) {
     const unsigned char c = static_cast<unsigned char>(text[i]);
-    if (c >= 0x20 && c != '"' && c != '\\') continue;
-    out->append(text.data() + run, i - run);
-    run = i + 1;
-    switch (c) {
-      case '"':
-        out->append("\\\"");
-        break;
-      case '\\':
-        out->append("\\\\");
-        break;
-      case '\n':
-        out->append("\\n");
-        break;
-      case '\r':
-        out->append("\\r");
-        break;
-      case '\t':
-        out->append("\\t");
-        break;
-      default: {
-        char buf[8];
-        std::snprintf(buf, sizeof(buf), "\\u%04x", c);
-        out->append(buf);
-      }
+    if (c < 0x20 || c == '"' || c == '\\') break;
+  }
+  return i;
+}
+
+// Writes the escape sequence of `c` (a byte NextToEscape stops at) at `out`;
+// returns its length.
+size_t WriteEscape(unsigned char c, char* out) {
+  out[0] = '\\';
+  switch (c) {
+    case '"':
+      out[1] = '"';
+      return 2;
+    case '\\':
+      out[1] = '\\';
+      return 2;
+    case '\n':
+      out[1] = 'n';
+      return 2;
+    case '\r':
+      out[1] = 'r';
+      return 2;
+    case '\t':
+      out[1] = 't';
+      return 2;
+    default: {
+      static constexpr char kHex[] = "0123456789abcdef";
+      out[1] = 'u';
+      out[2] = '0';
+      out[3] = '0';
+      out[4] = kHex[c >> 4];
+      out[5] = kHex[c & 0xF];
+      return 6;
     }
   }
-  out->append(text.data() + run, text.size() - run);
+}
+
+}  // namespace
+
+void AppendJsonString(std::string_view text, std::string* out) {
   out->push_back('"');
+  for (size_t i = 0;;) {
+    const size_t next = NextToEscape(text, i);
+    out->append(text.data() + i, next - i);
+    if (next == text.size()) break;
+    char escape[6];
+    out->append(escape, WriteEscape(static_cast<unsigned char>(text[next]), escape));
+    i = next + 1;
+  }
+  out->push_back('"');
+}
+
+char* WriteJsonString(std::string_view text, char* out) {
+  *out++ = '"';
+  for (size_t i = 0;;) {
+    const size_t next = NextToEscape(text, i);
+    std::memcpy(out, text.data() + i, next - i);
+    out += next - i;
+    if (next == text.size()) break;
+    out += WriteEscape(static_cast<unsigned char>(text[next]), out);
+    i = next + 1;
+  }
+  *out++ = '"';
+  return out;
 }
 
 void Json::AppendTo(std::string* out) const {

@@ -25,6 +25,7 @@
 // Pure, thread-compatible.
 #pragma once
 
+#include <cstddef>
 #include <memory_resource>
 #include <string>
 #include <string_view>
@@ -151,6 +152,13 @@ class Json {
 
 // Appends `text` as a JSON string literal (with quotes).
 void AppendJsonString(std::string_view text, std::string* out);
+
+// The most bytes a JSON string literal of `size` bytes of text can take.
+constexpr std::size_t JsonStringBound(std::size_t size) { return 6 * size + 2; }
+// Writes `text` as a JSON string literal at `out`, which has room for
+// JsonStringBound(text.size()) bytes; returns the end. For writers that size
+// their buffer once for many values.
+char* WriteJsonString(std::string_view text, char* out);
 
 // True if `text` is a JSON number token (what Json::Number accepts).
 bool IsJsonNumber(std::string_view text);

@@ -78,12 +78,23 @@ TEST(JsonTest, StringEscapingMatchesAByteByByteReference) {
       for (char special : specials) {
         std::string text(len, 'a');
         text[pos] = special;
-        std::string out;
+        std::string out = "prefix";
         AppendJsonString(text, &out);
-        ASSERT_EQ(out, reference(text)) << "len " << len << " pos " << pos;
+        ASSERT_EQ(out, "prefix" + reference(text)) << "len " << len << " pos " << pos;
+        // The same bytes from the writer into a buffer sized once, which
+        // stays within its bound (the byte after it is never touched).
+        std::string buffer(JsonStringBound(text.size()) + 1, '#');
+        char* end = WriteJsonString(text, buffer.data());
+        ASSERT_EQ(std::string(buffer.data(), end), reference(text)) << "len " << len;
+        ASSERT_EQ(buffer.back(), '#');
       }
     }
   }
+  // The worst case fills the bound exactly: every byte a \u00XX escape.
+  const std::string controls(9, '\x01');
+  std::string buffer(JsonStringBound(controls.size()), '#');
+  EXPECT_EQ(WriteJsonString(controls, buffer.data()), buffer.data() + buffer.size());
+  EXPECT_EQ(buffer, reference(controls));
 }
 
 TEST(JsonTest, IsJsonNumber) {
