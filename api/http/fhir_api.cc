@@ -10,6 +10,7 @@
 #include <array>
 #include <charconv>
 #include <cstdint>
+#include <cstring>
 #include <optional>
 #include <set>
 #include <string>
@@ -87,9 +88,7 @@ void Str(Writer& w, std::string_view s) {
   w.String(s.data(), static_cast<rapidjson::SizeType>(s.size()));
 }
 
-std::string Instant(absl::Time t) {
-  return absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", t, absl::UTCTimeZone());
-}
+std::string Instant(absl::Time t) { return FormatFhirInstant(t); }
 
 std::string HttpDate(absl::Time t) {
   return absl::FormatTime("%a, %d %b %Y %H:%M:%S GMT", t, absl::UTCTimeZone());
@@ -194,6 +193,21 @@ class MembersExceptIdAndMeta
   bool skipping_ = false;
 };
 
+// Whether `needle` occurs in `text` (glibc's memmem: std::string::find went
+// through memchr once per '"' of the resource).
+bool Contains(std::string_view text, std::string_view needle) {
+  return ::memmem(text.data(), text.size(), needle.data(), needle.size()) != nullptr;
+}
+
+// Writes `json`, a complete JSON value, as the writer's next value: what
+// Writer::RawValue does, with one memcpy instead of its copy a character at
+// a time (a search Bundle is 40 KB of stored resources).
+void RawJson(Writer& w, rapidjson::StringBuffer& buffer, std::string_view json,
+             rapidjson::Type type) {
+  w.RawValue(json.data(), 0, type);  // the comma before it, counted as a value
+  std::memcpy(buffer.Push(json.size()), json.data(), json.size());
+}
+
 // The stored resource (no id) with resourceType, id and meta (versionId,
 // lastUpdated) first.
 std::string WithIdAndMeta(const storage::StoredFhirResource& stored) {
@@ -215,7 +229,7 @@ std::string WithIdAndMeta(const storage::StoredFhirResource& stored) {
   // resource was a third of a search's CPU.
   if (json.size() > type_member.size() && json.compare(0, type_member.size(), type_member) == 0 &&
       (json[type_member.size()] == ',' || json[type_member.size()] == '}') &&
-      json.find("\"id\"") == std::string::npos && json.find("\"meta\"") == std::string::npos) {
+      !Contains(json, "\"id\"") && !Contains(json, "\"meta\"")) {
     rapidjson::StringBuffer head;
     Writer w(head);
     w.StartObject();
@@ -1042,7 +1056,7 @@ HttpResponse FhirApi::Search(const HttpRequest& request, const std::string& type
     Str(w, base + "/ServiceRequest/order-" + std::to_string(order.order.id));
     w.Key("resource");
     const std::string json = OrderAsServiceRequest(order, authority_);
-    w.RawValue(json.c_str(), json.size(), rapidjson::kObjectType);
+    RawJson(w, buffer, json, rapidjson::kObjectType);
     w.Key("search");
     w.StartObject();
     w.Key("mode");
@@ -1057,7 +1071,7 @@ HttpResponse FhirApi::Search(const HttpRequest& request, const std::string& type
     Str(w, base + "/" + type + "/" + stored.resource.id);
     w.Key("resource");
     const std::string json = WithIdAndMeta(stored);
-    w.RawValue(json.c_str(), json.size(), rapidjson::kObjectType);
+    RawJson(w, buffer, json, rapidjson::kObjectType);
     w.Key("search");
     w.StartObject();
     w.Key("mode");
@@ -1100,7 +1114,7 @@ HttpResponse FhirApi::Search(const HttpRequest& request, const std::string& type
       Str(w, base + "/Observation/" + id);
       w.Key("resource");
       const std::string json = WithIdAndMeta(*obs);
-      w.RawValue(json.c_str(), json.size(), rapidjson::kObjectType);
+      RawJson(w, buffer, json, rapidjson::kObjectType);
       w.Key("search");
       w.StartObject();
       w.Key("mode");

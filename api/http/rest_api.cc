@@ -54,8 +54,10 @@ void OptionalString(Writer& w, std::string_view key, std::string_view value) {
 // RFC 3339 in UTC, fractional seconds only when present (as %E*S writes
 // them), without absl::FormatTime or snprintf: a 100-result page formats 200
 // times; FormatTime, then snprintf, were a visible share of a request.
-// Writes into `out` (at least 28 bytes) and returns the length.
-std::size_t Rfc3339Into(absl::Time t, char* out) {
+// Writes into `out` (at least 28 bytes) and returns the length. With
+// `exact_millis`, always three fraction digits, truncated (as %E3S writes
+// them: FHIR's instant).
+std::size_t Rfc3339Into(absl::Time t, char* out, bool exact_millis = false) {
   const std::int64_t unix_micros = absl::ToUnixMicros(t);
   std::int64_t micros = unix_micros % 1000000;
   if (micros < 0) {
@@ -82,7 +84,8 @@ std::size_t Rfc3339Into(absl::Time t, char* out) {
   const std::int64_t month = month_index < 10 ? month_index + 3 : month_index - 9;
   const std::int64_t year = year_of_era + era * 400 + (month <= 2 ? 1 : 0);
   if (year < 0 || year > 9999) {  // outside RFC 3339's four digits: absl says it best
-    const std::string text = absl::FormatTime("%Y-%m-%dT%H:%M:%E*SZ", t, absl::UTCTimeZone());
+    const std::string text = absl::FormatTime(
+        exact_millis ? "%Y-%m-%dT%H:%M:%E3SZ" : "%Y-%m-%dT%H:%M:%E*SZ", t, absl::UTCTimeZone());
     const std::size_t len = std::min<std::size_t>(text.size(), 27);
     std::memcpy(out, text.data(), len);
     return len;
@@ -114,7 +117,12 @@ std::size_t Rfc3339Into(absl::Time t, char* out) {
   two(seconds_of_day / 60 % 60);
   out[n++] = ':';
   two(seconds_of_day % 60);
-  if (micros != 0) {
+  if (exact_millis) {
+    const auto millis = static_cast<std::uint32_t>(micros / 1000);
+    out[n++] = '.';
+    out[n++] = static_cast<char>('0' + millis / 100);
+    two(millis % 100);
+  } else if (micros != 0) {
     const auto fraction = static_cast<std::uint32_t>(micros);
     out[n++] = '.';
     two(fraction / 10000);
@@ -451,6 +459,11 @@ HttpResponse MethodNotAllowed(std::string_view allow) {
 }  // namespace
 
 std::string FormatRfc3339(absl::Time t) { return Rfc3339(t); }
+
+std::string FormatFhirInstant(absl::Time t) {
+  char buffer[32];
+  return std::string(buffer, Rfc3339Into(t, buffer, /*exact_millis=*/true));
+}
 std::optional<absl::Time> ParseDateParam(std::string_view text) { return ParseTimeParam(text); }
 
 int HttpStatusFor(const absl::Status& status) {

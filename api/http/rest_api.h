@@ -59,6 +59,9 @@ int HttpStatusFor(const absl::Status& status);
 HttpResponse ToHttpResponse(const absl::Status& status);
 // RFC 3339 UTC ("2026-02-21T11:00:00Z", fractional seconds only when set).
 std::string FormatRfc3339(absl::Time t);
+// The same with milliseconds always ("2026-02-21T11:00:00.000Z"), truncated:
+// FHIR's instant (meta.lastUpdated, AuditEvent.recorded).
+std::string FormatFhirInstant(absl::Time t);
 // Parses YYYY-MM-DD or an RFC 3339 date-time; nullopt otherwise.
 std::optional<absl::Time> ParseDateParam(std::string_view text);
 // A JSON error response with an explicit HTTP status (server refusals).

@@ -1150,6 +1150,8 @@ TEST(FormatRfc3339Test, MatchesAbslAtEveryPrecision) {
             absl::Microseconds(5)}) {
     EXPECT_EQ(http::FormatRfc3339(t),
               absl::FormatTime("%4Y-%m-%dT%H:%M:%E*SZ", t, absl::UTCTimeZone()));
+    EXPECT_EQ(http::FormatFhirInstant(t),
+              absl::FormatTime("%4Y-%m-%dT%H:%M:%E3SZ", t, absl::UTCTimeZone()));
   }
   // Every 7th day and an odd time of day from 1600 to 2400: century and
   // 400-year leap rules, both sides of the epoch.
@@ -1160,6 +1162,8 @@ TEST(FormatRfc3339Test, MatchesAbslAtEveryPrecision) {
                          absl::Microseconds(day % 3 == 0 ? 0 : day);
     ASSERT_EQ(http::FormatRfc3339(t),
               absl::FormatTime("%4Y-%m-%dT%H:%M:%E*SZ", t, absl::UTCTimeZone()));
+    ASSERT_EQ(http::FormatFhirInstant(t),
+              absl::FormatTime("%4Y-%m-%dT%H:%M:%E3SZ", t, absl::UTCTimeZone()));
   }
 }
 
