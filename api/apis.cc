@@ -214,7 +214,7 @@ absl::StatusOr<std::unique_ptr<Apis>> StartApis(const Config& config, storage::S
   http::HttpServerOptions http_options = options.http;
   http_options.listen_host = config.http_listen_host;
   http_options.port = config.http_port;
-  http_options.worker_threads = config.worker_threads;
+  http_options.worker_threads = config.api_worker_threads;
   http_options.body_limit = static_cast<std::size_t>(config.http_max_body_bytes);
   http_options.request_timeout = absl::Seconds(config.http_request_timeout_seconds);
   apis->initial_admin_token_ = std::move(admin_token);
@@ -224,7 +224,7 @@ absl::StatusOr<std::unique_ptr<Apis>> StartApis(const Config& config, storage::S
   grpc_api::GrpcServerOptions grpc_options;
   grpc_options.listen_host = config.http_listen_host;
   grpc_options.port = config.grpc_port;
-  grpc_options.worker_threads = config.worker_threads;
+  grpc_options.worker_threads = config.api_worker_threads;
   grpc_options.watch_poll_interval = options.watch_poll_interval;
   grpc_options.tls_cert_file = config.grpc_tls_cert_file;
   grpc_options.tls_key_file = config.grpc_tls_key_file;

@@ -163,6 +163,8 @@ absl::StatusOr<Config> LoadConfig(const EnvLookup& env) {
     c.critical_flags = SplitList(*flags);
   }
   checks.push_back(ReadIntAs(env, "WORKER_THREADS", 1, 256, "expected 1-256", &c.worker_threads));
+  checks.push_back(
+      ReadIntAs(env, "API_WORKER_THREADS", 1, 256, "expected 1-256", &c.api_worker_threads));
   ReadString(env, "API_TOKENS_FILE", &c.api_tokens_file);
   checks.push_back(ReadBool(env, "METRICS_REQUIRE_TOKEN", &c.metrics_require_token));
   ReadString(env, "ACCESS_AUDIT_FILE", &c.access_audit_file);
@@ -219,7 +221,7 @@ std::string DescribeConfig(const Config& c) {
       " metrics_token=", c.metrics_require_token ? "required" : "off",
       " access_audit=", c.access_audit_file, " http_max_body=", c.http_max_body_bytes,
       " http_timeout_s=", c.http_request_timeout_seconds,
-      " read_connections=", c.store.read_connections);
+      " read_connections=", c.store.read_connections, " api_workers=", c.api_worker_threads);
 }
 
 }  // namespace bridge::api

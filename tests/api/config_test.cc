@@ -24,6 +24,8 @@ TEST(ConfigTest, DefaultsAreTheGuides) {
   EXPECT_EQ(c->mllp.max_frame_bytes, 1048576u);
   EXPECT_EQ(c->store.database_url, "sqlite://./var/lab-bridge.db");
   EXPECT_EQ(c->store.read_connections, 4);
+  EXPECT_EQ(c->worker_threads, 20);
+  EXPECT_EQ(c->api_worker_threads, 4);
   EXPECT_EQ(c->identity.sending_application, "PMS_LAB");
   EXPECT_EQ(c->identity.sending_facility, "MPS_PMS");
   EXPECT_EQ(c->audit_retention_days, 2555);
@@ -40,6 +42,7 @@ TEST(ConfigTest, ReadsEveryVariable) {
                                                  {"MAX_MESSAGE_SIZE", "2048"},
                                                  {"DATABASE_URL", "postgresql://u:secret@h:5/db"},
                                                  {"DATABASE_READ_CONNECTIONS", "12"},
+                                                 {"API_WORKER_THREADS", "6"},
                                                  {"SENDING_FACILITY", "CLINIC_2"},
                                                  {"AUDIT_LOG_ENABLED", "yes"},
                                                  {"MLLP_TLS_CERT", "s.crt"},
@@ -52,6 +55,7 @@ TEST(ConfigTest, ReadsEveryVariable) {
   EXPECT_EQ(c->mllp.max_frame_bytes, 2048u);
   EXPECT_EQ(c->identity.sending_facility, "CLINIC_2");
   EXPECT_EQ(c->store.read_connections, 12);
+  EXPECT_EQ(c->api_worker_threads, 6);
   EXPECT_TRUE(c->audit_log_enabled);
   EXPECT_EQ(c->mllp.tls.allowed_peers, (std::vector<std::string>{"CN=lis-a", "lis-b"}));
   EXPECT_EQ(c->critical_flags.size(), 4u);
@@ -103,6 +107,7 @@ TEST(ConfigTest, ABadValueNamesTheVariable) {
            {{{"AUDIT_LOG_ENABLED", "maybe"}}, "AUDIT_LOG_ENABLED"},
            {{{"DATABASE_READ_CONNECTIONS", "0"}}, "DATABASE_READ_CONNECTIONS"},
            {{{"DATABASE_READ_CONNECTIONS", "65"}}, "DATABASE_READ_CONNECTIONS"},
+           {{{"API_WORKER_THREADS", "0"}}, "API_WORKER_THREADS"},
            {{{"AUDIT_LOG_ENABLED", "false"}},
             "AUDIT_LOG_ENABLED: the audit trail cannot be turned off"},
            {{{"AUDIT_RETENTION_DAYS", "0"}}, "AUDIT_RETENTION_DAYS"},

@@ -235,6 +235,8 @@ BAD_CONFIG = [
     ("HTTP_LISTEN_PORT", "99999"),
     ("GRPC_LISTEN_PORT", "x"),
     ("WORKER_THREADS", "0"),
+    ("API_WORKER_THREADS", "0"),
+    ("DATABASE_READ_CONNECTIONS", "x"),
     ("LOG_LEVEL", "loud"),
     ("AUDIT_LOG_ENABLED", "maybe"),
     ("SENDING_FACILITY", "A|B"),

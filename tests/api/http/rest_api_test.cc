@@ -125,7 +125,7 @@ class RestApiTest : public ::testing::TestWithParam<Backend> {
     config.http_listen_host = "127.0.0.1";
     config.http_port = 0;
     config.grpc_port = 0;
-    config.worker_threads = 2;
+    config.api_worker_threads = 2;
     config.api_tokens_file = (dir_.path() / "tokens.json").string();
     config.access_audit_file = (dir_.path() / "access.jsonl").string();
     absl::StatusOr<std::unique_ptr<Apis>> apis = StartApis(config, *store_, nullptr, options);
