@@ -88,8 +88,6 @@ void Str(Writer& w, std::string_view s) {
   w.String(s.data(), static_cast<rapidjson::SizeType>(s.size()));
 }
 
-std::string Instant(absl::Time t) { return FormatFhirInstant(t); }
-
 std::string HttpDate(absl::Time t) {
   return absl::FormatTime("%a, %d %b %Y %H:%M:%S GMT", t, absl::UTCTimeZone());
 }
@@ -219,7 +217,7 @@ std::string WithIdAndMeta(const storage::StoredFhirResource& stored) {
     w.Key("versionId");
     Str(w, std::to_string(stored.version));
     w.Key("lastUpdated");
-    Str(w, Instant(stored.last_updated));
+    Str(w, FormatFhirInstant(stored.last_updated));
     w.EndObject();
   };
   const std::string& json = stored.resource.json;
@@ -321,7 +319,7 @@ std::string OrderAsServiceRequest(const service::OrderView& view, const std::str
   w.Key("versionId");
   w.String("1");
   w.Key("lastUpdated");
-  Str(w, Instant(o.created_at));
+  Str(w, FormatFhirInstant(o.created_at));
   w.EndObject();
   w.Key("identifier");
   w.StartArray();

@@ -163,13 +163,21 @@ std::optional<std::int64_t> ParseInt(std::string_view text) {
   return value;
 }
 
+// The PMS id as the guide's integer when it is one (no leading zeros, which
+// a number would lose); nullopt when it must stay a string.
+std::optional<std::int64_t> PmsIdAsNumber(std::string_view pms_id) {
+  std::optional<std::int64_t> n = ParseInt(pms_id);
+  if (n.has_value() && (pms_id[0] != '0' || pms_id == "0")) {
+    return n;
+  }
+  return std::nullopt;
+}
+
 // The PMS id as the guide's integer when it is one, else as a string.
 void PatientId(Writer& w, std::string_view pms_id) {
   Key(w, "patient_id");
-  if (std::optional<std::int64_t> n = ParseInt(pms_id); n.has_value() && pms_id[0] != '0') {
+  if (std::optional<std::int64_t> n = PmsIdAsNumber(pms_id); n.has_value()) {
     w.Int64(*n);
-  } else if (pms_id == "0") {
-    w.Int64(0);
   } else if (pms_id.empty()) {
     w.Null();
   } else {
@@ -241,8 +249,7 @@ void AppendResult(const service::ResultView& view, std::string* out) {
   // The PMS id as the guide's integer when it is one, else as a string.
   raw(",\"patient_id\":");
   const std::string& pms_id = view.pms_patient_id;
-  if (std::optional<std::int64_t> n = ParseInt(pms_id);
-      n.has_value() && (pms_id[0] != '0' || pms_id == "0")) {
+  if (std::optional<std::int64_t> n = PmsIdAsNumber(pms_id); n.has_value()) {
     number(*n);
   } else if (pms_id.empty()) {
     raw("null");

@@ -58,6 +58,14 @@ std::string PsqlCommand(const std::string& dsn, const std::string& sql) {
                       ShellQuote(sql), " 2>&1");
 }
 
+// psql taking a lock (`lock_sql`) in a transaction held for `hold_ms`.
+std::string HoldPostgresLockCommand(const std::string& dsn, const std::string& lock_sql,
+                                    int hold_ms) {
+  return absl::StrCat("psql -X -q -t -A -v ON_ERROR_STOP=1 ", ShellQuote(dsn), " -c ",
+                      ShellQuote(absl::StrCat("BEGIN; ", lock_sql, "; SELECT pg_sleep(",
+                                              hold_ms / 1000.0, "); COMMIT;")));
+}
+
 }  // namespace
 
 bool WaitForPostgres() {
@@ -131,18 +139,14 @@ std::string TestDatabase::HoldWriteLockCommand(int hold_ms) const {
     return absl::StrCat(SqliteByHand(), " ", ShellQuote(sqlite_path_), " ",
                         ShellQuote("BEGIN IMMEDIATE; SELECT 'locked'"), " ", hold_ms);
   }
-  return absl::StrCat("psql -X -q -t -A -v ON_ERROR_STOP=1 ", ShellQuote(url_), " -c ",
-                      ShellQuote(absl::StrCat("BEGIN; LOCK TABLE hl7_messages IN EXCLUSIVE MODE; "
-                                              "SELECT 'locked'; SELECT pg_sleep(",
-                                              hold_ms / 1000.0, "); COMMIT;")));
+  return HoldPostgresLockCommand(url_, "LOCK TABLE hl7_messages IN EXCLUSIVE MODE; SELECT 'locked'",
+                                 hold_ms);
 }
 
 std::string TestDatabase::HoldTableAgainstReadersCommand(const std::string& table,
                                                          int hold_ms) const {
-  return absl::StrCat("psql -X -q -t -A -v ON_ERROR_STOP=1 ", ShellQuote(url_), " -c ",
-                      ShellQuote(absl::StrCat("BEGIN; LOCK TABLE ", table,
-                                              " IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(",
-                                              hold_ms / 1000.0, "); COMMIT;")));
+  return HoldPostgresLockCommand(
+      url_, absl::StrCat("LOCK TABLE ", table, " IN ACCESS EXCLUSIVE MODE"), hold_ms);
 }
 
 IngestRecord MakeOru(const std::string& control_id, const std::string& pms_id, int results,
