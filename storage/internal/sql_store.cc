@@ -1652,17 +1652,25 @@ class SqlStore final : public Store {
             ValidUtf8(m.message_control_id)};
   }
 
-  // Begins the batch's transaction, locks the chain head and loads the
-  // originals of the batch's control ids: one round trip on PostgreSQL.
+  // Begins the batch's transaction, locks the chain head, opens the savepoint
+  // "batch" for WriteBatch and loads the originals of the batch's control
+  // ids: one round trip on PostgreSQL.
   absl::StatusOr<ChainHead> BeginBatch(const std::vector<Pending*>& batch, KnownMessages* known) {
     // Full keys, so the (application, facility, control id) index answers
     // it: a lookup by control id alone would scan the whole audit table.
+    const bool postgres = conn_->dialect() == Dialect::kPostgres;
     std::vector<Param> params;
     std::vector<std::string> conditions;
+    std::vector<std::vector<Param>> key_rows;  // PostgreSQL: application, facility, control id
     std::set<MessageKey> keys;
     for (const Pending* p : batch) {
       const InboundMessage& m = p->record->message;
       if (m.message_control_id.empty() || !keys.insert(KeyOf(m)).second) {
+        continue;
+      }
+      if (postgres) {
+        key_rows.push_back({KeyText(m.sending_application), KeyText(m.sending_facility),
+                            KeyText(m.message_control_id)});
         continue;
       }
       params.push_back(KeyText(m.sending_application));
@@ -1674,7 +1682,21 @@ class SqlStore final : public Store {
     }
     std::string sql =
         "SELECT 0, '', '', '', head_id, head_hash, NULL, NULL FROM audit_chain WHERE id = 1";
-    if (!params.empty()) {
+    if (!key_rows.empty()) {
+      // PostgreSQL turns an OR of full keys that share application and
+      // facility into one index condition on those two and filters the
+      // control ids: a walk over every message of that sender, once per
+      // batch (6.5 ms at 9,000 messages, growing with the table). Keys
+      // joined from arrays are looked up one index probe each.
+      params = {PgArray(key_rows, 0), PgArray(key_rows, 1), PgArray(key_rows, 2)};
+      absl::StrAppend(&sql,
+                      " UNION ALL SELECT 1, m.sending_application, m.sending_facility, "
+                      "m.message_control_id, m.id, m.message_hash, m.ack_status, m.ack_message "
+                      "FROM unnest($1::text[], $2::text[], $3::text[]) AS k(a, f, c) "
+                      "JOIN hl7_messages m ON m.sending_application = k.a AND "
+                      "m.sending_facility = k.f AND m.message_control_id = k.c "
+                      "WHERE m.direction = 'inbound' AND m.duplicate_of IS NULL");
+    } else if (!params.empty()) {
       absl::StrAppend(&sql,
                       " UNION ALL SELECT 1, sending_application, sending_facility, "
                       "message_control_id, id, message_hash, ack_status, ack_message "
@@ -1688,6 +1710,9 @@ class SqlStore final : public Store {
       // Serialises writers across processes; SQLite's BEGIN IMMEDIATE does.
       statements.push_back({"SELECT head_id FROM audit_chain WHERE id = 1 FOR UPDATE", {}});
     }
+    // WriteBatch's savepoint, in the same round trip (nothing is written
+    // before it). It is never released on success: COMMIT ends it.
+    statements.push_back({"SAVEPOINT batch", {}});
     statements.push_back({sql, params});
     absl::StatusOr<std::vector<Row>> rows = conn_->BeginWith(statements);
     if (!rows.ok()) {
@@ -2027,15 +2052,12 @@ class SqlStore final : public Store {
     return absl::OkStatus();
   }
 
-  // Writes the whole group set-based inside a savepoint and sets every
-  // outcome. Aborted: nothing of the group was written (the savepoint was
-  // rolled back); the caller writes the records one by one. Any other error:
-  // the transaction is gone.
+  // Writes the whole group set-based inside the savepoint "batch" that
+  // BeginBatch opened and sets every outcome. Aborted: nothing of the group
+  // was written (the savepoint was rolled back and released); the caller
+  // writes the records one by one. Any other error: the transaction is gone.
   absl::Status WriteBatch(const std::vector<Pending*>& batch, ChainHead& head,
                           KnownMessages& known) {
-    if (absl::Status s = conn_->ExecScript("SAVEPOINT batch"); !s.ok()) {
-      return s;
-    }
     ChainHead h = head;
     KnownMessages k = known;
     std::vector<IngestOutcome> outcomes(batch.size());
@@ -2047,9 +2069,6 @@ class SqlStore final : public Store {
         return undo;
       }
       return absl::AbortedError(status.message());
-    }
-    if (absl::Status s = conn_->ExecScript("RELEASE SAVEPOINT batch"); !s.ok()) {
-      return s;
     }
     head = h;
     known = std::move(k);
