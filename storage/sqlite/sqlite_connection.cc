@@ -333,6 +333,13 @@ absl::StatusOr<std::unique_ptr<internal::Connection>> OpenSqlite(const std::stri
           absl::StrCat("sqlite: cannot create folder ", parent.string(), ": ", ec.message()));
     }
   }
+  // SQLite's memory statistics take a process-wide mutex around every
+  // allocation it makes (profiled: 3% of the committer's time, a lock and an
+  // unlock per B-tree cell). Nothing here reads them. sqlite3_config only
+  // works before SQLite initialises; if something else opened a database
+  // first, the statistics simply stay on.
+  static std::once_flag no_memory_statistics;
+  std::call_once(no_memory_statistics, [] { (void)sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0); });
   sqlite3* db = nullptr;
   const int rc = sqlite3_open_v2(
       path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
