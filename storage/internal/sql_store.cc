@@ -2384,15 +2384,16 @@ class SqlStore final : public Store {
     if (!postgres) {
       constexpr std::string_view kInto = "INSERT INTO lab_results (";
       result_columns.insert(result_columns.begin(), Column::kInt);
-      if (absl::StatusOr<std::vector<Row>> s = BulkWrite(
-              absl::StrCat(Sv(kInto), "id, ", Sv(std::string_view(kResultInsertHead).substr(kInto.size()))),
-              result_columns, result_rows, "");
+      if (absl::StatusOr<std::vector<Row>> s =
+              BulkWrite(absl::StrCat(Sv(kInto), "id, ",
+                                     Sv(std::string_view(kResultInsertHead).substr(kInto.size()))),
+                        result_columns, result_rows, "");
           !s.ok()) {
         return s.status();
       }
     } else {
-      absl::StatusOr<std::vector<Row>> results = BulkWrite(kResultInsertHead, result_columns,
-                                                           result_rows, " RETURNING id, hl7_message_id");
+      absl::StatusOr<std::vector<Row>> results = BulkWrite(
+          kResultInsertHead, result_columns, result_rows, " RETURNING id, hl7_message_id");
       if (!results.ok()) {
         return results.status();
       }
