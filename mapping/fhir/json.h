@@ -20,17 +20,21 @@
 // their memory from a per-thread arena that is reset (not freed) when the
 // outermost scope ends. Every Json built inside a scope must therefore be
 // destroyed before the scope ends; outside any scope Json uses the heap.
+// Members and items are a singly linked list of nodes, each allocated once
+// and never moved (a vector of members grew by copying whole subtrees), and
+// in an arena a tree's destructor does nothing at all.
 //
 // Reading JSON (ServiceRequest input, tests) uses RapidJSON directly.
 // Pure, thread-compatible.
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
+#include <initializer_list>
 #include <memory_resource>
 #include <string>
 #include <string_view>
 #include <utility>
-#include <vector>
 
 namespace bridge::fhir {
 
@@ -55,64 +59,65 @@ class JsonArena {
 
 class Json {
  public:
-  enum class Kind { kNull, kBool, kNumber, kString, kObject, kArray, kRaw };
+  enum class Kind : unsigned char { kNull, kBool, kNumber, kString, kObject, kArray, kRaw };
 
   Json() : Json(Kind::kNull) {}
   // A string value (so `obj.Set("k", "text")` works).
-  Json(const char* text) : Json(std::string_view(text)) {}               // NOLINT
-  Json(const std::string& text) : Json(std::string_view(text)) {}        // NOLINT
-  Json(std::string_view text) : Json(Kind::kString) { scalar_ = text; }  // NOLINT
+  Json(const char* text) : Json(std::string_view(text)) {}              // NOLINT
+  Json(const std::string& text) : Json(std::string_view(text)) {}       // NOLINT
+  Json(std::string_view text) : Json(Kind::kString) { OwnText(text); }  // NOLINT
   // Copies take the memory of the scope they are made in (see above).
-  Json(const Json& other);
-  Json& operator=(const Json& other) = default;
-  Json(Json&& other) noexcept = default;
-  Json& operator=(Json&& other) noexcept = default;
-  ~Json() = default;
+  Json(const Json& other) : Json(other, JsonArena::Current()) {}
+  Json& operator=(const Json& other);
+  Json(Json&& other) noexcept { Steal(other); }
+  Json& operator=(Json&& other) noexcept;
+  ~Json() {
+    if (on_heap_) Release();
+  }
 
   static Json Object() { return Json(Kind::kObject); }
   static Json Array() { return Json(Kind::kArray); }
   static Json Bool(bool b) {
     Json j(Kind::kBool);
-    j.scalar_ = b ? "true" : "false";
+    j.text_ = b ? "true" : "false";
+    j.text_size_ = b ? 4 : 5;
     return j;
   }
   // `lexical` must be a valid JSON number (callers validate with
   // hl7::ParseNumeric or IsJsonNumber).
   static Json Number(std::string_view lexical) {
     Json j(Kind::kNumber);
-    j.scalar_ = std::string(lexical);
+    j.OwnText(lexical);
     return j;
   }
   static Json Integer(long long n) { return Number(std::to_string(n)); }
   // Already-serialized static JSON, not copied (must outlive the Json).
   static Json RawLiteral(std::string_view serialized) {
     Json j(Kind::kRaw);
-    j.literal_ = serialized;
-    j.is_literal_ = true;
+    j.text_ = serialized.data();
+    j.text_size_ = serialized.size();
     return j;
   }
   // A string value that is not copied: `text` must outlive the Json
   // (a string literal or a constant).
   static Json Literal(std::string_view text) {
     Json j(Kind::kString);
-    j.literal_ = text;
-    j.is_literal_ = true;
+    j.text_ = text.data();
+    j.text_size_ = text.size();
     return j;
   }
-  // Already-serialized JSON, written verbatim.
-  static Json Raw(std::string_view serialized) {
-    Json j(Kind::kRaw);
-    j.scalar_ = serialized;
-    return j;
-  }
+  // Already-serialized JSON, written verbatim: the parts, concatenated.
+  static Json Raw(std::string_view serialized) { return Raw({serialized}); }
+  static Json Raw(std::initializer_list<std::string_view> parts);
 
   Kind kind() const { return kind_; }
   bool is_object() const { return kind_ == Kind::kObject; }
   bool is_array() const { return kind_ == Kind::kArray; }
   // String/number text.
-  std::string_view scalar() const { return is_literal_ ? literal_ : std::string_view(scalar_); }
+  std::string_view scalar() const { return std::string_view(text_, text_size_); }
 
-  // Objects: sets `key` (replacing an existing member) and returns the value.
+  // Objects: sets `key` (replacing an existing member) and returns the value,
+  // which stays where it is while the tree lives (members are never moved).
   // `key` is not copied (see above).
   Json& Set(std::string_view key, Json value);
   // Objects: the member or nullptr.
@@ -120,15 +125,39 @@ class Json {
   Json* Find(std::string_view key);
   bool Has(std::string_view key) const { return Find(key) != nullptr; }
   void Remove(std::string_view key);
-  const std::pmr::vector<std::pair<std::string_view, Json>>& members() const { return members_; }
 
-  // Arrays: appends and returns the new element.
+  // Arrays: appends and returns the new element (which is never moved).
   Json& Push(Json value);
-  const std::pmr::vector<Json>& items() const { return items_; }
+
+ private:
+  struct Node;
+
+ public:
+  // Objects: (key, value) pairs in order; arrays: ("", item) in order.
+  class Members {
+   public:
+    class Iterator {
+     public:
+      explicit Iterator(const Node* n) : n_(n) {}
+      std::pair<std::string_view, const Json&> operator*() const;
+      Iterator& operator++();
+      bool operator!=(const Iterator& o) const { return n_ != o.n_; }
+
+     private:
+      const Node* n_;
+    };
+    explicit Members(const Node* first) : first_(first) {}
+    Iterator begin() const { return Iterator(first_); }
+    Iterator end() const { return Iterator(nullptr); }
+
+   private:
+    const Node* first_;
+  };
+  Members members() const { return Members(first_); }
 
   // Number of members or items.
-  size_t size() const { return kind_ == Kind::kObject ? members_.size() : items_.size(); }
-  bool empty() const { return size() == 0; }
+  size_t size() const { return size_; }
+  bool empty() const { return size_ == 0; }
 
   // Compact JSON, UTF-8 (input strings are passed through; control characters
   // are escaped).
@@ -136,19 +165,41 @@ class Json {
   void AppendTo(std::string* out) const;
 
  private:
-  explicit Json(Kind kind)
-      : kind_(kind),
-        scalar_(JsonArena::Current()),
-        members_(scalar_.get_allocator()),
-        items_(scalar_.get_allocator()) {}
+  // Nodes and owned text come from the memory of the scope the Json was made
+  // in; on the heap they are freed with it, in an arena never one by one.
+  explicit Json(Kind kind) : kind_(kind), memory_(JsonArena::Current()) {
+    on_heap_ = memory_ == std::pmr::new_delete_resource();
+  }
+  Json(const Json& other, std::pmr::memory_resource* memory);
+  void OwnText(std::string_view text);
+  void Steal(Json& other) noexcept;
+  void Release() noexcept;
+  Node* NewNode(std::string_view key, Json&& value);
 
   Kind kind_ = Kind::kNull;
-  bool is_literal_ = false;
-  std::string_view literal_;
-  std::pmr::string scalar_;
-  std::pmr::vector<std::pair<std::string_view, Json>> members_;
-  std::pmr::vector<Json> items_;
+  bool on_heap_ = false;
+  bool owns_text_ = false;
+  std::uint32_t size_ = 0;
+  const char* text_ = nullptr;
+  std::size_t text_size_ = 0;
+  Node* first_ = nullptr;
+  Node* last_ = nullptr;
+  std::pmr::memory_resource* memory_ = nullptr;
 };
+
+struct Json::Node {
+  std::string_view key;  // empty for array items
+  Json value;
+  Node* next = nullptr;
+};
+
+inline std::pair<std::string_view, const Json&> Json::Members::Iterator::operator*() const {
+  return {n_->key, n_->value};
+}
+inline Json::Members::Iterator& Json::Members::Iterator::operator++() {
+  n_ = n_->next;
+  return *this;
+}
 
 // Appends `text` as a JSON string literal (with quotes).
 void AppendJsonString(std::string_view text, std::string* out);

@@ -199,10 +199,8 @@ std::string Ref(std::string_view uuid) { return Cat("urn:uuid:", uuid); }
 // References and fixed codings are never inspected after they are built, so
 // they are kept as serialized text (one allocation instead of a small tree).
 Json Reference(std::string_view uuid) {
-  std::string text = "{\"reference\":\"urn:uuid:";
-  text.append(uuid);  // hex and dashes only: nothing to escape
-  text.append("\"}");
-  return Json::Raw(std::move(text));
+  // hex and dashes only: nothing to escape
+  return Json::Raw({"{\"reference\":\"urn:uuid:", uuid, "\"}"});
 }
 
 void SetIf(Json& obj, std::string_view key, std::string_view value) {
