@@ -245,26 +245,39 @@ class Converter {
     out_->report.items.push_back({std::move(location), std::move(reason)});
   }
   std::string Loc(int segment_index, int field = 0) const;
+  // Where a value was read, for the warnings and report lines about it. Most
+  // values need none, so the text is only made when one is written.
+  struct Where {
+    Where(int segment_index, int field) : segment(segment_index), field(field) {}
+    Where(const char* text) : text(text) {}  // NOLINT: a fixed location ("MSH-7")
+    int segment = -1;
+    int field = 0;
+    std::string_view text;
+  };
+  static Where At(int segment_index, int field) { return Where(segment_index, field); }
+  std::string Text(const Where& where) const {
+    return where.segment < 0 ? std::string(where.text) : Loc(where.segment, where.field);
+  }
   // Offset (minutes) for a timestamp written without one (MAPPING 4.7).
   int Offset(const hl7::DateTime& t);
-  std::string SystemForCodingName(std::string_view name, const std::string& loc);
+  std::string SystemForCodingName(std::string_view name, const Where& loc);
   std::string SystemForHd(const hl7::Hd& hd);
-  Json CodeableConcept(const Element& rep, const std::string& loc);
+  Json CodeableConcept(const Element& rep, const Where& loc);
   std::optional<Json> Identifier(std::string_view value, const hl7::Hd& hd,
                                  std::string_view type_code);
   enum class TimeKind { kDate, kDateTime, kInstant };
-  std::optional<std::string> Time(const Element& e, const std::string& loc, TimeKind kind);
-  Json Quantity(std::string_view value, const Element& units, const std::string& loc);
+  std::optional<std::string> Time(const Element& e, const Where& loc, TimeKind kind);
+  Json Quantity(std::string_view value, const Element& units, const Where& loc);
   std::vector<Json> Notes(const std::vector<int>& nte_segments);
   std::vector<std::string> NoteLines(const std::vector<int>& nte_segments);
 
   // ---- resources ----------------------------------------------------------
   Entry& Add(std::string type, std::string key, Json resource);
   std::string OrganizationFromHd(const hl7::Hd& hd);
-  std::string OrganizationFromXon(const Element& rep, const std::string& loc);
-  std::string OrganizationFromXonUncached(const Element& rep, const std::string& loc);
-  std::string Practitioner(const Element& rep, const std::string& loc);
-  std::string PractitionerUncached(const Element& rep, const std::string& loc);
+  std::string OrganizationFromXon(const Element& rep, const Where& loc);
+  std::string OrganizationFromXonUncached(const Element& rep, const Where& loc);
+  std::string Practitioner(const Element& rep, const Where& loc);
+  std::string PractitionerUncached(const Element& rep, const Where& loc);
   void MapPatient(int pid_segment);
   void MapOrder(const hl7::OrderObservation& order);
   struct ObservationContext;
@@ -325,11 +338,11 @@ int Converter::Offset(const hl7::DateTime& t) {
   return o_.default_utc_offset_minutes;
 }
 
-std::string Converter::SystemForCodingName(std::string_view name, const std::string& loc) {
+std::string Converter::SystemForCodingName(std::string_view name, const Where& loc) {
   name = Trim(name);
   if (name.empty()) {
     if (!o_.sender.default_code_system.empty()) return o_.sender.default_code_system;
-    Warn(Cat(loc, ": code without a coding system"));
+    Warn(Cat(Text(loc), ": code without a coding system"));
     return "";
   }
   if (auto it = o_.sender.code_systems.find(std::string(name));
@@ -338,7 +351,7 @@ std::string Converter::SystemForCodingName(std::string_view name, const std::str
   }
   if (std::optional<std::string> uri = WellKnownCodingSystem(name)) return *uri;
   if (!IsLocalCodingSystemName(name)) {
-    Warn(Cat(loc, ": unknown coding system ", name, ", minted a local URI"));
+    Warn(Cat(Text(loc), ": unknown coding system ", name, ", minted a local URI"));
   }
   return Cat(o_.base_uri, "/CodeSystem/v2-local/", UrlComponent(sender_), "/", UrlComponent(name));
 }
@@ -383,7 +396,7 @@ std::string Converter::SystemForHd(const hl7::Hd& hd) {
   return "";
 }
 
-Json Converter::CodeableConcept(const Element& rep, const std::string& loc) {
+Json Converter::CodeableConcept(const Element& rep, const Where& loc) {
   Json cc = Json::Object();
   Json codings = Json::Array();
   std::string text;
@@ -428,15 +441,14 @@ std::optional<Json> Converter::Identifier(std::string_view value, const hl7::Hd&
   return id;
 }
 
-std::optional<std::string> Converter::Time(const Element& e, const std::string& loc,
-                                           TimeKind kind) {
+std::optional<std::string> Converter::Time(const Element& e, const Where& loc, TimeKind kind) {
   // value() is the first leaf: the DTM of a TS, or the element itself.
   const std::string_view text = Trim(e.value());
   if (text.empty()) return std::nullopt;
   absl::StatusOr<hl7::DateTime> t = hl7::ParseDateTime(text);
   if (!t.ok() || t->year == 0) {
-    Warn(Cat(loc, ": invalid date/time dropped"));
-    Report(loc, "invalid date/time, dropped");
+    Warn(Cat(Text(loc), ": invalid date/time dropped"));
+    Report(Text(loc), "invalid date/time, dropped");
     return std::nullopt;
   }
   const bool has_time = t->precision >= hl7::DateTime::Precision::kHour;
@@ -452,15 +464,15 @@ std::optional<std::string> Converter::Time(const Element& e, const std::string& 
     case TimeKind::kInstant:
       out = FhirInstant(*t, offset);
       if (!out.has_value()) {
-        Warn(Cat(loc, ": date/time too imprecise for an instant, omitted"));
-        Report(loc, "precision below hour cannot be a FHIR instant, omitted");
+        Warn(Cat(Text(loc), ": date/time too imprecise for an instant, omitted"));
+        Report(Text(loc), "precision below hour cannot be a FHIR instant, omitted");
       }
       break;
   }
   return out;
 }
 
-Json Converter::Quantity(std::string_view value, const Element& units, const std::string& loc) {
+Json Converter::Quantity(std::string_view value, const Element& units, const Where& loc) {
   Json q = Json::Object();
   q.Set("value", Json::Number(value));
   const std::string_view code = Trim(units.Comp(1).value());
@@ -586,7 +598,7 @@ std::string Converter::OrganizationFromHd(const hl7::Hd& hd) {
   return e.uuid;
 }
 
-std::string Converter::OrganizationFromXon(const Element& rep, const std::string& loc) {
+std::string Converter::OrganizationFromXon(const Element& rep, const Where& loc) {
   // The same XON (usually on every OBX) maps to the same Organization.
   const std::string_view encoded = rep.encoded();
   if (auto it = xon_cache_.find(encoded); it != xon_cache_.end()) return it->second;
@@ -595,7 +607,7 @@ std::string Converter::OrganizationFromXon(const Element& rep, const std::string
   return uuid;
 }
 
-std::string Converter::OrganizationFromXonUncached(const Element& rep, const std::string& loc) {
+std::string Converter::OrganizationFromXonUncached(const Element& rep, const Where& loc) {
   const std::string_view name = Trim(rep.Comp(1).value());
   std::string_view id_value = Trim(rep.Comp(10).value());
   if (id_value.empty()) id_value = Trim(rep.Comp(3).value());
@@ -621,7 +633,7 @@ std::string Converter::OrganizationFromXonUncached(const Element& rep, const std
   return e.uuid;
 }
 
-std::string Converter::Practitioner(const Element& rep, const std::string& loc) {
+std::string Converter::Practitioner(const Element& rep, const Where& loc) {
   const std::string_view encoded = rep.encoded();
   if (auto it = xcn_cache_.find(encoded); it != xcn_cache_.end()) return it->second;
   std::string uuid = PractitionerUncached(rep, loc);
@@ -629,7 +641,7 @@ std::string Converter::Practitioner(const Element& rep, const std::string& loc) 
   return uuid;
 }
 
-std::string Converter::PractitionerUncached(const Element& rep, const std::string& loc) {
+std::string Converter::PractitionerUncached(const Element& rep, const Where& loc) {
   hl7::Xcn x = hl7::Xcn::From(rep);
   const std::string_view id = Trim(x.id);
   const std::string_view family = Trim(x.family);
@@ -804,13 +816,13 @@ void Converter::MapPatient(int pid_index) {
       Report(Loc(pid_index, 8), "sex code not in table 0001");
     }
   }
-  if (std::optional<std::string> birth = Time(pid.Field(7), Loc(pid_index, 7), TimeKind::kDate)) {
+  if (std::optional<std::string> birth = Time(pid.Field(7), At(pid_index, 7), TimeKind::kDate)) {
     p.Set("birthDate", Json(*birth));
     record.birth_date = *birth;
     absl::StatusOr<hl7::DateTime> t = hl7::ParseDateTime(Trim(pid.Field(7).Comp(1).value()));
     if (t.ok() && t->precision >= hl7::DateTime::Precision::kHour) {
       if (std::optional<std::string> dt =
-              Time(pid.Field(7), Loc(pid_index, 7), TimeKind::kDateTime)) {
+              Time(pid.Field(7), At(pid_index, 7), TimeKind::kDateTime)) {
         Json ext = Json::Object();
         ext.Set("url", "http://hl7.org/fhir/StructureDefinition/patient-birthTime");
         ext.Set("valueDateTime", Json(*dt));
@@ -914,7 +926,7 @@ bool Converter::MapValue(const hl7::SegmentRef& obx, int obx_index, Json& target
                          std::string* domain_value) {
   const std::string type(Trim(obx.Field(2).value()));
   const Element value = obx.Field(5);
-  const std::string loc = Loc(obx_index, 5);
+  const Where loc = At(obx_index, 5);
   const Element units = obx.Field(6);
   if (value.empty() || value.is_null()) return false;
   const bool text_type = type == "ST" || type == "TX" || type == "FT";
@@ -939,7 +951,7 @@ bool Converter::MapValue(const hl7::SegmentRef& obx, int obx_index, Json& target
     const std::string raw = FullText(value);
     *domain_value = raw;
     if (Trim(raw).empty()) return false;
-    Report(loc, "value type NA kept as valueString (SampledData needs a period NA lacks)");
+    Report(Text(loc), "value type NA kept as valueString (SampledData needs a period NA lacks)");
     target.Set("valueString", Json(raw));
     return true;
   }
@@ -966,7 +978,7 @@ bool Converter::MapValue(const hl7::SegmentRef& obx, int obx_index, Json& target
           v = std::move(q);
         }
       } else if (!Trim(rep.value()).empty()) {
-        Warn(Cat(loc, ": NM value is not a number, kept as text"));
+        Warn(Cat(Text(loc), ": NM value is not a number, kept as text"));
         key = "valueString";
         v = Json(FullText(rep));
       }
@@ -1018,7 +1030,7 @@ bool Converter::MapValue(const hl7::SegmentRef& obx, int obx_index, Json& target
           break;
         }
         case StructuredNumeric::Kind::kInvalid:
-          Warn(Cat(loc, ": SN value not understood"));
+          Warn(Cat(Text(loc), ": SN value not understood"));
           break;
       }
     } else if (type == "CE" || type == "CWE" || type == "CNE" || type == "CF" || type == "IS" ||
@@ -1043,8 +1055,8 @@ bool Converter::MapValue(const hl7::SegmentRef& obx, int obx_index, Json& target
         key = "valueTime";
         v = Json(*t);
       } else {
-        Warn(Cat(loc, ": invalid TM dropped"));
-        Report(loc, "invalid time, dropped");
+        Warn(Cat(Text(loc), ": invalid TM dropped"));
+        Report(Text(loc), "invalid time, dropped");
       }
     } else if (type == "DR") {
       domain += FullText(rep);
@@ -1099,7 +1111,7 @@ bool Converter::MapValue(const hl7::SegmentRef& obx, int obx_index, Json& target
           // MAPPING 5.7: Hex is converted; Attachment.data is base64Binary.
           attachment.Set("data", Json(Base64(*bytes)));
         } else {
-          Report(loc,
+          Report(Text(loc),
                  "ED data encoding not supported, or data not valid for it (base64, hex): dropped");
         }
       } else {
@@ -1127,10 +1139,10 @@ bool Converter::MapValue(const hl7::SegmentRef& obx, int obx_index, Json& target
       domain += FullText(rep);
       const std::string raw = FullText(rep);
       if (!Trim(raw).empty()) {
-        Warn(Cat(loc, ": value type ", type.empty() ? "(empty)" : type,
+        Warn(Cat(Text(loc), ": value type ", type.empty() ? "(empty)" : type,
                  " not mapped, kept as text"));
-        Report(loc, Cat("value type ", type.empty() ? "(empty)" : type,
-                        " has no FHIR mapping; kept as valueString"));
+        Report(Text(loc), Cat("value type ", type.empty() ? "(empty)" : type,
+                              " has no FHIR mapping; kept as valueString"));
         key = "valueString";
         v = Json(raw);
       }
@@ -1216,7 +1228,7 @@ std::string Converter::MapObservation(const hl7::Observation& obs, const Observa
     extensions.Push(std::move(ext));
   }
   if (std::optional<std::string> analysis =
-          Time(obx.Field(19), Loc(obs.obx, 19), TimeKind::kDateTime)) {
+          Time(obx.Field(19), At(obs.obx, 19), TimeKind::kDateTime)) {
     Json ext = Json::Object();
     ext.Set("url", Json::Literal(kAnalysisTimeExtension));
     ext.Set("valueDateTime", Json(*analysis));
@@ -1288,7 +1300,7 @@ std::string Converter::MapObservation(const hl7::Observation& obs, const Observa
               R"(observation-category","code":"laboratory","display":"Laboratory"}]}])"));
     r.result_status = std::string(status_code);
   }
-  Json code = CodeableConcept(code_field.Rep(1), Loc(obs.obx, 3));
+  Json code = CodeableConcept(code_field.Rep(1), At(obs.obx, 3));
   if (code.empty()) {
     Json ext = Json::Object();
     ext.Set("url", Json(kDataAbsentExtension));
@@ -1301,7 +1313,7 @@ std::string Converter::MapObservation(const hl7::Observation& obs, const Observa
   if (!ctx.specimen_focus.empty()) {
     o.Set("focus", Json::Array()).Push(Reference(ctx.specimen_focus));
   }
-  std::optional<std::string> effective = Time(obx.Field(14), Loc(obs.obx, 14), TimeKind::kDateTime);
+  std::optional<std::string> effective = Time(obx.Field(14), At(obs.obx, 14), TimeKind::kDateTime);
   if (!effective.has_value() && !ctx.obr7.empty()) effective = ctx.obr7;
   if (effective.has_value()) {
     o.Set("effectiveDateTime", Json(*effective));
@@ -1310,10 +1322,10 @@ std::string Converter::MapObservation(const hl7::Observation& obs, const Observa
   if (!ctx.issued.empty()) o.Set("issued", Json(ctx.issued));
   Json performers = Json::Array();
   for (const Element& rep : obx.Field(16).Reps()) {
-    const std::string uuid = Practitioner(rep, Loc(obs.obx, 16));
+    const std::string uuid = Practitioner(rep, At(obs.obx, 16));
     if (!uuid.empty()) performers.Push(Reference(uuid));
   }
-  std::string performing_org = OrganizationFromXon(obx.Field(23).Rep(1), Loc(obs.obx, 23));
+  std::string performing_org = OrganizationFromXon(obx.Field(23).Rep(1), At(obs.obx, 23));
   if (performing_org.empty()) performing_org = msh_org_uuid_;
   if (!performing_org.empty()) performers.Push(Reference(performing_org));
   if (!performers.empty()) o.Set("performer", std::move(performers));
@@ -1348,11 +1360,11 @@ std::string Converter::MapObservation(const hl7::Observation& obs, const Observa
     for (Json& n : notes) arr.Push(std::move(n));
   }
   if (!obx.Field(17).empty()) {
-    Json method = CodeableConcept(obx.Field(17).Rep(1), Loc(obs.obx, 17));
+    Json method = CodeableConcept(obx.Field(17).Rep(1), At(obs.obx, 17));
     if (!method.empty()) o.Set("method", std::move(method));
   }
   if (!obx.Field(20).empty()) {
-    Json site = CodeableConcept(obx.Field(20).Rep(1), Loc(obs.obx, 20));
+    Json site = CodeableConcept(obx.Field(20).Rep(1), At(obs.obx, 20));
     if (!site.empty()) o.Set("bodySite", std::move(site));
   }
   if (!ctx.specimen_uuid.empty() && !specimen_level) {
@@ -1386,7 +1398,7 @@ std::string Converter::MapObservation(const hl7::Observation& obs, const Observa
       bounds = ParseReferenceRange(range_text);
     }
     auto bound = [&](const std::string& number) {
-      Json q = Quantity(number, obx.Field(6), Loc(obs.obx, 6));
+      Json q = Quantity(number, obx.Field(6), At(obs.obx, 6));
       return q;
     };
     if (bounds.low.has_value()) range.Set("low", bound(*bounds.low));
@@ -1404,7 +1416,7 @@ std::string Converter::MapObservation(const hl7::Observation& obs, const Observa
   e.record.patient_ref = patient_uuid_.empty() ? "" : Ref(patient_uuid_);
   e.record.code = r.test_system.empty() && r.test_code.empty()
                       ? ""
-                      : Cat(SystemForCodingName(r.test_system, Loc(obs.obx, 3)), "|", r.test_code);
+                      : Cat(SystemForCodingName(r.test_system, At(obs.obx, 3)), "|", r.test_code);
   if (r.test_code.empty()) e.record.code.clear();
   e.record.date = r.observation_date;
   e.record.status = status;
@@ -1486,11 +1498,11 @@ void Converter::MapOrder(const hl7::OrderObservation& order) {
   ctx.filler_system = filler_system;
   ctx.filler_number = filler_number;
   ctx.placer_number = placer_number;
-  if (std::optional<std::string> t = Time(obr.Field(7), Loc(order.obr, 7), TimeKind::kDateTime)) {
+  if (std::optional<std::string> t = Time(obr.Field(7), At(order.obr, 7), TimeKind::kDateTime)) {
     ctx.obr7 = *t;
     rec.observation_date = *t;
   }
-  if (std::optional<std::string> t = Time(obr.Field(22), Loc(order.obr, 22), TimeKind::kInstant)) {
+  if (std::optional<std::string> t = Time(obr.Field(22), At(order.obr, 22), TimeKind::kInstant)) {
     ctx.issued = *t;
   }
 
@@ -1500,7 +1512,7 @@ void Converter::MapOrder(const hl7::OrderObservation& order) {
   // ORC-9, read once: the businessEvent date and, for NW, authoredOn.
   std::optional<std::string> transaction_time;
   if (orc.has_value()) {
-    transaction_time = Time(orc->Field(9), Loc(order.orc, 9), TimeKind::kDateTime);
+    transaction_time = Time(orc->Field(9), At(order.orc, 9), TimeKind::kDateTime);
   }
   if (const std::string_view control = orc.has_value() ? Trim(orc->Field(1).value()) : "";
       !control.empty()) {
@@ -1589,10 +1601,10 @@ void Converter::MapOrder(const hl7::OrderObservation& order) {
       Report(priority_location, Cat("priority ", priority, " has no FHIR ServiceRequest.priority"));
     }
   }
-  Json obr_code = CodeableConcept(obr.Field(4).Rep(1), Loc(order.obr, 4));
+  Json obr_code = CodeableConcept(obr.Field(4).Rep(1), At(order.obr, 4));
   if (!obr_code.empty()) sr.Set("code", obr_code);
   if (!patient_uuid_.empty()) sr.Set("subject", Reference(patient_uuid_));
-  if (std::optional<std::string> t = Time(obr.Field(6), Loc(order.obr, 6), TimeKind::kDateTime)) {
+  if (std::optional<std::string> t = Time(obr.Field(6), At(order.obr, 6), TimeKind::kDateTime)) {
     sr.Set("occurrenceDateTime", Json(*t));
   }
   if (orc.has_value() && Trim(orc->Field(1).value()) == "NW" && transaction_time.has_value()) {
@@ -1600,14 +1612,14 @@ void Converter::MapOrder(const hl7::OrderObservation& order) {
   }
   {
     std::string requester;
-    if (orc.has_value()) requester = Practitioner(orc->Field(12).Rep(1), Loc(order.orc, 12));
-    if (requester.empty()) requester = Practitioner(obr.Field(16).Rep(1), Loc(order.obr, 16));
+    if (orc.has_value()) requester = Practitioner(orc->Field(12).Rep(1), At(order.orc, 12));
+    if (requester.empty()) requester = Practitioner(obr.Field(16).Rep(1), At(order.obr, 16));
     if (!requester.empty()) sr.Set("requester", Reference(requester));
   }
   {
     Json reasons = Json::Array();
     for (const Element& rep : obr.Field(31).Reps()) {
-      Json cc = CodeableConcept(rep, Loc(order.obr, 31));
+      Json cc = CodeableConcept(rep, At(order.obr, 31));
       if (!cc.empty()) reasons.Push(std::move(cc));
     }
     if (!reasons.empty()) sr.Set("reasonCode", std::move(reasons));
@@ -1634,7 +1646,7 @@ void Converter::MapOrder(const hl7::OrderObservation& order) {
   sr_entry.record.code =
       rec.test_code.empty()
           ? ""
-          : Cat(SystemForCodingName(Trim(obr.Field(4).Comp(3).value()), Loc(order.obr, 4)), "|",
+          : Cat(SystemForCodingName(Trim(obr.Field(4).Comp(3).value()), At(order.obr, 4)), "|",
                 rec.test_code);
   const std::string sr_code = sr_entry.record.code;  // sr_entry dangles after the next Add()
   ctx.service_request_uuid = sr_uuid;
@@ -1669,19 +1681,19 @@ void Converter::MapOrder(const hl7::OrderObservation& order) {
       ids.Push(*std::move(id));
     }
     if (!ids.empty()) sp.Set("identifier", std::move(ids));
-    Json type = CodeableConcept(spm.Field(4).Rep(1), Loc(s.spm, 4));
+    Json type = CodeableConcept(spm.Field(4).Rep(1), At(s.spm, 4));
     if (!type.empty()) sp.Set("type", std::move(type));
     if (!patient_uuid_.empty()) sp.Set("subject", Reference(patient_uuid_));
-    if (std::optional<std::string> t = Time(spm.Field(18), Loc(s.spm, 18), TimeKind::kDateTime)) {
+    if (std::optional<std::string> t = Time(spm.Field(18), At(s.spm, 18), TimeKind::kDateTime)) {
       sp.Set("receivedTime", Json(*t));
     }
     sp.Set("request", Json::Array()).Push(Reference(sr_uuid));
     Json collection = Json::Object();
     {
       std::optional<std::string> start =
-          Time(spm.Field(17).Comp(1), Loc(s.spm, 17), TimeKind::kDateTime);
+          Time(spm.Field(17).Comp(1), At(s.spm, 17), TimeKind::kDateTime);
       std::optional<std::string> end =
-          Time(spm.Field(17).Comp(2), Loc(s.spm, 17), TimeKind::kDateTime);
+          Time(spm.Field(17).Comp(2), At(s.spm, 17), TimeKind::kDateTime);
       if (start.has_value() && end.has_value() && *start != *end) {
         Json period = Json::Object();
         period.Set("start", Json(*start));
@@ -1691,7 +1703,7 @@ void Converter::MapOrder(const hl7::OrderObservation& order) {
         collection.Set("collectedDateTime", Json(*start));
       }
     }
-    Json site = CodeableConcept(spm.Field(8).Rep(1), Loc(s.spm, 8));
+    Json site = CodeableConcept(spm.Field(8).Rep(1), At(s.spm, 8));
     if (!site.empty()) collection.Set("bodySite", std::move(site));
     if (!collection.empty()) sp.Set("collection", std::move(collection));
     std::vector<Json> notes = Notes(s.notes);
@@ -1715,7 +1727,7 @@ void Converter::MapOrder(const hl7::OrderObservation& order) {
       const std::string_view text = Trim(sps.Sub(2).value());
       if (!code.empty() && (sps.size() > 1)) {
         Json coding =
-            CodingJson(SystemForCodingName(sps.Sub(3).value(), Loc(order.obr, 15)), code, text);
+            CodingJson(SystemForCodingName(sps.Sub(3).value(), At(order.obr, 15)), code, text);
         type.Set("coding", Json::Array()).Push(std::move(coding));
       } else if (!code.empty()) {
         type.Set("text", Json(code));
@@ -1724,12 +1736,12 @@ void Converter::MapOrder(const hl7::OrderObservation& order) {
     }
     if (!patient_uuid_.empty()) sp.Set("subject", Reference(patient_uuid_));
     if (std::optional<std::string> t =
-            Time(obr.Field(14), Loc(order.obr, 14), TimeKind::kDateTime)) {
+            Time(obr.Field(14), At(order.obr, 14), TimeKind::kDateTime)) {
       sp.Set("receivedTime", Json(*t));
     }
     sp.Set("request", Json::Array()).Push(Reference(sr_uuid));
     Json collection = Json::Object();
-    std::optional<std::string> end = Time(obr.Field(8), Loc(order.obr, 8), TimeKind::kDateTime);
+    std::optional<std::string> end = Time(obr.Field(8), At(order.obr, 8), TimeKind::kDateTime);
     if (!ctx.obr7.empty() && end.has_value() && *end != ctx.obr7) {
       Json period = Json::Object();
       period.Set("start", Json(ctx.obr7));
@@ -1782,7 +1794,7 @@ void Converter::MapOrder(const hl7::OrderObservation& order) {
     bool aoe = false;
     const std::string uuid = MapObservation(obs, ctx, false, &aoe);
     (aoe ? supporting : results).push_back(uuid);
-    const std::string org = OrganizationFromXon(obx.Field(23).Rep(1), Loc(obs.obx, 23));
+    const std::string org = OrganizationFromXon(obx.Field(23).Rep(1), At(obs.obx, 23));
     if (!org.empty() &&
         std::find(performer_orgs.begin(), performer_orgs.end(), org) == performer_orgs.end()) {
       performer_orgs.push_back(org);
@@ -1871,7 +1883,7 @@ void Converter::MapOrder(const hl7::OrderObservation& order) {
   dr.Set("code", obr_code);
   if (!patient_uuid_.empty()) dr.Set("subject", Reference(patient_uuid_));
   {
-    std::optional<std::string> end = Time(obr.Field(8), Loc(order.obr, 8), TimeKind::kDateTime);
+    std::optional<std::string> end = Time(obr.Field(8), At(order.obr, 8), TimeKind::kDateTime);
     if (!ctx.obr7.empty() && end.has_value() && *end != ctx.obr7) {
       Json period = Json::Object();
       period.Set("start", Json(ctx.obr7));
