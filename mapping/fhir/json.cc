@@ -357,51 +357,79 @@ char* WriteJsonString(std::string_view text, char* out) {
   return out;
 }
 
+JsonSink::JsonSink(std::string* out) : out_(out) {
+  const std::size_t used = out->size();
+  out->resize(std::max(out->capacity(), used + 256));
+  begin_ = out->data();
+  at_ = begin_ + used;
+  end_ = begin_ + out->size();
+}
+
+JsonSink::~JsonSink() { out_->resize(size()); }
+
+void JsonSink::Grow(std::size_t n) {
+  const std::size_t used = size();
+  out_->resize(std::max(2 * out_->size(), used + n));
+  begin_ = out_->data();
+  at_ = begin_ + used;
+  end_ = begin_ + out_->size();
+}
+
+void JsonSink::String(std::string_view text) {
+  Reserve(JsonStringBound(text.size()));
+  at_ = WriteJsonString(text, at_);
+}
+
+void JsonSink::Value(const Json& value) { value.WriteTo(*this); }
+
 void Json::AppendTo(std::string* out) const {
+  JsonSink sink(out);
+  WriteTo(sink);
+}
+
+void Json::WriteTo(JsonSink& sink) const {
   switch (kind_) {
     case Kind::kNull:
-      out->append("null");
+      sink.Append("null");
       break;
     case Kind::kBool:
     case Kind::kNumber:
     case Kind::kRaw:
-      out->append(scalar());
+      sink.Append(scalar());
       break;
     case Kind::kString:
-      AppendJsonString(scalar(), out);
+      sink.String(scalar());
       break;
     case Kind::kObject: {
-      out->push_back('{');
+      sink.Put('{');
       bool first = true;
       for (const Node* n = first_; n != nullptr; n = n->next) {
         const std::string_view k = n->key;
-        if (!first) out->push_back(',');
-        if (IsPlainKey(k)) {
-          // Element names are plain ASCII: no escaping. (Appended piece by
-          // piece: a copy of a size GCC knows is small becomes `rep movsq`,
-          // which was half of this function's time.)
-          out->push_back('"');
-          out->append(k.data(), k.size());
-          out->append("\":", 2);
-        } else {
-          AppendJsonString(k, out);
-          out->push_back(':');
-        }
+        if (!first) sink.Put(',');
         first = false;
-        n->value.AppendTo(out);
+        if (IsPlainKey(k)) {
+          // Element names are plain ASCII: no escaping.
+          sink.Put('"');
+          sink.Append(k);
+          sink.Append("\":");
+        } else {
+          sink.String(k);
+          sink.Put(':');
+        }
+        n->value.WriteTo(sink);
       }
-      out->push_back('}');
+      sink.Put('}');
       break;
     }
     case Kind::kArray: {
-      out->push_back('[');
+      sink.Put('[');
       bool first = true;
       for (const Node* n = first_; n != nullptr; n = n->next) {
-        if (!first) out->push_back(',');
+        if (!first) sink.Put(',');
         first = false;
-        n->value.AppendTo(out);
+        n->value.WriteTo(sink);
       }
-      out->push_back(']');
+      sink.Put(']');
       break;
     }
   }

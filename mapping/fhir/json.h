@@ -30,6 +30,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <initializer_list>
 #include <memory_resource>
 #include <string>
@@ -55,6 +56,49 @@ class JsonArena {
 
   // The memory for a Json built now on this thread.
   static std::pmr::memory_resource* Current();
+};
+
+class Json;
+
+// Writes JSON text at the end of a std::string, with one bounds check per
+// piece instead of std::string's per-call checks (push_back is not inlined).
+// The string holds spare bytes while the sink lives; its destructor trims
+// them, so use `out` only after the sink is gone.
+class JsonSink {
+ public:
+  explicit JsonSink(std::string* out);
+  ~JsonSink();
+  JsonSink(const JsonSink&) = delete;
+  JsonSink& operator=(const JsonSink&) = delete;
+
+  void Put(char c) {
+    Reserve(1);
+    *at_++ = c;
+  }
+  void Append(std::string_view text) {
+    Reserve(text.size());
+    if (!text.empty()) std::memcpy(at_, text.data(), text.size());
+    at_ += text.size();
+  }
+  // `text` as a JSON string literal (with quotes).
+  void String(std::string_view text);
+  void Value(const Json& value);
+  // Bytes written so far (with what `out` held before).
+  std::size_t size() const { return static_cast<std::size_t>(at_ - begin_); }
+  std::string_view View(std::size_t from) const {
+    return std::string_view(begin_ + from, size() - from);
+  }
+
+ private:
+  void Reserve(std::size_t n) {
+    if (static_cast<std::size_t>(end_ - at_) < n) Grow(n);
+  }
+  void Grow(std::size_t n);
+
+  std::string* out_;
+  char* begin_;
+  char* at_;
+  char* end_;
 };
 
 class Json {
@@ -163,6 +207,7 @@ class Json {
   // are escaped).
   std::string Serialize() const;
   void AppendTo(std::string* out) const;
+  void WriteTo(JsonSink& sink) const;
 
  private:
   // Nodes and owned text come from the memory of the scope the Json was made

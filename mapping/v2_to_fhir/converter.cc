@@ -2029,29 +2029,31 @@ void Converter::Finish() {
     }
   }
   out.append(R"(,"entry":[)");
-  for (size_t i = 0; i < entries_.size(); ++i) {
-    Entry& e = entries_[i];
-    if (i > 0) out.push_back(',');
-    out.append(R"({"fullUrl":)");
-    fhir::AppendJsonString(Ref(e.uuid), &out);
-    out.append(R"(,"resource":)");
-    // Serialized once, straight into the Bundle; the stored copy is a slice.
-    const size_t start = out.size();
-    e.resource.AppendTo(&out);
-    e.record.json.assign(out, start, out.size() - start);
-    e.resource = Json();  // free the tree early
-    out.append(R"(,"request":{"method":)");
-    fhir::AppendJsonString(e.method, &out);
-    out.append(R"(,"url":)");
-    fhir::AppendJsonString(e.url, &out);
-    if (!e.if_none_exist.empty()) {
-      out.append(R"(,"ifNoneExist":)");
-      fhir::AppendJsonString(e.if_none_exist, &out);
+  {
+    fhir::JsonSink sink(&out);
+    for (size_t i = 0; i < entries_.size(); ++i) {
+      Entry& e = entries_[i];
+      if (i > 0) sink.Put(',');
+      sink.Append(R"({"fullUrl":"urn:uuid:)");
+      sink.Append(e.uuid);  // hex and dashes only
+      sink.Append(R"(","resource":)");
+      // Serialized once, straight into the Bundle; the stored copy is a slice.
+      const size_t start = sink.size();
+      sink.Value(e.resource);
+      e.record.json = std::string(sink.View(start));
+      sink.Append(R"(,"request":{"method":)");
+      sink.String(e.method);
+      sink.Append(R"(,"url":)");
+      sink.String(e.url);
+      if (!e.if_none_exist.empty()) {
+        sink.Append(R"(,"ifNoneExist":)");
+        sink.String(e.if_none_exist);
+      }
+      sink.Append("}}");
+      out_->domain.resources.push_back(std::move(e.record));
     }
-    out.append("}}");
-    out_->domain.resources.push_back(std::move(e.record));
+    sink.Append("]}");
   }
-  out.append("]}");
   out_->bundle_json = std::move(out);
 }
 
