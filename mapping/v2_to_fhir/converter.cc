@@ -215,11 +215,34 @@ Json CodingJson(std::string_view system, std::string_view code, std::string_view
   return c;
 }
 
+// The members CodingJson would set, written as text.
+void WriteCoding(fhir::JsonSink& sink, std::string_view system, std::string_view code,
+                 std::string_view display) {
+  sink.Put('{');
+  const char* separator = "\"";
+  for (const auto& [key, value] : {std::pair<std::string_view, std::string_view>{"system", system},
+                                   {"code", Trim(code)},
+                                   {"display", display}}) {
+    if (Trim(value).empty()) continue;
+    sink.Append(separator);
+    separator = ",\"";
+    sink.Append(key);
+    sink.Append("\":");
+    sink.String(value);
+  }
+  sink.Put('}');
+}
+
 Json ConceptOf(std::string_view system, std::string_view code, std::string_view display = {}) {
-  std::string text = "{\"coding\":[";
-  CodingJson(system, code, display).AppendTo(&text);
-  text.append("]}");
-  return Json::Raw(std::move(text));
+  thread_local std::string text;  // scratch, reused: the Raw node copies it
+  text.clear();
+  {
+    fhir::JsonSink sink(&text);
+    sink.Append(R"({"coding":[)");
+    WriteCoding(sink, system, code, display);
+    sink.Append("]}");
+  }
+  return Json::Raw(text);
 }
 
 struct Entry {
