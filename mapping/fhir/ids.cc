@@ -73,26 +73,25 @@ std::string UuidV5(std::string_view ns, std::string_view name) {
          name, hash);
   hash[6] = static_cast<unsigned char>((hash[6] & 0x0F) | 0x50);  // version 5
   hash[8] = static_cast<unsigned char>((hash[8] & 0x3F) | 0x80);  // RFC 4122 variant
-  std::string out;
-  out.reserve(36);
+  char text[36];
+  size_t at = 0;
   for (int i = 0; i < 16; ++i) {
-    if (i == 4 || i == 6 || i == 8 || i == 10) out.push_back('-');
-    out.push_back(kHex[hash[i] >> 4]);
-    out.push_back(kHex[hash[i] & 0x0F]);
+    if (i == 4 || i == 6 || i == 8 || i == 10) text[at++] = '-';
+    text[at++] = kHex[hash[i] >> 4];
+    text[at++] = kHex[hash[i] & 0x0F];
   }
-  return out;
+  return std::string(text, sizeof(text));
 }
 
 std::string Sha256Hex(std::string_view data) {
   unsigned char hash[EVP_MAX_MD_SIZE] = {};
   const unsigned len = Digest(true, data, {}, hash);
-  std::string out;
-  out.reserve(len * 2);
+  char text[2 * EVP_MAX_MD_SIZE];
   for (unsigned i = 0; i < len; ++i) {
-    out.push_back(kHex[hash[i] >> 4]);
-    out.push_back(kHex[hash[i] & 0x0F]);
+    text[2 * i] = kHex[hash[i] >> 4];
+    text[2 * i + 1] = kHex[hash[i] & 0x0F];
   }
-  return out;
+  return std::string(text, 2 * len);
 }
 
 std::string EscapeSearchValue(std::string_view value) {
