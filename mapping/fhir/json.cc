@@ -127,7 +127,7 @@ void Json::OwnText(std::string_view text) {
     return;
   }
   char* copy = static_cast<char*>(Allocate(memory_, on_heap_, text.size(), 1));
-  std::memcpy(copy, text.data(), text.size());
+  json_internal::Copy(copy, text.data(), text.size());
   text_ = copy;
   text_size_ = text.size();
   owns_text_ = true;
@@ -144,7 +144,7 @@ Json Json::Raw(std::initializer_list<std::string_view> parts) {
   char* text = static_cast<char*>(Allocate(j.memory_, j.on_heap_, total, 1));
   size_t at = 0;
   for (std::string_view p : parts) {
-    std::memcpy(text + at, p.data(), p.size());
+    json_internal::Copy(text + at, p.data(), p.size());
     at += p.size();
   }
   j.text_ = text;
@@ -367,7 +367,7 @@ char* WriteJsonString(std::string_view text, char* out) {
   *out++ = '"';
   for (size_t i = 0;;) {
     const size_t next = NextToEscape(text, i);
-    std::memcpy(out, text.data() + i, next - i);
+    json_internal::Copy(out, text.data() + i, next - i);
     out += next - i;
     if (next == text.size()) break;
     out += WriteEscape(static_cast<unsigned char>(text[next]), out);
