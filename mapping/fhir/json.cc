@@ -377,9 +377,15 @@ char* WriteJsonString(std::string_view text, char* out) {
   return out;
 }
 
+namespace {
+// The string grows by at least this much at a time. resize() zero-fills what
+// it adds, so the sink never claims all of a large reserved capacity at once.
+constexpr std::size_t kSinkChunk = 4096;
+}  // namespace
+
 JsonSink::JsonSink(std::string* out) : out_(out) {
   const std::size_t used = out->size();
-  out->resize(std::max(out->capacity(), used + 256));
+  out->resize(used + std::max<std::size_t>(256, std::min(kSinkChunk, out->capacity() - used)));
   begin_ = out->data();
   at_ = begin_ + used;
   end_ = begin_ + out->size();
@@ -389,7 +395,8 @@ JsonSink::~JsonSink() { out_->resize(size()); }
 
 void JsonSink::Grow(std::size_t n) {
   const std::size_t used = size();
-  out_->resize(std::max(2 * out_->size(), used + n));
+  // Half again what is written (std::string doubles its capacity when needed).
+  out_->resize(used + std::max(n, std::max(kSinkChunk, used / 2)));
   begin_ = out_->data();
   at_ = begin_ + used;
   end_ = begin_ + out_->size();
