@@ -8,7 +8,7 @@ build_packages=(
   cmake ninja-build g++ pkg-config
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libboost1.81-dev rapidjson-dev libpqxx-dev libsqlite3-dev libssl-dev libabsl-dev
-  libspdlog-dev libcli11-dev prometheus-cpp-dev
+  libspdlog-dev libcli11-dev prometheus-cpp-dev libgoogle-perftools-dev
 )
 test_packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
