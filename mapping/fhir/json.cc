@@ -377,34 +377,39 @@ char* WriteJsonString(std::string_view text, char* out) {
   return out;
 }
 
-namespace {
-// The string grows by at least this much at a time. resize() zero-fills what
-// it adds, so the sink never claims all of a large reserved capacity at once.
-constexpr std::size_t kSinkChunk = 4096;
-}  // namespace
-
 JsonSink::JsonSink(std::string* out) : out_(out) {
-  const std::size_t used = out->size();
-  out->resize(used + std::max<std::size_t>(256, std::min(kSinkChunk, out->capacity() - used)));
   begin_ = out->data();
-  at_ = begin_ + used;
-  end_ = begin_ + out->size();
+  at_ = begin_ + out->size();
+  end_ = at_;
 }
 
 JsonSink::~JsonSink() { out_->resize(size()); }
 
 void JsonSink::Grow(std::size_t n) {
   const std::size_t used = size();
-  // Half again what is written (std::string doubles its capacity when needed).
-  out_->resize(used + std::max(n, std::max(kSinkChunk, used / 2)));
+  // resize() zero-fills what it adds, so the string is claimed half again
+  // what is written at a time, not its whole reserved capacity (std::string
+  // doubles the capacity itself when it has to).
+  out_->resize(used + std::max(n, std::max<std::size_t>(256, used / 2)));
   begin_ = out_->data();
   at_ = begin_ + used;
   end_ = begin_ + out_->size();
 }
 
 void JsonSink::String(std::string_view text) {
-  Reserve(JsonStringBound(text.size()));
-  at_ = WriteJsonString(text, at_);
+  // Room for the text as it is; an escape makes room for itself and the rest.
+  Reserve(text.size() + 2);
+  *at_++ = '"';
+  for (size_t i = 0;;) {
+    const size_t next = NextToEscape(text, i);
+    json_internal::Copy(at_, text.data() + i, next - i);
+    at_ += next - i;
+    if (next == text.size()) break;
+    Reserve(6 + (text.size() - next - 1) + 1);
+    at_ += WriteEscape(static_cast<unsigned char>(text[next]), at_);
+    i = next + 1;
+  }
+  *at_++ = '"';
 }
 
 void JsonSink::Value(const Json& value) { value.WriteTo(*this); }

@@ -87,9 +87,14 @@ TEST(JsonTest, StringEscapingMatchesAByteByByteReference) {
         char* end = WriteJsonString(text, buffer.data());
         ASSERT_EQ(std::string(buffer.data(), end), reference(text)) << "len " << len;
         ASSERT_EQ(buffer.back(), '#');
+        // And through JsonSink, which makes room as it meets each escape.
+        ASSERT_EQ(Json(text).Serialize(), reference(text)) << "len " << len << " pos " << pos;
       }
     }
   }
+  // A sink whose string grows in the middle of a run of escapes.
+  const std::string long_controls(3000, '\x02');
+  EXPECT_EQ(Json(long_controls).Serialize(), reference(long_controls));
   // The worst case fills the bound exactly: every byte a \u00XX escape.
   const std::string controls(9, '\x01');
   std::string buffer(JsonStringBound(controls.size()), '#');
