@@ -324,6 +324,12 @@ class Converter {
   int patient_index_ = -1;
   std::deque<Entry> entries_;                  // deque: references from Add() stay valid
   std::map<std::string, size_t> entry_index_;  // uuid -> entries_
+  struct TimeMemo {
+    std::string_view text;  // the message's own bytes, alive for the conversion
+    TimeKind kind;
+    std::string value;
+  };
+  std::vector<TimeMemo> time_memo_;
   std::set<std::string> observation_keys_;
   std::set<int> misplaced_status_;
   // Encoded XON / XCN -> uuid ("" when nothing was created), per message.
@@ -468,6 +474,10 @@ std::optional<std::string> Converter::Time(const Element& e, const Where& loc, T
   // value() is the first leaf: the DTM of a TS, or the element itself.
   const std::string_view text = Trim(e.value());
   if (text.empty()) return std::nullopt;
+  // Labs repeat the same few timestamps on every OBX.
+  for (const TimeMemo& m : time_memo_) {
+    if (m.kind == kind && m.text == text) return m.value;
+  }
   absl::StatusOr<hl7::DateTime> t = hl7::ParseDateTime(text);
   if (!t.ok() || t->year == 0) {
     Warn(Cat(Text(loc), ": invalid date/time dropped"));
@@ -492,6 +502,8 @@ std::optional<std::string> Converter::Time(const Element& e, const Where& loc, T
       }
       break;
   }
+  // Only values that converted cleanly: a warning names each place it applies.
+  if (out.has_value() && time_memo_.size() < 16) time_memo_.push_back({text, kind, *out});
   return out;
 }
 
