@@ -2066,6 +2066,7 @@ void Converter::Finish() {
   out.append(R"(,"entry":[)");
   {
     fhir::JsonSink sink(&out);
+    out_->domain.resources.reserve(entries_.size());
     for (size_t i = 0; i < entries_.size(); ++i) {
       Entry& e = entries_[i];
       if (i > 0) sink.Put(',');
@@ -2108,6 +2109,10 @@ absl::Status Converter::Run() {
     std::map<std::string, int, std::less<>> counts;
     for (int i = 0; i < m_.segment_count(); ++i) {
       occurrence_[static_cast<size_t>(i)] = ++counts[std::string(m_.segment(i).name())];
+    }
+    // One result row per OBX: the records are large, so grow them once.
+    if (auto obx = counts.find("OBX"); obx != counts.end()) {
+      out_->domain.results.reserve(static_cast<size_t>(obx->second));
     }
   }
   const hl7::SegmentRef msh = m_.segment(0);
