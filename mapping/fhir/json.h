@@ -229,7 +229,8 @@ class Json {
 
   // Number of members or items.
   size_t size() const { return size_; }
-  bool empty() const { return size_ == 0; }
+  // No members or items, and no text (a Raw object's text is its members).
+  bool empty() const { return size_ == 0 && text_size_ == 0; }
 
   // Compact JSON, UTF-8 (input strings are passed through; control characters
   // are escaped).

@@ -245,6 +245,68 @@ Json ConceptOf(std::string_view system, std::string_view code, std::string_view 
   return Json::Raw(text);
 }
 
+// Builds a Json::Raw value: subtrees that are never inspected after they are
+// built (codings, quantities, identifiers) are written as text at once,
+// instead of as tree nodes to serialize later. The text goes to a per-thread
+// scratch string per nesting level, and Build() copies it into the tree.
+class RawBuilder {
+ public:
+  RawBuilder() : text_(Scratch(depth_++)) {
+    text_.clear();
+    sink_.emplace(&text_);
+  }
+  ~RawBuilder() { --depth_; }
+  RawBuilder(const RawBuilder&) = delete;
+  RawBuilder& operator=(const RawBuilder&) = delete;
+
+  fhir::JsonSink& sink() { return *sink_; }
+  Json Build() {
+    sink_.reset();  // trims the string to what was written
+    return Json::Raw(text_);
+  }
+
+ private:
+  static std::string& Scratch(size_t depth) {
+    thread_local std::deque<std::string> scratch;  // deque: references stay valid
+    while (scratch.size() <= depth) scratch.emplace_back();
+    return scratch[depth];
+  }
+  static thread_local size_t depth_;
+  std::string& text_;
+  std::optional<fhir::JsonSink> sink_;
+};
+thread_local size_t RawBuilder::depth_ = 0;
+
+// Writes an object's members, each but the first after a comma.
+class ObjectWriter {
+ public:
+  explicit ObjectWriter(fhir::JsonSink& sink) : sink_(sink) { sink_.Put('{'); }
+  void Key(std::string_view key) {
+    sink_.Append(first_ ? "\"" : ",\"");
+    first_ = false;
+    sink_.Append(key);
+    sink_.Append("\":");
+  }
+  void String(std::string_view key, std::string_view value) {
+    Key(key);
+    sink_.String(value);
+  }
+  // As SetIf: only a value that is not blank.
+  void StringIf(std::string_view key, std::string_view value) {
+    if (!Trim(value).empty()) String(key, value);
+  }
+  void Number(std::string_view key, std::string_view lexical) {
+    Key(key);
+    sink_.Append(lexical);
+  }
+  bool empty() const { return first_; }
+  void Close() { sink_.Put('}'); }
+
+ private:
+  fhir::JsonSink& sink_;
+  bool first_ = true;
+};
+
 struct Entry {
   std::string uuid;
   Json resource;
@@ -286,11 +348,17 @@ class Converter {
   std::string SystemForCodingName(std::string_view name, const Where& loc);
   std::string SystemForHd(const hl7::Hd& hd);
   Json CodeableConcept(const Element& rep, const Where& loc);
+  // `*system_out` (when given) is set to the identifier's system.
   std::optional<Json> Identifier(std::string_view value, const hl7::Hd& hd,
-                                 std::string_view type_code);
+                                 std::string_view type_code, std::string* system_out = nullptr);
   enum class TimeKind { kDate, kDateTime, kInstant };
   std::optional<std::string> Time(const Element& e, const Where& loc, TimeKind kind);
-  Json Quantity(std::string_view value, const Element& units, const Where& loc);
+  // A comparator (SN, NM "<5") goes after the value, or last (a Ratio's
+  // numerator), where the earlier tree-built Bundles put it.
+  enum class ComparatorAt { kAfterValue, kLast };
+  Json Quantity(std::string_view value, const Element& units, const Where& loc,
+                std::string_view comparator = {},
+                ComparatorAt comparator_at = ComparatorAt::kAfterValue);
   std::vector<Json> Notes(const std::vector<int>& nte_segments);
   std::vector<std::string> NoteLines(const std::vector<int>& nte_segments);
 
@@ -426,9 +494,11 @@ std::string Converter::SystemForHd(const hl7::Hd& hd) {
 }
 
 Json Converter::CodeableConcept(const Element& rep, const Where& loc) {
-  Json cc = Json::Object();
-  Json codings = Json::Array();
-  std::string text;
+  RawBuilder raw;
+  fhir::JsonSink& sink = raw.sink();
+  ObjectWriter cc(sink);
+  std::string_view text;
+  bool any_coding = false;
   static constexpr std::array<std::array<int, 4>, 3> kTriplets = {
       {{1, 2, 3, 7}, {4, 5, 6, 8}, {10, 11, 12, 13}}};
   for (const auto& t : kTriplets) {
@@ -437,37 +507,55 @@ Json Converter::CodeableConcept(const Element& rep, const Where& loc) {
     const std::string_view name = rep.Comp(t[2]).value();
     const std::string_view version = Trim(rep.Comp(t[3]).value());
     if (code.empty()) {
-      if (!display.empty() && text.empty()) text = std::string(display);
+      if (!display.empty() && text.empty()) text = display;
       continue;
     }
-    Json coding = CodingJson(SystemForCodingName(name, loc), code, display);
-    SetIf(coding, "version", version);
-    codings.Push(std::move(coding));
+    if (!any_coding) cc.Key("coding");
+    sink.Put(any_coding ? ',' : '[');
+    any_coding = true;
+    ObjectWriter coding(sink);
+    coding.StringIf("system", SystemForCodingName(name, loc));
+    coding.StringIf("code", code);
+    coding.StringIf("display", display);
+    coding.StringIf("version", version);
+    coding.Close();
   }
+  if (any_coding) sink.Put(']');
   if (const std::string_view original = Trim(rep.Comp(9).value()); !original.empty()) {
-    text = std::string(original);
+    text = original;
   }
-  if (!codings.empty()) cc.Set("coding", std::move(codings));
-  SetIf(cc, "text", text);
-  return cc;
+  cc.StringIf("text", text);
+  if (cc.empty()) return Json::Object();  // callers add a data-absent extension to it
+  cc.Close();
+  return raw.Build();
 }
 
 std::optional<Json> Converter::Identifier(std::string_view value, const hl7::Hd& hd,
-                                          std::string_view type_code) {
+                                          std::string_view type_code, std::string* system_out) {
   value = Trim(value);
   if (value.empty()) return std::nullopt;
-  Json id = Json::Object();
-  if (!Trim(type_code).empty()) id.Set("type", ConceptOf(kV20203, type_code));
+  RawBuilder raw;
+  fhir::JsonSink& sink = raw.sink();
+  ObjectWriter id(sink);
+  if (!Trim(type_code).empty()) {
+    id.Key("type");
+    sink.Append(R"({"coding":[)");
+    WriteCoding(sink, kV20203, type_code, {});
+    sink.Append("]}");
+  }
   const std::string system = SystemForHd(hd);
-  SetIf(id, "system", system);
-  id.Set("value", Json(value));
+  id.StringIf("system", system);
+  id.String("value", value);
   const std::string_view ns = Trim(hd.namespace_id);
   if (!system.empty() && !ns.empty() && system.rfind(o_.base_uri, 0) == 0) {
-    Json assigner = Json::Object();
-    assigner.Set("display", Json(ns));
-    id.Set("assigner", std::move(assigner));
+    id.Key("assigner");
+    ObjectWriter assigner(sink);
+    assigner.String("display", ns);
+    assigner.Close();
   }
-  return id;
+  id.Close();
+  if (system_out != nullptr) *system_out = Trim(system).empty() ? "" : system;
+  return raw.Build();
 }
 
 std::optional<std::string> Converter::Time(const Element& e, const Where& loc, TimeKind kind) {
@@ -507,15 +595,27 @@ std::optional<std::string> Converter::Time(const Element& e, const Where& loc, T
   return out;
 }
 
-Json Converter::Quantity(std::string_view value, const Element& units, const Where& loc) {
-  Json q = Json::Object();
-  q.Set("value", Json::Number(value));
+Json Converter::Quantity(std::string_view value, const Element& units, const Where& loc,
+                         std::string_view comparator, ComparatorAt comparator_at) {
+  RawBuilder raw;
+  ObjectWriter q(raw.sink());
+  q.Number("value", value);
+  if (!comparator.empty() && comparator_at == ComparatorAt::kAfterValue) {
+    q.String("comparator", comparator);
+  }
   const std::string_view code = Trim(units.Comp(1).value());
   const std::string_view text = Trim(units.Comp(2).value());
   const std::string_view system = Trim(units.Comp(3).value());
-  if (code.empty() && text.empty()) return q;
-  q.Set("unit", Json(text.empty() ? code : text));
-  if (code.empty()) return q;
+  auto close = [&] {
+    if (!comparator.empty() && comparator_at == ComparatorAt::kLast) {
+      q.String("comparator", comparator);
+    }
+    q.Close();
+    return raw.Build();
+  };
+  if (code.empty() && text.empty()) return close();
+  q.String("unit", text.empty() ? code : text);
+  if (code.empty()) return close();
   std::string ucum;
   if (EqualsIgnoreCase(system, "UCUM")) {
     ucum = std::string(code);
@@ -529,15 +629,15 @@ Json Converter::Quantity(std::string_view value, const Element& units, const Whe
     }
   } else {
     // A named non-UCUM system (ANSI+, ISO+...): code with that system.
-    q.Set("system", Json(SystemForCodingName(system, loc)));
-    q.Set("code", Json(code));
-    return q;
+    q.String("system", SystemForCodingName(system, loc));
+    q.String("code", code);
+    return close();
   }
   if (!ucum.empty()) {
-    q.Set("system", Json::Literal(kUcum));
-    q.Set("code", Json(ucum));
+    q.String("system", kUcum);
+    q.String("code", ucum);
   }
-  return q;
+  return close();
 }
 
 std::vector<std::string> Converter::NoteLines(const std::vector<int>& ntes) {
@@ -650,10 +750,10 @@ std::string Converter::OrganizationFromXonUncached(const Element& rep, const Whe
   Json org = Json::Object();
   org.Set("resourceType", "Organization");
   std::string key;
-  if (std::optional<Json> id =
-          Identifier(id_value, hl7::Hd::FromSubcomponents(rep.Comp(6)), rep.Comp(7).value())) {
-    const Json* sys = id->Find("system");
-    key = Cat(sys != nullptr ? sys->scalar() : std::string_view(), "|", id_value);
+  std::string system;
+  if (std::optional<Json> id = Identifier(id_value, hl7::Hd::FromSubcomponents(rep.Comp(6)),
+                                          rep.Comp(7).value(), &system)) {
+    key = Cat(system, "|", id_value);
     org.Set("identifier", Json::Array()).Push(*std::move(id));
   } else {
     key = Cat("name|", name);
@@ -762,10 +862,10 @@ void Converter::MapPatient(int pid_index) {
   for (int field : {2, 3, 4}) {
     for (const Element& rep : pid.Field(field).Reps()) {
       hl7::Cx cx = hl7::Cx::From(rep);
-      std::optional<Json> id = Identifier(cx.id, cx.assigning_authority, cx.identifier_type_code);
+      std::string system;
+      std::optional<Json> id =
+          Identifier(cx.id, cx.assigning_authority, cx.identifier_type_code, &system);
       if (!id.has_value()) continue;
-      const Json* sys = id->Find("system");
-      const std::string system(sys != nullptr ? sys->scalar() : std::string_view());
       IdentifierRecord ir;
       ir.value = std::string(Trim(cx.id));
       ir.authority = std::string(!cx.assigning_authority.namespace_id.empty()
@@ -1002,16 +1102,7 @@ bool Converter::MapValue(const hl7::SegmentRef& obx, int obx_index, Json& target
       domain += std::string(Trim(rep.value()));
       if (std::optional<ComparatorNumber> cn = ParseComparatorNumber(rep.value())) {
         key = "valueQuantity";
-        v = Quantity(cn->number, units, loc);
-        if (!cn->comparator.empty() && cn->comparator != "=") {
-          Json q = Json::Object();
-          q.Set("value", *v.Find("value"));
-          q.Set("comparator", Json(cn->comparator));
-          for (const auto& [k, val] : v.members()) {
-            if (k != "value") q.Set(k, val);
-          }
-          v = std::move(q);
-        }
+        v = Quantity(cn->number, units, loc, cn->comparator == "=" ? "" : cn->comparator);
       } else if (!Trim(rep.value()).empty()) {
         Warn(Cat(Text(loc), ": NM value is not a number, kept as text"));
         key = "valueString";
@@ -1025,16 +1116,7 @@ bool Converter::MapValue(const hl7::SegmentRef& obx, int obx_index, Json& target
       switch (sn.kind) {
         case StructuredNumeric::Kind::kQuantity: {
           key = "valueQuantity";
-          Json q = Quantity(sn.num1, units, loc);
-          if (!sn.comparator.empty()) {
-            Json c = Json::Object();
-            for (const auto& [k, val] : q.members()) {
-              c.Set(k, val);
-              if (k == "value") c.Set("comparator", Json(sn.comparator));
-            }
-            q = std::move(c);
-          }
-          v = std::move(q);
+          v = Quantity(sn.num1, units, loc, sn.comparator);
           break;
         }
         case StructuredNumeric::Kind::kRange: {
@@ -1047,9 +1129,7 @@ bool Converter::MapValue(const hl7::SegmentRef& obx, int obx_index, Json& target
         case StructuredNumeric::Kind::kRatio: {
           key = "valueRatio";
           v = Json::Object();
-          Json num = Quantity(sn.num1, units, loc);
-          if (!sn.comparator.empty()) num.Set("comparator", Json(sn.comparator));
-          v.Set("numerator", std::move(num));
+          v.Set("numerator", Quantity(sn.num1, units, loc, sn.comparator, ComparatorAt::kLast));
           Json den = Json::Object();
           den.Set("value", Json::Number(sn.num2));
           v.Set("denominator", std::move(den));
