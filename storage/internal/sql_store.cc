@@ -2348,10 +2348,10 @@ class SqlStore final : public Store {
       next_result_id = Int((*last)[0][0]) + 1;
     }
     std::vector<std::vector<Param>> result_rows;
-    std::map<int64_t, size_t> record_of_message;
+    std::map<int64_t, size_t> record_of_message;  // PostgreSQL: RETURNING's message -> writer
     for (size_t i : writers) {
       PreparedIngest& r = *batch[i]->prepared;
-      record_of_message[outcomes[i].message_id] = i;
+      if (postgres) record_of_message[outcomes[i].message_id] = i;
       outcomes[i].patient_id = result_patient[i];
       for (size_t j = 0; j < r.results.size(); ++j) {
         std::optional<int64_t> order_id;
@@ -2382,12 +2382,15 @@ class SqlStore final : public Store {
         Column::kText, Column::kInt,  Column::kText, Column::kText, Column::kText, Column::kInt,
         Column::kText, Column::kText, Column::kText};
     if (!postgres) {
-      constexpr std::string_view kInto = "INSERT INTO lab_results (";
+      // The same insert with the ids assigned above as its first column.
+      static const std::string kHeadWithId = [] {
+        constexpr std::string_view kInto = "INSERT INTO lab_results (";
+        return absl::StrCat(Sv(kInto), "id, ",
+                            Sv(std::string_view(kResultInsertHead).substr(kInto.size())));
+      }();
       result_columns.insert(result_columns.begin(), Column::kInt);
       if (absl::StatusOr<std::vector<Row>> s =
-              BulkWrite(absl::StrCat(Sv(kInto), "id, ",
-                                     Sv(std::string_view(kResultInsertHead).substr(kInto.size()))),
-                        result_columns, result_rows, "");
+              BulkWrite(kHeadWithId, result_columns, result_rows, "");
           !s.ok()) {
         return s.status();
       }
