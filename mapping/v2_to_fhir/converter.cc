@@ -233,18 +233,6 @@ void WriteCoding(fhir::JsonSink& sink, std::string_view system, std::string_view
   sink.Put('}');
 }
 
-Json ConceptOf(std::string_view system, std::string_view code, std::string_view display = {}) {
-  thread_local std::string text;  // scratch, reused: the Raw node copies it
-  text.clear();
-  {
-    fhir::JsonSink sink(&text);
-    sink.Append(R"({"coding":[)");
-    WriteCoding(sink, system, code, display);
-    sink.Append("]}");
-  }
-  return Json::Raw(text);
-}
-
 // Builds a Json::Raw value: subtrees that are never inspected after they are
 // built (codings, quantities, identifiers) are written as text at once,
 // instead of as tree nodes to serialize later. The text goes to a per-thread
@@ -307,6 +295,14 @@ class ObjectWriter {
   bool first_ = true;
 };
 
+Json ConceptOf(std::string_view system, std::string_view code, std::string_view display = {}) {
+  RawBuilder raw;
+  raw.sink().Append(R"({"coding":[)");
+  WriteCoding(raw.sink(), system, code, display);
+  raw.sink().Append("]}");
+  return raw.Build();
+}
+
 struct Entry {
   std::string uuid;
   Json resource;
@@ -353,8 +349,8 @@ class Converter {
                                  std::string_view type_code, std::string* system_out = nullptr);
   enum class TimeKind { kDate, kDateTime, kInstant };
   std::optional<std::string> Time(const Element& e, const Where& loc, TimeKind kind);
-  // A comparator (SN, NM "<5") goes after the value, or last (a Ratio's
-  // numerator), where the earlier tree-built Bundles put it.
+  // A comparator (SN, NM "<5") is written right after the value, or last for
+  // a Ratio's numerator: the order these Quantities have always had.
   enum class ComparatorAt { kAfterValue, kLast };
   Json Quantity(std::string_view value, const Element& units, const Where& loc,
                 std::string_view comparator = {},
