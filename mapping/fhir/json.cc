@@ -163,15 +163,7 @@ Json::Json(const Json& other, std::pmr::memory_resource* memory)
     text_size_ = other.text_size_;
   }
   for (const Node* n = other.first_; n != nullptr; n = n->next) {
-    Node* copy = static_cast<Node*>(Allocate(memory_, on_heap_, sizeof(Node), alignof(Node)));
-    new (copy) Node{n->key, Json(n->value, memory_), nullptr};
-    if (last_ == nullptr) {
-      first_ = copy;
-    } else {
-      last_->next = copy;
-    }
-    last_ = copy;
-    ++size_;
+    NewNode(n->key, Json(n->value, memory_));
   }
 }
 
