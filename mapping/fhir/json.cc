@@ -32,17 +32,10 @@ class ReusableArena final : public std::pmr::memory_resource {
     used_ = 0;
   }
 
-  // What do_allocate does, without the virtual call when the current block
-  // has room (nearly always).
+  // do_allocate without its virtual call when the current block has room
+  // (nearly always).
   void* Allocate(size_t bytes, size_t alignment) {
-    if (block_ < blocks_.size()) {
-      Block& b = blocks_[block_];
-      const size_t start = (used_ + alignment - 1) & ~(alignment - 1);
-      if (start + bytes <= b.size) {
-        used_ = start + bytes;
-        return b.data.get() + start;
-      }
-    }
+    if (void* p = Bump(bytes, alignment)) return p;
     return do_allocate(bytes, alignment);
   }
 
@@ -52,20 +45,23 @@ class ReusableArena final : public std::pmr::memory_resource {
     size_t size = 0;
   };
 
+  // The room in the current block, or nullptr when it has too little.
+  void* Bump(size_t bytes, size_t alignment) {
+    if (block_ >= blocks_.size()) return nullptr;
+    Block& b = blocks_[block_];
+    const size_t start = (used_ + alignment - 1) & ~(alignment - 1);
+    if (start + bytes > b.size) return nullptr;
+    used_ = start + bytes;
+    return b.data.get() + start;
+  }
+
   void* do_allocate(size_t bytes, size_t alignment) override {
     for (;;) {
-      if (block_ < blocks_.size()) {
-        Block& b = blocks_[block_];
-        const size_t start = (used_ + alignment - 1) & ~(alignment - 1);
-        if (start + bytes <= b.size) {
-          used_ = start + bytes;
-          return b.data.get() + start;
-        }
-        if (block_ + 1 < blocks_.size()) {
-          ++block_;
-          used_ = 0;
-          continue;
-        }
+      if (void* p = Bump(bytes, alignment)) return p;
+      if (block_ + 1 < blocks_.size()) {  // a block kept from an earlier message
+        ++block_;
+        used_ = 0;
+        continue;
       }
       constexpr size_t kBlockBytes = size_t{256} << 10;
       const size_t size = std::max(kBlockBytes, bytes + alignment);
