@@ -2,7 +2,9 @@
 
 #include <algorithm>
 #include <array>
+#include <cstdint>
 #include <deque>
+#include <initializer_list>
 #include <map>
 #include <set>
 #include <utility>
@@ -39,19 +41,33 @@ constexpr std::string_view kAlternateCodesExtension =
 constexpr std::string_view kAttachmentExtension =
     "http://hl7.org/fhir/5.0/StructureDefinition/extension-Observation.value";
 
-// Fields each known segment maps; any other non-empty field is reported.
-const std::map<std::string_view, std::set<int>>& MappedFields() {
-  static const auto* kMapped = new std::map<std::string_view, std::set<int>>{
-      {"MSH", {1, 2, 3, 4, 5, 6, 7, 9, 10, 11, 12, 15, 16, 18, 21}},
-      {"PID", {1, 2, 3, 5, 6, 7, 8, 11, 13, 14, 19}},
-      {"ORC", {1, 2, 3, 4, 5, 7, 9, 12}},
-      {"OBR", {1, 2, 3, 4, 5, 6, 7, 8, 11, 14, 15, 16, 22, 24, 25, 27, 31}},
-      {"OBX", {1, 2, 3, 4, 5, 6, 7, 8, 11, 14, 16, 17, 18, 19, 20, 21, 23, 29}},
-      {"NTE", {1, 2, 3}},
-      {"SPM", {1, 2, 4, 8, 17, 18}},
-      {"TQ1", {1, 9}},
+constexpr std::uint64_t FieldMask(std::initializer_list<int> fields) {
+  std::uint64_t mask = 0;
+  for (int f : fields) mask |= std::uint64_t{1} << f;
+  return mask;
+}
+
+// Fields each known segment maps, as a mask (bit n for field n); any other
+// non-empty field is reported. nullopt for a segment the converter does not
+// map field by field.
+std::optional<std::uint64_t> MappedFields(std::string_view segment) {
+  static constexpr struct {
+    std::string_view segment;
+    std::uint64_t fields;
+  } kMapped[] = {
+      {"MSH", FieldMask({1, 2, 3, 4, 5, 6, 7, 9, 10, 11, 12, 15, 16, 18, 21})},
+      {"PID", FieldMask({1, 2, 3, 5, 6, 7, 8, 11, 13, 14, 19})},
+      {"ORC", FieldMask({1, 2, 3, 4, 5, 7, 9, 12})},
+      {"OBR", FieldMask({1, 2, 3, 4, 5, 6, 7, 8, 11, 14, 15, 16, 22, 24, 25, 27, 31})},
+      {"OBX", FieldMask({1, 2, 3, 4, 5, 6, 7, 8, 11, 14, 16, 17, 18, 19, 20, 21, 23, 29})},
+      {"NTE", FieldMask({1, 2, 3})},
+      {"SPM", FieldMask({1, 2, 4, 8, 17, 18})},
+      {"TQ1", FieldMask({1, 9})},
   };
-  return *kMapped;
+  for (const auto& m : kMapped) {
+    if (m.segment == segment) return m.fields;
+  }
+  return std::nullopt;
 }
 
 std::string Base64(std::string_view data) {
@@ -2237,14 +2253,13 @@ absl::Status Converter::Run() {
   // Field-level report for the segments we map.
   std::set<std::string> reported;
   for (const UnmappedItem& item : out_->report.items) reported.insert(item.location);
-  const auto& mapped = MappedFields();
   for (int i = 0; i < m_.segment_count(); ++i) {
     const hl7::SegmentRef seg = m_.segment(i);
-    auto it = mapped.find(seg.name());
-    if (it == mapped.end()) continue;
+    const std::optional<std::uint64_t> mapped = MappedFields(seg.name());
+    if (!mapped.has_value()) continue;
     if (reported.count(Loc(i)) > 0) continue;
     for (int f = 1; f <= seg.field_count(); ++f) {
-      if (it->second.count(f) > 0) continue;
+      if (f < 64 && ((*mapped >> f) & 1) != 0) continue;
       if (f == 10 && misplaced_status_.count(i) > 0) continue;
       const Element field = seg.Field(f);
       if (field.empty() || Trim(field.encoded()).empty()) continue;
