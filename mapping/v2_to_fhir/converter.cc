@@ -212,6 +212,20 @@ std::string FullText(const Element& e) {
 
 std::string Ref(std::string_view uuid) { return Cat("urn:uuid:", uuid); }
 
+// Provenance.recorded: the conversion time in UTC, to the second. Formatting
+// it cost more than the rest of the Provenance; messages converted within the
+// same second on a thread share the text.
+std::string Recorded(absl::Time now) {
+  thread_local int64_t last_second = -1;
+  thread_local std::string last_text;
+  const int64_t second = absl::ToUnixSeconds(now);
+  if (second != last_second) {
+    last_text = absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", now, absl::UTCTimeZone());
+    last_second = second;
+  }
+  return last_text;
+}
+
 // References and fixed codings are never inspected after they are built, so
 // they are kept as serialized text (one allocation instead of a small tree).
 Json Reference(std::string_view uuid) {
@@ -2083,7 +2097,8 @@ void Converter::Finish() {
     if (std::optional<std::string> t = Time(msh.Field(7), "MSH-7", TimeKind::kDateTime)) {
       prov.Set("occurredDateTime", Json(*t));
     }
-    prov.Set("recorded", Json(absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", o_.now, absl::UTCTimeZone())));
+    const std::string recorded = Recorded(o_.now);
+    prov.Set("recorded", Json(recorded));
     Json activity = Json::Object();
     Json coding = CodingJson(
         "http://hl7.org/fhir/uv/v2mappings/CodeSystem/provenance-activity-type-v2-to-fhir",
@@ -2122,7 +2137,7 @@ void Converter::Finish() {
     }
     Entry& e = Add("Provenance", Cat(sender_, "|", m_.control_id(), "|", entries_.size()),
                    std::move(prov));
-    e.record.date = absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", o_.now, absl::UTCTimeZone());
+    e.record.date = recorded;
   }
 
   // Bundle.
