@@ -28,28 +28,16 @@ namespace {
 
 using testing::Backend;
 using testing::MakeOru;
-using testing::TestDatabase;
 
 constexpr int kWriters = 12;
 
-class GroupWriteTest : public ::testing::TestWithParam<Backend> {
+class GroupWriteTest : public testing::BackendTest {
  protected:
-  void SetUp() override {
-    if (GetParam() == Backend::kPostgres && !testing::PostgresDsn()) {
-      if (testing::PostgresRequired()) {
-        FAIL() << "BRIDGE_TEST_PG_DSN is unset but CI/BRIDGE_REQUIRE_PG requires PostgreSQL";
-      }
-      GTEST_SKIP() << "BRIDGE_TEST_PG_DSN unset (start one with tests/support/pg_throwaway.sh)";
-    }
-    db_ = std::make_unique<TestDatabase>(GetParam());
-  }
-
   // Opens the store with a hook that stalls the first record 300 ms (the
   // others queue up behind it and are then committed as one group) and
   // then asks `fault` about every later step.
   void Open(std::function<absl::Status(std::string_view)> fault = nullptr) {
     StoreOptions options;
-    options.database_url = db_->url();
     auto first = std::make_shared<std::atomic<bool>>(true);
     options.ingest_fault_hook_for_test = [first, fault](std::string_view step) {
       if (step == "message" && first->exchange(false)) {
@@ -58,9 +46,8 @@ class GroupWriteTest : public ::testing::TestWithParam<Backend> {
       }
       return fault ? fault(step) : absl::OkStatus();
     };
-    absl::StatusOr<std::unique_ptr<Store>> store = OpenStore(options);
-    ASSERT_TRUE(store.ok()) << store.status();
-    store_ = *std::move(store);
+    store_ = OpenTestStore(options);
+    ASSERT_NE(store_, nullptr);
   }
 
   // Ingests `records` from one thread each, all at once.
@@ -91,7 +78,6 @@ class GroupWriteTest : public ::testing::TestWithParam<Backend> {
     return verified.ok() ? *verified : -1;
   }
 
-  std::unique_ptr<TestDatabase> db_;
   std::unique_ptr<Store> store_;
 };
 

@@ -30,6 +30,24 @@ std::optional<std::string> PostgresDsn() {
   return std::string(dsn);
 }
 
+void BackendTest::SetUp() {
+  if (GetParam() == Backend::kPostgres && !PostgresDsn().has_value()) {
+    if (PostgresRequired()) {
+      FAIL() << "BRIDGE_TEST_PG_DSN is not set but PostgreSQL tests are required (CI, "
+                "BRIDGE_REQUIRE_PG)";
+    }
+    GTEST_SKIP() << "BRIDGE_TEST_PG_DSN not set (start one with tests/support/pg_throwaway.sh)";
+  }
+  db_ = std::make_unique<TestDatabase>(GetParam());
+}
+
+std::unique_ptr<Store> BackendTest::OpenTestStore(StoreOptions options) {
+  options.database_url = db_->url();
+  absl::StatusOr<std::unique_ptr<Store>> store = OpenStore(options);
+  EXPECT_TRUE(store.ok()) << store.status();
+  return store.ok() ? *std::move(store) : nullptr;
+}
+
 std::string RunCommand(const std::string& command, int* exit_code) {
   std::string out;
   FILE* pipe = popen(command.c_str(), "r");

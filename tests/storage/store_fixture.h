@@ -6,6 +6,8 @@
 // backend's own CLI (sqlite3 / psql), and sample records.
 #pragma once
 
+#include <gtest/gtest.h>
+
 #include <memory>
 #include <optional>
 #include <ostream>
@@ -68,6 +70,21 @@ class TestDatabase {
   std::string schema_;
   std::string url_;
   std::string sqlite_path_;
+};
+
+// The base of a test run once per backend (parameterized on Backend): each
+// case gets a fresh database in db_. A PostgreSQL case skips when no server
+// is configured, or fails where PostgreSQL is required (CI). A derived
+// SetUp() calls BackendTest::SetUp() first and returns if IsSkipped() or
+// HasFatalFailure().
+class BackendTest : public ::testing::TestWithParam<Backend> {
+ protected:
+  void SetUp() override;
+  // A Store on db_ with `options` (its database_url set here); nullptr, with
+  // the test failed, when it cannot be opened.
+  std::unique_ptr<Store> OpenTestStore(StoreOptions options = {});
+
+  std::unique_ptr<TestDatabase> db_;
 };
 
 // Path of the sqlite_by_hand tool (raw SQL on a SQLite file).

@@ -26,28 +26,20 @@ namespace {
 using testing::Backend;
 using ::testing::HasSubstr;
 using testing::MakeOru;
-using testing::TestDatabase;
 
-class StoreTest : public ::testing::TestWithParam<Backend> {
+class StoreTest : public testing::BackendTest {
  protected:
   void SetUp() override {
-    if (GetParam() == Backend::kPostgres && !testing::PostgresDsn()) {
-      if (testing::PostgresRequired()) {
-        FAIL() << "BRIDGE_TEST_PG_DSN is unset but CI/BRIDGE_REQUIRE_PG requires PostgreSQL";
-      }
-      GTEST_SKIP() << "BRIDGE_TEST_PG_DSN unset (start one with tests/support/pg_throwaway.sh)";
-    }
-    db_ = std::make_unique<TestDatabase>(GetParam());
+    BackendTest::SetUp();
+    if (IsSkipped() || HasFatalFailure()) return;
     Open();
   }
 
   void Open(StoreOptions options = {}) {
     store_.reset();
-    options.database_url = db_->url();
     options.clock = [this] { return now_; };
-    absl::StatusOr<std::unique_ptr<Store>> store = OpenStore(options);
-    ASSERT_TRUE(store.ok()) << store.status();
-    store_ = *std::move(store);
+    store_ = OpenTestStore(options);
+    ASSERT_NE(store_, nullptr);
   }
 
   IngestOutcome IngestOk(const IngestRecord& record) {
@@ -67,7 +59,6 @@ class StoreTest : public ::testing::TestWithParam<Backend> {
   }
 
   absl::Time now_ = absl::FromUnixSeconds(1767268800);  // 2026-01-01T12:00:00Z
-  std::unique_ptr<TestDatabase> db_;
   std::unique_ptr<Store> store_;
 };
 

@@ -139,22 +139,13 @@ TEST_F(GrpcTlsFilesTest, ABadFileIsRefusedByItsVariable) {
 // WatchResults is woken by the event bus: with the store poll an hour apart,
 // results stored (and published) while a client watches still reach it, and
 // a reconnect from the last position still replays from the store.
-class WatchResultsTest : public ::testing::TestWithParam<storage::testing::Backend> {
+class WatchResultsTest : public storage::testing::BackendTest {
  protected:
   void SetUp() override {
-    if (GetParam() == storage::testing::Backend::kPostgres &&
-        !storage::testing::PostgresDsn().has_value()) {
-      if (storage::testing::PostgresRequired()) {
-        FAIL() << "BRIDGE_TEST_PG_DSN is not set but PostgreSQL tests are required";
-      }
-      GTEST_SKIP() << "BRIDGE_TEST_PG_DSN not set";
-    }
-    db_ = std::make_unique<storage::testing::TestDatabase>(GetParam());
-    storage::StoreOptions store_options;
-    store_options.database_url = db_->url();
-    absl::StatusOr<std::unique_ptr<storage::Store>> store = storage::OpenStore(store_options);
-    ASSERT_TRUE(store.ok()) << store.status();
-    store_ = *std::move(store);
+    BackendTest::SetUp();
+    if (IsSkipped() || HasFatalFailure()) return;
+    store_ = OpenTestStore();
+    ASSERT_NE(store_, nullptr);
     ingest_ = std::make_unique<service::Ingest>(*store_, bus_, service::IngestOptions{});
     Config config;
     config.http_listen_host = "127.0.0.1";
@@ -213,7 +204,6 @@ class WatchResultsTest : public ::testing::TestWithParam<storage::testing::Backe
   }
 
   bridge::testing::TempDir dir_;
-  std::unique_ptr<storage::testing::TestDatabase> db_;
   std::unique_ptr<storage::Store> store_;
   service::EventBus bus_;
   std::unique_ptr<service::Ingest> ingest_;

@@ -71,21 +71,13 @@ storage::IngestRecord PotassiumOru(const std::string& control_id, const std::str
   return record;
 }
 
-class DashboardApiTest : public ::testing::TestWithParam<Backend> {
+class DashboardApiTest : public storage::testing::BackendTest {
  protected:
   void SetUp() override {
-    if (GetParam() == Backend::kPostgres && !storage::testing::PostgresDsn().has_value()) {
-      if (storage::testing::PostgresRequired()) {
-        FAIL() << "BRIDGE_TEST_PG_DSN is not set but PostgreSQL tests are required";
-      }
-      GTEST_SKIP() << "BRIDGE_TEST_PG_DSN not set";
-    }
-    db_ = std::make_unique<storage::testing::TestDatabase>(GetParam());
-    storage::StoreOptions store_options;
-    store_options.database_url = db_->url();
-    absl::StatusOr<std::unique_ptr<storage::Store>> store = storage::OpenStore(store_options);
-    ASSERT_TRUE(store.ok()) << store.status();
-    store_ = *std::move(store);
+    BackendTest::SetUp();
+    if (IsSkipped() || HasFatalFailure()) return;
+    store_ = OpenTestStore();
+    ASSERT_NE(store_, nullptr);
     ApisOptions options;
     options.http.stream_idle_interval = absl::Milliseconds(300);
     StartServer(options);
@@ -171,7 +163,6 @@ class DashboardApiTest : public ::testing::TestWithParam<Backend> {
   }
 
   bridge::testing::TempDir dir_;
-  std::unique_ptr<storage::testing::TestDatabase> db_;
   std::unique_ptr<storage::Store> store_;
   service::EventBus bus_;
   std::unique_ptr<Apis> apis_;

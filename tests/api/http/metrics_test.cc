@@ -53,21 +53,13 @@ std::string Msa1(const std::string& ack) {
   return msa == std::string::npos ? "" : ack.substr(msa + 4, 2);
 }
 
-class MetricsTest : public ::testing::TestWithParam<Backend> {
+class MetricsTest : public storage::testing::BackendTest {
  protected:
   void SetUp() override {
-    if (GetParam() == Backend::kPostgres && !storage::testing::PostgresDsn().has_value()) {
-      if (storage::testing::PostgresRequired()) {
-        FAIL() << "BRIDGE_TEST_PG_DSN is not set but PostgreSQL tests are required";
-      }
-      GTEST_SKIP() << "BRIDGE_TEST_PG_DSN not set";
-    }
-    db_ = std::make_unique<storage::testing::TestDatabase>(GetParam());
-    storage::StoreOptions store_options;
-    store_options.database_url = db_->url();
-    absl::StatusOr<std::unique_ptr<storage::Store>> store = storage::OpenStore(store_options);
-    ASSERT_TRUE(store.ok()) << store.status();
-    store_ = *std::move(store);
+    BackendTest::SetUp();
+    if (IsSkipped() || HasFatalFailure()) return;
+    store_ = OpenTestStore();
+    ASSERT_NE(store_, nullptr);
 
     ingest_ = std::make_unique<service::Ingest>(*store_, bus_, service::IngestOptions{});
     handler_ = std::make_unique<MllpHandler>(*ingest_, 2, 1 << 20, &metrics_);
@@ -130,7 +122,6 @@ class MetricsTest : public ::testing::TestWithParam<Backend> {
   }
 
   bridge::testing::TempDir dir_;
-  std::unique_ptr<storage::testing::TestDatabase> db_;
   std::unique_ptr<storage::Store> store_;
   service::EventBus bus_;
   service::Metrics metrics_;

@@ -99,21 +99,13 @@ std::string NextLink(const HttpResult& r) {
   return link.substr(open + 1, close - open - 1);
 }
 
-class RestApiTest : public ::testing::TestWithParam<Backend> {
+class RestApiTest : public storage::testing::BackendTest {
  protected:
   void SetUp() override {
-    if (GetParam() == Backend::kPostgres && !storage::testing::PostgresDsn().has_value()) {
-      if (storage::testing::PostgresRequired()) {
-        FAIL() << "BRIDGE_TEST_PG_DSN is not set but PostgreSQL tests are required";
-      }
-      GTEST_SKIP() << "BRIDGE_TEST_PG_DSN not set";
-    }
-    db_ = std::make_unique<storage::testing::TestDatabase>(GetParam());
-    storage::StoreOptions store_options;
-    store_options.database_url = db_->url();
-    absl::StatusOr<std::unique_ptr<storage::Store>> store = storage::OpenStore(store_options);
-    ASSERT_TRUE(store.ok()) << store.status();
-    store_ = *std::move(store);
+    BackendTest::SetUp();
+    if (IsSkipped() || HasFatalFailure()) return;
+    store_ = OpenTestStore();
+    ASSERT_NE(store_, nullptr);
     StartServer({});
   }
 
@@ -165,7 +157,6 @@ class RestApiTest : public ::testing::TestWithParam<Backend> {
   }
 
   bridge::testing::TempDir dir_;
-  std::unique_ptr<storage::testing::TestDatabase> db_;
   std::unique_ptr<storage::Store> store_;
   std::unique_ptr<Apis> apis_;
   std::uint16_t port_ = 0;

@@ -18,24 +18,15 @@ namespace {
 
 using storage::testing::Backend;
 
-class IngestTest : public ::testing::TestWithParam<Backend> {
+class IngestTest : public storage::testing::BackendTest {
  protected:
   void SetUp() override {
-    if (GetParam() == Backend::kPostgres && !storage::testing::PostgresDsn().has_value()) {
-      if (storage::testing::PostgresRequired()) {
-        FAIL() << "BRIDGE_TEST_PG_DSN is not set but PostgreSQL tests are required";
-      }
-      GTEST_SKIP() << "BRIDGE_TEST_PG_DSN not set";
-    }
-    db_ = std::make_unique<storage::testing::TestDatabase>(GetParam());
-    storage::StoreOptions options;
-    options.database_url = db_->url();
-    absl::StatusOr<std::unique_ptr<storage::Store>> store = storage::OpenStore(options);
-    ASSERT_TRUE(store.ok()) << store.status();
-    store_ = *std::move(store);
+    BackendTest::SetUp();
+    if (IsSkipped() || HasFatalFailure()) return;
+    store_ = OpenTestStore();
+    ASSERT_NE(store_, nullptr);
   }
 
-  std::unique_ptr<storage::testing::TestDatabase> db_;
   std::unique_ptr<storage::Store> store_;
 };
 

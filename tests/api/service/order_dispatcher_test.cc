@@ -70,31 +70,18 @@ std::vector<std::vector<std::string>> Segments(const std::string& er7, const std
   return out;
 }
 
-class OrderDispatcherTest : public ::testing::TestWithParam<Backend> {
+class OrderDispatcherTest : public storage::testing::BackendTest {
  protected:
   void SetUp() override {
-    if (GetParam() == Backend::kPostgres && !storage::testing::PostgresDsn().has_value()) {
-      if (storage::testing::PostgresRequired()) {
-        FAIL() << "BRIDGE_TEST_PG_DSN is not set but PostgreSQL tests are required";
-      }
-      GTEST_SKIP() << "BRIDGE_TEST_PG_DSN not set";
-    }
-    db_ = std::make_unique<storage::testing::TestDatabase>(GetParam());
-    store_ = Open();
+    BackendTest::SetUp();
+    if (IsSkipped() || HasFatalFailure()) return;
+    store_ = OpenTestStore();
   }
 
   void TearDown() override {
     if (dispatcher_) {
       dispatcher_->Stop();
     }
-  }
-
-  std::unique_ptr<storage::Store> Open() {
-    storage::StoreOptions options;
-    options.database_url = db_->url();
-    absl::StatusOr<std::unique_ptr<storage::Store>> store = storage::OpenStore(options);
-    EXPECT_TRUE(store.ok()) << store.status();
-    return store.ok() ? *std::move(store) : nullptr;
   }
 
   void StartDispatcher(LisEndpoints endpoints) {
@@ -150,7 +137,6 @@ class OrderDispatcherTest : public ::testing::TestWithParam<Backend> {
     return out;
   }
 
-  std::unique_ptr<storage::testing::TestDatabase> db_;
   std::unique_ptr<storage::Store> store_;
   std::unique_ptr<OrderDispatcher> dispatcher_;
   std::unique_ptr<Orders> orders_;
@@ -451,7 +437,7 @@ TEST_P(OrderDispatcherTest, EnhancedModeApplicationAckOnAnIdleConnection) {
 TEST_P(OrderDispatcherTest, TwoDispatchersOnOneDatabaseSendEachOrderOnce) {
   ScriptedLis lis(bridge::testing::AlwaysAccept());
   StartDispatcher(One(Endpoint("lab", lis.port())));
-  std::unique_ptr<storage::Store> second_store = Open();
+  std::unique_ptr<storage::Store> second_store = OpenTestStore();
   OrderDispatcherOptions options;
   options.poll_interval = absl::Milliseconds(10);
   absl::StatusOr<std::unique_ptr<OrderDispatcher>> second =

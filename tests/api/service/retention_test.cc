@@ -18,22 +18,15 @@ using storage::testing::Backend;
 
 const absl::Time kDay0 = absl::FromUnixSeconds(1767268800);  // 2026-01-01T12:00:00Z
 
-class RetentionJobTest : public ::testing::TestWithParam<Backend> {
+class RetentionJobTest : public storage::testing::BackendTest {
  protected:
   void SetUp() override {
-    if (GetParam() == Backend::kPostgres && !storage::testing::PostgresDsn().has_value()) {
-      if (storage::testing::PostgresRequired()) {
-        FAIL() << "BRIDGE_TEST_PG_DSN is not set but PostgreSQL tests are required";
-      }
-      GTEST_SKIP() << "BRIDGE_TEST_PG_DSN not set";
-    }
-    db_ = std::make_unique<storage::testing::TestDatabase>(GetParam());
+    BackendTest::SetUp();
+    if (IsSkipped() || HasFatalFailure()) return;
     storage::StoreOptions options;
-    options.database_url = db_->url();
     options.clock = [this] { return absl::FromUnixSeconds(store_now_.load()); };
-    absl::StatusOr<std::unique_ptr<storage::Store>> store = storage::OpenStore(options);
-    ASSERT_TRUE(store.ok()) << store.status();
-    store_ = *std::move(store);
+    store_ = OpenTestStore(options);
+    ASSERT_NE(store_, nullptr);
     // One message a day for ten days.
     for (int day = 0; day < 10; ++day) {
       store_now_ = absl::ToUnixSeconds(kDay0 + absl::Hours(24 * day));
@@ -46,7 +39,6 @@ class RetentionJobTest : public ::testing::TestWithParam<Backend> {
   int64_t AuditRows() { return std::stoll(db_->RunSql("SELECT count(*) FROM hl7_messages")); }
 
   std::atomic<int64_t> store_now_{0};
-  std::unique_ptr<storage::testing::TestDatabase> db_;
   std::unique_ptr<storage::Store> store_;
 };
 
