@@ -61,8 +61,9 @@ unsigned Digest(bool sha256, std::string_view a, std::string_view b, unsigned ch
   char joined[256];
   const bool join = a.size() + b.size() <= sizeof(joined);
   if (join) {
-    std::memcpy(joined, a.data(), a.size());
-    std::memcpy(joined + a.size(), b.data(), b.size());
+    // (memcpy from an empty view's null data is undefined, even for 0 bytes)
+    if (!a.empty()) std::memcpy(joined, a.data(), a.size());
+    if (!b.empty()) std::memcpy(joined + a.size(), b.data(), b.size());
   }
   if (EVP_DigestInit_ex(ctx.get(), md, nullptr) != 1 ||
       (join ? EVP_DigestUpdate(ctx.get(), joined, a.size() + b.size()) != 1
