@@ -237,32 +237,6 @@ void SetIf(Json& obj, std::string_view key, std::string_view value) {
   if (!Trim(value).empty()) obj.Set(key, Json(value));
 }
 
-Json CodingJson(std::string_view system, std::string_view code, std::string_view display) {
-  Json c = Json::Object();
-  SetIf(c, "system", system);
-  SetIf(c, "code", Trim(code));
-  SetIf(c, "display", display);
-  return c;
-}
-
-// The members CodingJson would set, written as text.
-void WriteCoding(fhir::JsonSink& sink, std::string_view system, std::string_view code,
-                 std::string_view display) {
-  sink.Put('{');
-  const char* separator = "\"";
-  for (const auto& [key, value] : {std::pair<std::string_view, std::string_view>{"system", system},
-                                   {"code", Trim(code)},
-                                   {"display", display}}) {
-    if (Trim(value).empty()) continue;
-    sink.Append(separator);
-    separator = ",\"";
-    sink.Append(key);
-    sink.Append("\":");
-    sink.String(value);
-  }
-  sink.Put('}');
-}
-
 // Builds a Json::Raw value: subtrees that are never inspected after they are
 // built (codings, quantities, identifiers) are written as text at once,
 // instead of as tree nodes to serialize later. The text goes to a per-thread
@@ -325,11 +299,34 @@ class ObjectWriter {
   bool first_ = true;
 };
 
+// A Coding's members, each only when not blank.
+void WriteCoding(fhir::JsonSink& sink, std::string_view system, std::string_view code,
+                 std::string_view display, std::string_view version = {}) {
+  ObjectWriter coding(sink);
+  coding.StringIf("system", system);
+  coding.StringIf("code", Trim(code));
+  coding.StringIf("display", display);
+  coding.StringIf("version", version);
+  coding.Close();
+}
+
+// A CodeableConcept of the one Coding.
+void WriteConcept(fhir::JsonSink& sink, std::string_view system, std::string_view code,
+                  std::string_view display = {}) {
+  sink.Append(R"({"coding":[)");
+  WriteCoding(sink, system, code, display);
+  sink.Append("]}");
+}
+
+Json CodingJson(std::string_view system, std::string_view code, std::string_view display) {
+  RawBuilder raw;
+  WriteCoding(raw.sink(), system, code, display);
+  return raw.Build();
+}
+
 Json ConceptOf(std::string_view system, std::string_view code, std::string_view display = {}) {
   RawBuilder raw;
-  raw.sink().Append(R"({"coding":[)");
-  WriteCoding(raw.sink(), system, code, display);
-  raw.sink().Append("]}");
+  WriteConcept(raw.sink(), system, code, display);
   return raw.Build();
 }
 
@@ -539,12 +536,7 @@ Json Converter::CodeableConcept(const Element& rep, const Where& loc) {
     if (!any_coding) cc.Key("coding");
     sink.Put(any_coding ? ',' : '[');
     any_coding = true;
-    ObjectWriter coding(sink);
-    coding.StringIf("system", SystemForCodingName(name, loc));
-    coding.StringIf("code", code);
-    coding.StringIf("display", display);
-    coding.StringIf("version", version);
-    coding.Close();
+    WriteCoding(sink, SystemForCodingName(name, loc), code, display, version);
   }
   if (any_coding) sink.Put(']');
   if (const std::string_view original = Trim(rep.Comp(9).value()); !original.empty()) {
@@ -565,9 +557,7 @@ std::optional<Json> Converter::Identifier(std::string_view value, const hl7::Hd&
   ObjectWriter id(sink);
   if (!Trim(type_code).empty()) {
     id.Key("type");
-    sink.Append(R"({"coding":[)");
-    WriteCoding(sink, kV20203, type_code, {});
-    sink.Append("]}");
+    WriteConcept(sink, kV20203, type_code);
   }
   const std::string system = SystemForHd(hd);
   id.StringIf("system", system);
