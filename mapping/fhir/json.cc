@@ -339,16 +339,8 @@ size_t WriteEscape(unsigned char c, char* out) {
 }  // namespace
 
 void AppendJsonString(std::string_view text, std::string* out) {
-  out->push_back('"');
-  for (size_t i = 0;;) {
-    const size_t next = NextToEscape(text, i);
-    out->append(text.data() + i, next - i);
-    if (next == text.size()) break;
-    char escape[6];
-    out->append(escape, WriteEscape(static_cast<unsigned char>(text[next]), escape));
-    i = next + 1;
-  }
-  out->push_back('"');
+  JsonSink sink(out);
+  sink.String(text);
 }
 
 char* WriteJsonString(std::string_view text, char* out) {
